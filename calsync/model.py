@@ -1,0 +1,263 @@
+"""Frozen data that crosses calsync's boundaries.
+
+Google side: `EventTime`, `Person`, `GoogleEvent` (one item of an events.list answer, normalised)
+and `MeetingCopy` (every item one owner's calendar holds for one iCalUID: a single event, or a
+series master with its exceptions).
+
+Salesforce side: `Contact`, `Lead`, `Opportunity`, `Directory` (the answers of the batched
+lookups) and `EventFields` (the values calsync writes on one Salesforce Event).
+
+Between them: `Written` (what calsync previously wrote for a key, from the state store),
+`PlanSettings`, and the operations the planner returns: `Create`, `Update`, `Delete`, `Skip`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class EventTime:
+    """A Google start/end: exactly one of `date` (all-day) or `date_time` (aware) is set."""
+
+    date: dt.date | None = None
+    date_time: dt.datetime | None = None
+    time_zone: str | None = None
+
+    @property
+    def is_all_day(self) -> bool:
+        return self.date is not None
+
+
+@dataclass(frozen=True)
+class Person:
+    """An organizer or attendee. `email` is kept as Google sent it; compare with `address`."""
+
+    email: str | None
+    display_name: str | None = None
+    self: bool = False
+    organizer: bool = False
+    resource: bool = False
+    optional: bool = False
+    response_status: str = "needsAction"
+
+    @property
+    def address(self) -> str | None:
+        """The email lowercased and stripped, the form every comparison uses."""
+        return self.email.strip().lower() if self.email else None
+
+
+@dataclass(frozen=True)
+class GoogleEvent:
+    """One item of an events.list answer (singleEvents=false).
+
+    A cancelled item may carry only `id` (deleted event) or `id`, `recurring_event_id` and
+    `original_start` (cancelled occurrence); every other field is then empty.
+    """
+
+    id: str
+    status: str = "confirmed"
+    ical_uid: str | None = None
+    summary: str | None = None
+    description: str | None = None
+    location: str | None = None
+    start: EventTime | None = None
+    end: EventTime | None = None
+    end_time_unspecified: bool = False
+    organizer: Person | None = None
+    attendees: tuple[Person, ...] = ()
+    recurrence: tuple[str, ...] = ()
+    recurring_event_id: str | None = None
+    original_start: EventTime | None = None
+    event_type: str = "default"
+    visibility: str = "default"
+    updated: dt.datetime | None = None
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+
+@dataclass(frozen=True)
+class MeetingCopy:
+    """What one owner's calendar holds for one iCalUID.
+
+    `items` holds the single event, or the series master followed by its exceptions (modified
+    and cancelled occurrences). Empty `items` means the meeting is no longer on the calendar.
+    """
+
+    owner: str  # the configured user's address, lowercased
+    ical_uid: str
+    items: tuple[GoogleEvent, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return event_key(self.owner, self.ical_uid)
+
+
+def event_key(owner: str, ical_uid: str) -> str:
+    """The deterministic key of the one Salesforce Event per (meeting, owner).
+
+    A recurring series counts once, so the iCalUID (shared by all its occurrences and by every
+    attendee's copy) plus the owner identifies the Event. Hashed so it fits an External ID field
+    (255 characters) whatever Google sends.
+    """
+    digest = hashlib.sha256(f"{owner.strip().lower()}\n{ical_uid}".encode()).hexdigest()
+    return f"cs1-{digest[:40]}"
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    email: str
+    created_date: str  # as Salesforce returns it; ISO strings order correctly
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Lead:
+    id: str
+    email: str
+    created_date: str
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """An Opportunity on which some Contact has a primary OpportunityContactRole."""
+
+    id: str
+    contact_id: str
+    is_closed: bool
+    close_date: str | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Salesforce's answers for the addresses of the meetings being planned.
+
+    Keys of `contacts` and `leads` are lowercased addresses; `leads` holds unconverted Leads only.
+    `users` maps each configured user's address to their active Salesforce User Id.
+    """
+
+    contacts: dict[str, tuple[Contact, ...]] = field(default_factory=dict)
+    leads: dict[str, tuple[Lead, ...]] = field(default_factory=dict)
+    primary_opportunities: dict[str, tuple[Opportunity, ...]] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventFields:
+    """The values calsync writes on one Salesforce Event (and fingerprints)."""
+
+    owner_id: str
+    subject: str
+    start: dt.datetime  # UTC
+    end: dt.datetime  # UTC
+    is_all_day: bool
+    activity_date: dt.date | None
+    duration_minutes: int
+    location: str | None
+    description: str | None
+    who_id: str | None
+    what_id: str | None
+    is_private: bool = False
+    event_type: str = "Meeting"
+    show_as: str = "Busy"
+    activity_datetime_field: str | None = None  # custom Date/Time field, gets `start`
+
+    def to_salesforce(self) -> dict[str, Any]:
+        """The record body for the REST API (without `attributes`/`Id`)."""
+        record: dict[str, Any] = {
+            "OwnerId": self.owner_id,
+            "Subject": self.subject,
+            "IsAllDayEvent": self.is_all_day,
+            "DurationInMinutes": self.duration_minutes,
+            "Location": self.location,
+            "Description": self.description,
+            "WhoId": self.who_id,
+            "WhatId": self.what_id,
+            "IsPrivate": self.is_private,
+            "Type": self.event_type,
+            "ShowAs": self.show_as,
+        }
+        if self.is_all_day:
+            # All-day Events take ActivityDate + DurationInMinutes; ActivityDateTime must stay
+            # empty (Salesforce Event object reference, IsAllDayEvent).
+            assert self.activity_date is not None
+            record["ActivityDate"] = self.activity_date.isoformat()
+        else:
+            record["StartDateTime"] = sf_datetime(self.start)
+            record["EndDateTime"] = sf_datetime(self.end)
+        if self.activity_datetime_field:
+            record[self.activity_datetime_field] = sf_datetime(self.start)
+        return record
+
+    def fingerprint(self) -> str:
+        body = json.dumps(self.to_salesforce(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def sf_datetime(value: dt.datetime) -> str:
+    """Salesforce's dateTime form, always UTC: 2026-01-05T15:00:00.000+0000."""
+    utc = value.astimezone(dt.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What calsync last wrote for a key (a row of the state store)."""
+
+    key: str
+    owner: str
+    ical_uid: str
+    sf_id: str | None  # None while a create is in flight (intent recorded, no answer yet)
+    fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    internal_domains: frozenset[str]
+    configured_users: frozenset[str]  # lowercased addresses of every configured user
+    exclude: tuple[str, ...] = ()  # glob patterns on lowercased addresses
+    lookback_days: int = 30
+    private_events: Literal["skip", "sync"] = "skip"
+    activity_datetime_field: str | None = None
+
+
+@dataclass(frozen=True)
+class Create:
+    key: str
+    copy: MeetingCopy
+    fields: EventFields
+
+
+@dataclass(frozen=True)
+class Update:
+    key: str
+    sf_id: str
+    copy: MeetingCopy
+    fields: EventFields
+
+
+@dataclass(frozen=True)
+class Delete:
+    key: str
+    sf_id: str | None
+    owner: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Nothing to write; `reason` says why (logged: 'unchanged' is not logged per event)."""
+
+    key: str
+    owner: str
+    reason: str
+
+
+Operation = Create | Update | Delete | Skip

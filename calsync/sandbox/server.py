@@ -1,0 +1,278 @@
+"""The HTTP plumbing both emulators share: routing, JSON bodies, TLS, fault injection.
+
+An emulator subclasses `Emulator`, lists its routes (method, path regex, handler) and keeps its
+state in a plain-Python backend (the moto layout: backend.py holds objects, routes.py turns HTTP
+into backend calls). `start()` serves on loopback in a daemon thread (port 0 = ephemeral), so
+tests run emulators in-process and `calsync sandbox` runs them for people.
+
+Faults are queued on `emulator.faults`: each matches by method and path prefix and, while it has
+uses left, replaces the real answer with a status and body, a delay, or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # percent-decoding is left to handlers (Google ids are percent-encoded)
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lowercased names
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError (handlers turn it into the service's error)."""
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def form(self) -> dict[str, str]:
+        parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+        return {k: v[-1] for k, v in parsed.items()}
+
+    @property
+    def bearer(self) -> str | None:
+        value = self.headers.get("authorization", "")
+        if value[:7].lower() == "bearer ":
+            return value[7:].strip()
+        return None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # bytes/str sent as is; anything else as JSON; None = empty
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json; charset=UTF-8"
+
+
+Handler = Callable[[Request, "re.Match[str]"], Response]
+
+
+@dataclass
+class Fault:
+    """A scripted misbehaviour. `status` with `body` answers instead of the emulator."""
+
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str | None = None  # None = any
+    path_prefix: str = ""  # matched against the request path
+    times: int = 1  # how many requests it hits (-1 = until cleared)
+    delay: float = 0.0  # seconds to sleep before answering (or before the fault's answer)
+    drop: bool = False  # close the connection without an answer
+
+    def matches(self, request: Request) -> bool:
+        if self.method and self.method.upper() != request.method:
+            return False
+        return request.path.startswith(self.path_prefix)
+
+
+class FaultQueue:
+    """Thread-safe list of pending faults; the first matching one with uses left fires."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, request: Request) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.times != 0 and fault.matches(request):
+                    if fault.times > 0:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return [f for f in self._faults if f.times != 0]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: "Emulator"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        emulator = self.server.emulator
+        emulator.count_request(request)
+        fault = None if request.path.startswith("/_control") else emulator.faults.take(request)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if fault.status is not None:
+                self._send(Response(fault.status, fault.body, dict(fault.headers)))
+                return
+        try:
+            response = emulator.dispatch(request)
+        except Exception:  # an emulator bug must answer like a server, not kill the thread
+            log.exception("emulator error on %s %s", request.method, request.path)
+            response = emulator.internal_error()
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
+        body = response.body
+        if body is None:
+            payload = b""
+        elif isinstance(body, bytes):
+            payload = body
+        elif isinstance(body, str):
+            payload = body.encode("utf-8")
+        else:
+            payload = json.dumps(body).encode("utf-8")
+        self.send_response(response.status)
+        if payload or response.status not in (204, 304):
+            self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload and self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle
+
+
+class Emulator:
+    """Base of both emulators: subclasses fill `routes` and may override the hooks."""
+
+    scheme = "http"
+
+    def __init__(self) -> None:
+        self.faults = FaultQueue()
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.requests_seen: list[tuple[str, str]] = []
+        self._seen_lock = threading.Lock()
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method.upper(), re.compile(pattern + r"\Z"), handler))
+
+    def count_request(self, request: Request) -> None:
+        if not request.path.startswith("/_control"):
+            with self._seen_lock:
+                self.requests_seen.append((request.method, request.path))
+
+    def dispatch(self, request: Request) -> Response:
+        path_matched = False
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            path_matched = True
+            if method == request.method:
+                return handler(request, match)
+        return self.not_found(request, method_not_allowed=path_matched)
+
+    def not_found(self, request: Request, method_not_allowed: bool = False) -> Response:
+        return Response(405 if method_not_allowed else 404, {"error": "not found"})
+
+    def internal_error(self) -> Response:
+        return Response(500, {"error": "internal error"})
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> "Emulator":
+        server = _Server((host, port), _RequestHandler)
+        server.emulator = self
+        context = self.ssl_context()
+        if context is not None:
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"{type(self).__name__}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None, "emulator not started"
+        return str(self._server.server_address[0])
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash, e.g. http://127.0.0.1:40123."""
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "Emulator":
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def fault_from_json(data: dict[str, Any]) -> Fault:
+    """Build a Fault from the control API's JSON (same field names as the dataclass)."""
+    allowed = set(Fault.__dataclass_fields__)
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+    return Fault(**data)
