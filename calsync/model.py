@@ -197,8 +197,13 @@ class EventFields:
         return record
 
     def fingerprint(self) -> str:
-        body = json.dumps(self.to_salesforce(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        return fingerprint_of(self.to_salesforce())
+
+
+def fingerprint_of(record: dict[str, Any]) -> str:
+    """The fingerprint of a record body: equal bodies, equal fingerprints."""
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 def sf_datetime(value: dt.datetime) -> str:

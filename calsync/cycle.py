@@ -1,0 +1,592 @@
+"""One sync cycle: Google changes → directory lookups → plan → Salesforce writes → commit.
+
+For each calendar: list the changes since its sync token (a full listing on first run or after a
+410), work out which meetings changed (`mirror`), ask Salesforce about their people in batches,
+let the planner decide, write through Collections and only then store the listing and its token.
+
+Crash safety (a SIGKILL at any instant): creates are recorded as intents before the call and
+reconciled at the start of the next run (by External ID when the org has one, else by owner,
+start, subject and Name among recently created Events); updates and deletes are idempotent; the
+sync token is stored after the writes, so a crash re-lists the same changes and the fingerprints
+make the replay a no-op. A cycle where nothing changed and nothing waits for a retry makes no
+Salesforce call at all: the user mapping and the Event describe are cached in the state store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from calsync import mirror
+from calsync.config import Config
+from calsync.errors import (
+    AuthError,
+    CalsyncError,
+    PermanentError,
+    QuotaExhausted,
+    SyncTokenExpired,
+    TransientError,
+)
+from calsync.google import Listing
+from calsync.logs import event as log_event
+from calsync.model import (
+    Create,
+    Delete,
+    Directory,
+    MeetingCopy,
+    Operation,
+    PlanSettings,
+    Skip,
+    Update,
+    fingerprint_of,
+)
+from calsync.planner import addresses_to_look_up, first_occurrence, plan
+from calsync.salesforce import SalesforceOrg, WriteResult
+from calsync.state import StateStore
+
+log = logging.getLogger(__name__)
+
+USER_CACHE_TTL = dt.timedelta(hours=24)
+MISSING_USER_TTL = dt.timedelta(hours=1)
+DESCRIBE_TTL = dt.timedelta(hours=24)
+GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_ID_FIELD")
+
+
+class CalendarSource(Protocol):
+    def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing: ...
+
+
+@dataclass
+class CalendarOutcome:
+    user: str
+    ok: bool = False
+    error: str | None = None
+    full_sync: bool = False
+    items: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    google_calls: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "full_sync": self.full_sync,
+            "google_calls": self.google_calls,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class CycleResult:
+    calendars: dict[str, CalendarOutcome] = field(default_factory=dict)
+    salesforce_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.calendars.values())
+
+
+@dataclass
+class _Pending:
+    """A calendar whose listing is fetched and planned but not yet committed."""
+
+    user: str
+    outcome: CalendarOutcome
+    listing: Listing
+    delta: mirror.MirrorDelta
+    copies: list[MeetingCopy]
+    started: float
+
+
+class Cycle:
+    """Runs cycles for a configuration. `calendar_for(user)` and `org()` build the adapters."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        calendar_for: Callable[[str], CalendarSource],
+        org_factory: Callable[[], SalesforceOrg],
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.calendar_for = calendar_for
+        self._org_factory = org_factory
+        self._org: SalesforceOrg | None = None
+        self.clock = clock
+        self._settings = config.plan_settings()
+        self._settings_checked = False
+        self._upsert_field: str | None = None
+
+    # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
+
+    @property
+    def org(self) -> SalesforceOrg:
+        if self._org is None:
+            self._org = self._org_factory()
+        return self._org
+
+    @property
+    def salesforce_calls(self) -> int:
+        return self._org.calls if self._org is not None else 0
+
+    def _check_event_fields(self, now: dt.datetime) -> None:
+        """Read Event's describe (cached a day) to vet the activity and External ID fields.
+
+        A missing or read-only activity Date/Time field is reported once and then left out of
+        every write; a missing External ID field falls back to recorded intents.
+        """
+        if self._settings_checked:
+            return
+        wanted_activity = self.config.sync.activity_datetime_field
+        wanted_key = self.config.salesforce.external_id_field
+        if not wanted_activity and not wanted_key:
+            self._settings_checked = True
+            return
+        cached = self.store.meta("describe:Event")
+        if cached is None or now - cached[1] > DESCRIBE_TTL:
+            describe = self.org.describe("Event")
+            fields = {
+                f["name"].lower(): {
+                    "name": f["name"],
+                    "type": f.get("type"),
+                    "createable": bool(f.get("createable")),
+                    "updateable": bool(f.get("updateable")),
+                    "externalId": bool(f.get("externalId")),
+                }
+                for f in describe.get("fields", [])
+            }
+            self.store.save_meta("describe:Event", fields, now)
+        else:
+            fields = cached[0]
+        if wanted_activity:
+            info = fields.get(wanted_activity.lower())
+            problem = None
+            if info is None:
+                problem = "does not exist on Event"
+            elif info["type"] != "datetime":
+                problem = f"is a {info['type']} field, not Date/Time"
+            elif not (info["createable"] and info["updateable"]):
+                problem = "is not writable by this user"
+            if problem:
+                log.error(
+                    "activity field unusable",
+                    extra={"fields": {"field": wanted_activity, "problem": problem,
+                                      "action": "Events are written without it"}},
+                )
+                self._settings = replace(self._settings, activity_datetime_field=None)
+        if wanted_key:
+            info = fields.get(wanted_key.lower())
+            if info is None or not info["externalId"]:
+                log.error(
+                    "external id field unusable",
+                    extra={"fields": {"field": wanted_key,
+                                      "problem": "missing or not an External ID",
+                                      "action": "creates use recorded intents instead of upserts"}},
+                )
+            else:
+                self._upsert_field = info["name"]
+        self._settings_checked = True
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def resolve_users(self, users: Sequence[str], now: dt.datetime) -> dict[str, str | None]:
+        """Configured user → active Salesforce User Id (None: no match), cached in the store."""
+        cache = self.store.sf_users()
+        user_map = dict(self.config.sync.user_map)
+
+        def fresh(user: str) -> bool:
+            if user not in cache:
+                return False
+            user_id, checked = cache[user]
+            return now - checked < (USER_CACHE_TTL if user_id else MISSING_USER_TTL)
+
+        if all(fresh(u) for u in users):
+            return {u: cache[u][0] for u in users}
+        targets = {u: user_map.get(u, u).lower() for u in users}
+        ids = [t for t in targets.values() if t.startswith("005") and "@" not in t]
+        found = self.org.find_users([t for t in targets.values() if "@" in t], ids)
+        resolved: dict[str, str | None] = {}
+        for user, target in targets.items():
+            matches = [
+                u
+                for u in found
+                if u.active
+                and (target in (u.email, u.username) or u.id.lower()[:15] == target[:15].lower())
+            ]
+            # An explicit map to a username wins over an email match; several users sharing an
+            # email: the lowest Id, so the choice is stable.
+            matches.sort(key=lambda u: (u.username != target, u.id))
+            resolved[user] = matches[0].id if matches else None
+        self.store.save_sf_users(resolved, now)
+        return resolved
+
+    # -- the cycle -------------------------------------------------------------------------------
+
+    def run(self, users: Sequence[str] | None = None) -> CycleResult:
+        users = list(users if users is not None else self.config.sync.users)
+        now = self.clock()
+        result = CycleResult()
+        calls_before = self.salesforce_calls
+        try:
+            owners = self.resolve_users(users, now)
+        except CalsyncError as exc:
+            for user in users:
+                self._fail(result, user, f"cannot map users to Salesforce: {exc}", now)
+            result.salesforce_calls = self.salesforce_calls - calls_before
+            return result
+        directory_users: dict[str, str] = {}
+        active: list[str] = []
+        for user in users:
+            if owners.get(user):
+                directory_users[user] = owners[user]  # type: ignore[assignment]
+                active.append(user)
+            else:
+                self._fail(
+                    result, user,
+                    "no active Salesforce User with this email (add it to [sync] user_map)", now,
+                )
+        try:
+            self._reconcile_creates(active, directory_users, now)
+        except CalsyncError as exc:
+            for user in active:
+                self._fail(result, user, f"cannot reconcile earlier creates: {exc}", now)
+            result.salesforce_calls = self.salesforce_calls - calls_before
+            return result
+
+        pending: list[_Pending] = []
+        for user in active:
+            started = time.monotonic()
+            outcome = CalendarOutcome(user)
+            result.calendars[user] = outcome
+            try:
+                pending.append(self._fetch(user, outcome, now, started))
+            except CalsyncError as exc:
+                outcome.seconds = time.monotonic() - started
+                self._fail(result, user, str(exc), now)
+
+        if pending:
+            self._plan_and_write(pending, directory_users, now, result)
+        result.salesforce_calls = self.salesforce_calls - calls_before
+        return result
+
+    def _fail(self, result: CycleResult, user: str, error: str, now: dt.datetime) -> None:
+        outcome = result.calendars.setdefault(user, CalendarOutcome(user))
+        outcome.ok = False
+        outcome.error = error
+        self.store.record_failure_of_calendar(user, error, now)
+        log.error("calendar failed", extra={"fields": {"user": user, "error": error}})
+
+    def _fetch(self, user: str, outcome: CalendarOutcome, now: dt.datetime, started: float) -> _Pending:
+        state = self.store.calendar(user)
+        token = state.sync_token if state else None
+        time_min = now - dt.timedelta(days=self.config.sync.lookback_days)
+        source = self.calendar_for(user)
+        try:
+            listing = source.list_changes(token, time_min)
+        except SyncTokenExpired:
+            # 410: the token is dead; list the window again and reconcile (reference A2, C3).
+            log.warning("sync token expired, full sync", extra={"fields": {"user": user}})
+            self.store.drop_sync_token(user)
+            outcome.google_calls += 1
+            listing = source.list_changes(None, time_min)
+        outcome.google_calls += listing.calls
+        outcome.full_sync = listing.full
+        outcome.items = len(listing.items)
+        if listing.next_sync_token is None:
+            raise TransientError("Google's last page carried no nextSyncToken")
+
+        known = self.store.mirror_by_ids(user, mirror.ids_to_look_up(listing.items))
+        delta = mirror.merge(listing.items, known)
+        affected = set(delta.affected)
+        if listing.full:
+            # Everything calsync knew of this calendar is re-planned: meetings missing from the
+            # new listing are gone, unless they simply ended before the window.
+            old_uids = self.store.mirror_uids(user) | {
+                w.ical_uid for w in self.store.written_for_owner(user).values()
+            }
+            old_rows = self.store.mirror_by_uids(user, old_uids - affected)
+            for uid in old_uids - affected:
+                occurrence = first_occurrence(mirror.meeting_copy(user, uid, old_rows.get(uid, [])))
+                if occurrence is None or not _ended_before(occurrence, time_min):
+                    affected.add(uid)
+        for retry in self.store.due_retries(user, now):
+            affected.add(retry.ical_uid)
+        old = self.store.mirror_by_uids(user, affected)
+        delta = mirror.MirrorDelta(delta.upserts, delta.deletes, frozenset(affected))
+        rows = mirror.view(old, delta, full=listing.full)
+        copies = [mirror.meeting_copy(user, uid, rows.get(uid, [])) for uid in sorted(affected)]
+        return _Pending(user, outcome, listing, delta, copies, started)
+
+    def _plan_and_write(
+        self,
+        pending: list[_Pending],
+        users: Mapping[str, str],
+        now: dt.datetime,
+        result: CycleResult,
+    ) -> None:
+        copies = [c for p in pending for c in p.copies]
+        previous = self.store.written(c.key for c in copies)
+        failed: dict[str, str] = {}
+        directory = Directory(users=dict(users))
+        try:
+            addresses = addresses_to_look_up(copies, self._settings)
+            if addresses:
+                directory = self._look_up(addresses, users)
+            operations = self._plan(copies, previous, directory, now)
+            if any(isinstance(op, (Create, Update)) for op in operations) and not self._settings_checked:
+                self._check_event_fields(now)
+                operations = self._plan(copies, previous, directory, now)
+            failed = self._write(operations, copies, now, {p.user: p.outcome for p in pending})
+        except (TransientError, AuthError, PermanentError) as exc:
+            failed = {p.user: str(exc) for p in pending}
+        for p in pending:
+            p.outcome.seconds = time.monotonic() - p.started
+            if p.user in failed:
+                self._fail(result, p.user, failed[p.user], now)
+                continue
+            p.outcome.ok = True
+            self.store.commit_listing(
+                p.user,
+                upserts=p.delta.upserts,
+                deletes=p.delta.deletes,
+                full=p.listing.full,
+                sync_token=p.listing.next_sync_token,
+                result=p.outcome.counts(),
+                at=now,
+            )
+            log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
+
+    def _plan(self, copies, previous, directory, now) -> list[Operation]:  # type: ignore[no-untyped-def]
+        planned = plan(copies, previous, directory, self._settings, now)
+        for warning in planned.warnings:
+            log.warning(warning)
+        return list(planned.operations)
+
+    def _look_up(self, addresses: Iterable[str], users: Mapping[str, str]) -> Directory:
+        """Three batched queries at most per 400-odd addresses (reference C8)."""
+        addresses = sorted(addresses)
+        contacts = self.org.find_contacts(addresses)
+        # An address that is a Contact needs no Lead lookup: the Contact wins (issue rule).
+        leads = self.org.find_leads([a for a in addresses if a not in contacts])
+        contact_ids = sorted({c.id for found in contacts.values() for c in found})
+        opportunities = self.org.find_primary_opportunities(contact_ids) if contact_ids else {}
+        return Directory(
+            contacts=contacts, leads=leads, primary_opportunities=opportunities, users=dict(users)
+        )
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def _write(
+        self,
+        operations: Sequence[Operation],
+        copies: Sequence[MeetingCopy],
+        now: dt.datetime,
+        outcomes: Mapping[str, CalendarOutcome],
+    ) -> dict[str, str]:
+        """Carry out the plan; returns the users whose calendars must not commit (and why)."""
+        by_key = {c.key: c for c in copies}
+        failed: dict[str, str] = {}
+        creates = [op for op in operations if isinstance(op, Create)]
+        updates = [op for op in operations if isinstance(op, Update)]
+        deletes = [op for op in operations if isinstance(op, Delete)]
+        for op in operations:
+            if isinstance(op, Skip):
+                outcomes[op.owner].skipped += 1
+                if op.reason != "unchanged":
+                    log_event(log, "skipped", user=op.owner, reason=op.reason,
+                              event_id=_google_id(by_key.get(op.key)), key=op.key)
+
+        def abort(users: Iterable[str], exc: CalsyncError) -> None:
+            for user in users:
+                failed.setdefault(user, f"Salesforce write stopped: {exc}")
+
+        # Deletes: gone already counts as done (a replay after a crash, or removed by hand).
+        gone_now = [op for op in deletes if op.sf_id is None]
+        for op in gone_now:
+            self.store.forget_written(op.key)
+        with_id = [op for op in deletes if op.sf_id is not None]
+        if with_id:
+            try:
+                results = self.org.delete([op.sf_id for op in with_id])  # type: ignore[misc]
+            except (TransientError, AuthError) as exc:
+                abort({op.owner for op in with_id}, exc)
+                results = []
+            for op, res in zip(with_id, results):
+                if res.ok or res.status_code in GONE:
+                    self.store.forget_written(op.key)
+                    outcomes[op.owner].deleted += 1
+                    log_event(log, "deleted", user=op.owner, sf_id=op.sf_id, reason=op.reason,
+                              event_id=_google_id(by_key.get(op.key)), key=op.key)
+                else:
+                    self._refused(op.key, op.owner, by_key, "delete", res, now, outcomes)
+
+        if updates and not failed.keys() >= {op.copy.owner for op in updates}:
+            records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
+            try:
+                results = self.org.update(records)
+            except (TransientError, AuthError) as exc:
+                abort({op.copy.owner for op in updates}, exc)
+                results = []
+            except PermanentError as exc:
+                results = [WriteResult(False, None, exc.status_code, str(exc))] * len(updates)
+            for op, res in zip(updates, results):
+                owner = op.copy.owner
+                if res.ok:
+                    self.store.record_written(op.key, owner, op.copy.ical_uid, op.sf_id,
+                                              op.fields.fingerprint(), now)
+                    outcomes[owner].updated += 1
+                    log_event(log, "updated", user=owner, sf_id=op.sf_id,
+                              event_id=_google_id(op.copy), key=op.key)
+                elif res.status_code in GONE:
+                    # Deleted in Salesforce by someone: forget it, and recreate it next cycle.
+                    self.store.forget_written(op.key)
+                    self._refused(op.key, owner, by_key, "create", res, now, outcomes,
+                                  delay=dt.timedelta(0))
+                else:
+                    self._refused(op.key, owner, by_key, "update", res, now, outcomes)
+
+        if creates:
+            self._create(creates, now, outcomes, by_key, failed, abort)
+        return failed
+
+    def _create(self, creates, now, outcomes, by_key, failed, abort) -> None:  # type: ignore[no-untyped-def]
+        bodies = []
+        for op in creates:
+            body = op.fields.to_salesforce()
+            if self._upsert_field:
+                body[self._upsert_field] = op.key
+            bodies.append(body)
+        self.store.record_create_intents(
+            [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
+            now,
+        )
+        try:
+            if self._upsert_field:
+                results = self.org.upsert(self._upsert_field, bodies)
+            else:
+                results = self.org.create(bodies)
+        except (TransientError, AuthError) as exc:
+            # The intents stay: whatever landed is found and adopted at the next run's start.
+            abort({op.copy.owner for op in creates}, exc)
+            return
+        except PermanentError as exc:
+            results = [WriteResult(False, None, exc.status_code, str(exc))] * len(creates)
+        for op, res in zip(creates, results):
+            owner = op.copy.owner
+            if res.ok and res.id:
+                self.store.record_written(op.key, owner, op.copy.ical_uid, res.id,
+                                          op.fields.fingerprint(), now)
+                outcomes[owner].created += 1
+                log_event(log, "created", user=owner, sf_id=res.id,
+                          event_id=_google_id(op.copy), key=op.key)
+            else:
+                self.store.abandon_create(op.key)
+                self._refused(op.key, owner, by_key, "create", res, now, outcomes)
+
+    def _refused(self, key, owner, by_key, operation, res, now, outcomes, delay=None) -> None:  # type: ignore[no-untyped-def]
+        copy = by_key.get(key)
+        ical_uid = copy.ical_uid if copy else ""
+        retry = self.store.record_retry(
+            key, owner, ical_uid, operation, res.status_code, res.message, now,
+            dt.timedelta(minutes=self.config.sync.interval_minutes) if delay is None else delay,
+        )
+        outcomes[owner].failed += 1
+        log_event(
+            log, "failed", level=logging.WARNING, user=owner, operation=operation,
+            status_code=res.status_code, error=res.message, event_id=_google_id(copy), key=key,
+            attempts=retry.attempts, next_attempt=retry.next_attempt_at.isoformat(timespec="seconds"),
+        )
+
+    # -- crash recovery ------------------------------------------------------------------------
+
+    def _reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
+        """Adopt Events whose create landed but whose answer was never recorded."""
+        pending = self.store.pending_creates(users)
+        if not pending:
+            return
+        self._check_event_fields(now)
+        adopted = 0
+        if self._upsert_field:
+            found = self.org.events_by_key(self._upsert_field, [p.key for p in pending])
+            for p in pending:
+                if p.key in found:
+                    self.store.record_written(p.key, p.owner, p.ical_uid, found[p.key],
+                                              fingerprint_of(_without(p.intent, self._upsert_field)), now)
+                    adopted += 1
+                else:
+                    self.store.abandon_create(p.key)
+        else:
+            since = min(p.intent_at for p in pending) - dt.timedelta(minutes=5)
+            ids = sorted({owner_ids[p.owner] for p in pending if p.owner in owner_ids})
+            candidates = self.org.events_created_since(ids, since) if ids else []
+            taken = self.store.known_sf_ids()
+            for p in pending:
+                match = next(
+                    (row for row in candidates if row["Id"] not in taken and _same_event(row, p.intent)),
+                    None,
+                )
+                if match is not None:
+                    taken.add(match["Id"])
+                    self.store.record_written(p.key, p.owner, p.ical_uid, match["Id"],
+                                              fingerprint_of(p.intent), now)
+                    adopted += 1
+                else:
+                    self.store.abandon_create(p.key)
+        log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted)
+
+
+def _without(record: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != name}
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
+    """Whether a Salesforce Event is the one an unanswered create intended."""
+    if row.get("OwnerId", "")[:15] != str(intent.get("OwnerId", ""))[:15]:
+        return False
+    if (row.get("Subject") or "") != (intent.get("Subject") or ""):
+        return False
+    if (row.get("WhoId") or "")[:15] != (intent.get("WhoId") or "")[:15]:
+        return False
+    if intent.get("IsAllDayEvent"):
+        return bool(row.get("IsAllDayEvent")) and row.get("ActivityDate") == intent.get("ActivityDate")
+    return _instant(row.get("StartDateTime")) == _instant(intent.get("StartDateTime"))
+
+
+def _ended_before(occurrence: Any, moment: dt.datetime) -> bool:
+    end = occurrence.end or occurrence.start
+    if end is None:
+        return False
+    if end.date is not None:
+        return dt.datetime.combine(end.date, dt.time(), dt.timezone.utc) <= moment
+    return end.date_time is not None and end.date_time <= moment
+
+
+def _google_id(copy: MeetingCopy | None) -> str | None:
+    if copy is None or not copy.items:
+        return None
+    return copy.items[0].id

@@ -1,0 +1,298 @@
+"""Google Calendar adapter: credentials, paging, sync tokens, 410, and items → `GoogleEvent`.
+
+Every listing sends the same parameters (singleEvents=false, showDeleted=true, maxResults=2500)
+on the full and the incremental sync; only the full one adds timeMin (reference A2, C2). The
+nextSyncToken comes from the last page only; the caller stores it after applying everything.
+
+Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 403/429 rate limits, 5xx
+and network failures → TransientError (after google-api-python-client's own retries); refused
+credentials → AuthError. Nothing outside this module imports googleapiclient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
+from google.oauth2 import credentials as user_credentials
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from calsync import logs
+from calsync.errors import AuthError, CalsyncError, ConfigError, SyncTokenExpired, TransientError
+from calsync.model import EventTime, GoogleEvent, Person
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
+MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls on a full sync
+NUM_RETRIES = 3  # execute(num_retries=) retries 5xx, 429 and 403 rate limits (reference A10)
+HTTP_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every item of one listing (all pages), the token of its last page and the calls made."""
+
+    items: tuple[dict[str, Any], ...]
+    next_sync_token: str | None
+    full: bool
+    calls: int
+
+
+class GoogleCalendar:
+    """Lists one user's primary calendar; a new instance per thread (httplib2 is not safe)."""
+
+    def __init__(
+        self,
+        user: str,
+        credentials: Any,
+        *,
+        api_endpoint: str | None = None,
+    ) -> None:
+        self.user = user
+        self._credentials = credentials
+        options = {"api_endpoint": api_endpoint} if api_endpoint else None
+        self._service = build(
+            "calendar",
+            "v3",
+            credentials=credentials,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+
+    def _http(self) -> google_auth_httplib2.AuthorizedHttp:
+        return google_auth_httplib2.AuthorizedHttp(
+            self._credentials, http=httplib2.Http(timeout=HTTP_TIMEOUT)
+        )
+
+    def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
+        """All changes since `sync_token`, or a full listing from `time_min` when it is None."""
+        params: dict[str, Any] = {
+            "calendarId": "primary",
+            "singleEvents": False,
+            "showDeleted": True,
+            "maxResults": MAX_RESULTS,
+        }
+        if sync_token:
+            params["syncToken"] = sync_token
+        else:
+            params["timeMin"] = time_min.astimezone(dt.timezone.utc).isoformat().replace(
+                "+00:00", "Z"
+            )
+        items: list[dict[str, Any]] = []
+        calls = 0
+        page_token: str | None = None
+        http = self._http()
+        while True:
+            request = self._service.events().list(
+                **params, **({"pageToken": page_token} if page_token else {})
+            )
+            calls += 1
+            page = self._execute(request, http)
+            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return Listing(tuple(items), page.get("nextSyncToken"), not sync_token, calls)
+            log.debug("listing page", extra={"fields": {"user": self.user, "items": len(items)}})
+
+    def _execute(self, request: Any, http: Any) -> dict[str, Any]:
+        try:
+            result = request.execute(http=http, num_retries=NUM_RETRIES)
+        except HttpError as exc:
+            raise _map_http_error(exc, self.user) from exc
+        except google.auth.exceptions.RefreshError as exc:
+            raise AuthError(
+                f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
+            ) from exc
+        except google.auth.exceptions.TransportError as exc:
+            raise TransientError(f"cannot reach Google's token endpoint: {exc}") from exc
+        except (OSError, httplib2.HttpLib2Error, socket.timeout) as exc:
+            raise TransientError(f"cannot reach Google Calendar: {exc}") from exc
+        if not isinstance(result, dict):
+            raise TransientError("Google Calendar answered with something that is not JSON")
+        return result
+
+
+def _reason(exc: HttpError) -> str:
+    """The machine reason (`errors[0].reason`), not HttpError.reason, which is the message."""
+    try:
+        body = json.loads(exc.content)
+        return str(body["error"]["errors"][0]["reason"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
+def _map_http_error(exc: HttpError, user: str) -> CalsyncError:
+    status = exc.resp.status
+    reason = _reason(exc)
+    text = f"Google Calendar answered {status} {reason or ''} for {user}".strip()
+    if status == 410:
+        return SyncTokenExpired(text)
+    if status in (401,) or (status == 403 and reason in ("forbidden", "insufficientPermissions")):
+        return AuthError(text)
+    if status == 404:
+        return AuthError(f"{text}: the calendar is not visible to these credentials")
+    if status == 429 or status >= 500 or (status == 403 and "Limit" in reason) or reason in (
+        "rateLimitExceeded",
+        "userRateLimitExceeded",
+        "quotaExceeded",
+    ):
+        return TransientError(text)
+    return CalsyncError(text)
+
+
+def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
+    # RefreshError's first argument is "<error>: <error_description>" (reference A9); the
+    # second is the raw body, which may echo the assertion: never show it.
+    return str(exc.args[0]) if exc.args else "refused"
+
+
+def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
+    """Domain-wide delegation: the key file's own token_uri is honoured (reference A9)."""
+    try:
+        creds = service_account.Credentials.from_service_account_file(str(path), scopes=scopes)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"google.service_account_file: {path}: no such file") from exc
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"google.service_account_file: {path}: not a service-account key file ({exc})"
+        ) from exc
+    _register_key(path)
+    return creds.with_subject(user)
+
+
+def _register_key(path: str | Path) -> None:
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return
+    for name in ("private_key", "private_key_id"):
+        if isinstance(info.get(name), str):
+            logs.register_secret(info[name])
+
+
+def user_token_path(token_dir: str | Path, user: str) -> Path:
+    return Path(token_dir) / f"{user}.json"
+
+
+def installed_app_credentials(token_dir: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
+    """Credentials stored by `calsync auth google USER` (installed-app flow)."""
+    path = user_token_path(token_dir, user)
+    if not path.exists():
+        raise AuthError(f"no Google authorisation stored for {user}: run `calsync auth google {user}`")
+    try:
+        creds = user_credentials.Credentials.from_authorized_user_file(str(path), scopes=scopes)
+    except (ValueError, KeyError) as exc:
+        raise AuthError(f"{path}: unreadable stored Google authorisation ({exc})") from exc
+    for secret in (creds.refresh_token, getattr(creds, "client_secret", None)):
+        if secret:
+            logs.register_secret(secret)
+    return creds
+
+
+# -- items → GoogleEvent -------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _time(value: Any) -> EventTime | None:
+    if not isinstance(value, Mapping):
+        return None
+    zone = _text(value.get("timeZone"))
+    if isinstance(value.get("date"), str):
+        try:
+            return EventTime(date=dt.date.fromisoformat(value["date"]), time_zone=zone)
+        except ValueError:
+            return None
+    if isinstance(value.get("dateTime"), str):
+        try:
+            moment = dt.datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            if not zone:
+                return None
+            try:
+                from zoneinfo import ZoneInfo
+
+                moment = moment.replace(tzinfo=ZoneInfo(zone))
+            except Exception:
+                return None
+        return EventTime(date_time=moment, time_zone=zone)
+    return None
+
+
+def _person(value: Any) -> Person | None:
+    if not isinstance(value, Mapping):
+        return None
+    return Person(
+        email=_text(value.get("email")),
+        display_name=_text(value.get("displayName")),
+        self=value.get("self") is True,
+        organizer=value.get("organizer") is True,
+        resource=value.get("resource") is True,
+        optional=value.get("optional") is True,
+        response_status=_text(value.get("responseStatus")) or "needsAction",
+    )
+
+
+def to_google_event(item: Mapping[str, Any]) -> GoogleEvent:
+    """Normalise one events.list item; never raises on odd input (fields become empty)."""
+    attendees = item.get("attendees")
+    recurrence = item.get("recurrence")
+    updated = None
+    if isinstance(item.get("updated"), str):
+        try:
+            updated = dt.datetime.fromisoformat(item["updated"].replace("Z", "+00:00"))
+        except ValueError:
+            updated = None
+    return GoogleEvent(
+        id=str(item.get("id") or ""),
+        status=_text(item.get("status")) or "confirmed",
+        ical_uid=_text(item.get("iCalUID")),
+        summary=_text(item.get("summary")),
+        description=_text(item.get("description")),
+        location=_text(item.get("location")),
+        start=_time(item.get("start")),
+        end=_time(item.get("end")),
+        end_time_unspecified=item.get("endTimeUnspecified") is True,
+        organizer=_person(item.get("organizer")),
+        attendees=tuple(
+            p for p in (_person(a) for a in (attendees if isinstance(attendees, list) else [])) if p
+        ),
+        recurrence=tuple(r for r in (recurrence if isinstance(recurrence, list) else []) if isinstance(r, str)),
+        recurring_event_id=_text(item.get("recurringEventId")),
+        original_start=_time(item.get("originalStartTime")),
+        event_type=_text(item.get("eventType")) or "default",
+        visibility=_text(item.get("visibility")) or "default",
+        updated=updated,
+    )
+
+
+
+def calendar_factory(cfg: Any) -> Any:
+    """`user → GoogleCalendar` for `config.GoogleConfig` (service account or installed app)."""
+    scopes = tuple(cfg.scopes)
+
+    def calendar_for(user: str) -> GoogleCalendar:
+        if cfg.service_account_file is not None:
+            creds = service_account_credentials(cfg.service_account_file, user, scopes)
+        else:
+            creds = installed_app_credentials(cfg.token_dir, user, scopes)
+        return GoogleCalendar(user, creds, api_endpoint=cfg.api_endpoint)
+
+    return calendar_for

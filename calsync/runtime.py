@@ -1,0 +1,27 @@
+"""Wiring: a configuration becomes a state store, adapters and a `Cycle` ready to run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from calsync.config import Config
+from calsync.cycle import Cycle
+from calsync.google import calendar_factory
+from calsync.salesforce import SalesforceOrg
+from calsync.state import StateStore
+
+
+@contextmanager
+def open_cycle(config: Config) -> Iterator[Cycle]:
+    """A Cycle on its own state connection; Salesforce is only contacted when needed."""
+    store = StateStore(config.state.path)
+    try:
+        yield Cycle(
+            config,
+            store,
+            calendar_for=calendar_factory(config.google),
+            org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
+        )
+    finally:
+        store.close()

@@ -1,0 +1,510 @@
+"""Salesforce adapter: sessions, batched and escaped lookups, Event writes, error mapping.
+
+Lookups put many addresses in one `Email IN (...)` query, split so that each URL stays under
+Salesforce's URI budget (reference B1, C8). Writes go through sObject Collections, 200 records a
+call with allOrNone false, and return one result per record in request order (reference B4).
+
+Errors of a whole call are mapped to calsync's tree (reference B5, C11): REQUEST_LIMIT_EXCEEDED →
+QuotaExhausted; 5xx, UNABLE_TO_LOCK_ROW and network → TransientError (idempotent calls are retried
+here first); an expired session is renewed once (jwt/password) and the call retried. Nothing
+outside this module imports simple_salesforce.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jwt
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from calsync import logs
+from calsync.errors import AuthError, ConfigError, PermanentError, QuotaExhausted, TransientError
+from calsync.model import Contact, Lead, Opportunity
+
+log = logging.getLogger(__name__)
+
+COLLECTION_SIZE = 200  # sObject Collections limit (reference B4)
+# Salesforce's URI limit is 16,384 bytes with headers (reference B1); keep the encoded query well
+# below it so the path, version and headers always fit.
+MAX_ENCODED_QUERY = 12_000
+RETRIES = 2
+TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    ok: bool
+    id: str | None = None
+    status_code: str | None = None
+    message: str | None = None
+    created: bool | None = None
+
+
+@dataclass(frozen=True)
+class SalesforceUser:
+    id: str
+    email: str | None
+    username: str | None
+    active: bool
+
+
+def soql_quote(value: str) -> str:
+    """A SOQL string literal: backslash and quote escaped, controls as their escapes (B1)."""
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace("\b", "\\b")
+        .replace("\f", "\\f")
+        .replace('"', '\\"')
+    )
+    return f"'{escaped}'"
+
+
+def soql_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def in_queries(head: str, values: Iterable[str], tail: str = "") -> Iterator[str]:
+    """`head IN (...) tail` statements covering `values`, each within the URL budget."""
+    quoted = [soql_quote(v) for v in sorted(set(values))]
+    batch: list[str] = []
+    size = len(quote(head + " IN () " + tail))
+    for item in quoted:
+        cost = len(quote(item)) + 3
+        if batch and size + cost > MAX_ENCODED_QUERY:
+            yield f"{head} IN ({','.join(batch)}){tail}"
+            batch, size = [], len(quote(head + " IN () " + tail))
+        batch.append(item)
+        size += cost
+    if batch:
+        yield f"{head} IN ({','.join(batch)}){tail}"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _error_code(exc: SalesforceError) -> str:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        return str(content[0].get("errorCode") or "")
+    return ""
+
+
+def _error_message(exc: SalesforceError) -> str:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        return str(content[0].get("message") or "")
+    return str(getattr(exc, "status", ""))
+
+
+class SalesforceOrg:
+    """A session with one org. Counts the API calls it makes (`calls`)."""
+
+    def __init__(
+        self,
+        instance_url: str,
+        *,
+        auth: str = "access_token",
+        access_token: str | None = None,
+        login_url: str = "https://login.salesforce.com",
+        username: str | None = None,
+        consumer_key: str | None = None,
+        private_key: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        password: str | None = None,
+        security_token: str | None = None,
+        ca_bundle: str | None = None,
+        api_version: str = "59.0",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.instance_url = instance_url.rstrip("/")
+        self.auth = auth
+        self._access_token = access_token
+        self.login_url = login_url.rstrip("/")
+        self.username = username
+        self._consumer_key = consumer_key
+        self._private_key = private_key
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._password = password
+        self._security_token = security_token
+        self.api_version = api_version
+        self._sleep = sleep
+        self.calls = 0
+        self.api_usage: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+        self._http.verify = _trust(ca_bundle) if ca_bundle else True
+        for secret in (access_token, private_key, client_secret, password, security_token):
+            if secret:
+                logs.register_secret(secret)
+        self._sf: Salesforce | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "SalesforceOrg":
+        """Build from `config.SalesforceConfig` (secrets revealed only here)."""
+
+        def reveal(value: Any) -> str | None:
+            if value is None:
+                return None
+            return value.reveal() if hasattr(value, "reveal") else str(value)
+
+        private_key = None
+        if getattr(cfg, "private_key_file", None):
+            try:
+                private_key = Path(cfg.private_key_file).read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"salesforce.private_key_file: cannot read {cfg.private_key_file}: {exc.strerror}"
+                ) from exc
+        return cls(
+            cfg.instance_url,
+            auth=cfg.auth,
+            access_token=reveal(getattr(cfg, "access_token", None)),
+            login_url=getattr(cfg, "login_url", "https://login.salesforce.com"),
+            username=getattr(cfg, "username", None),
+            consumer_key=getattr(cfg, "consumer_key", None),
+            private_key=private_key,
+            client_id=getattr(cfg, "client_id", None),
+            client_secret=reveal(getattr(cfg, "client_secret", None)),
+            password=reveal(getattr(cfg, "password", None)),
+            security_token=reveal(getattr(cfg, "security_token", None)),
+            ca_bundle=getattr(cfg, "ca_bundle", None),
+            api_version=getattr(cfg, "api_version", "59.0"),
+        )
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def _client(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._login()
+        return self._sf
+
+    def _login(self) -> Salesforce:
+        if self.auth == "access_token":
+            if not self._access_token:
+                raise AuthError("salesforce.access_token is empty")
+            token, instance = self._access_token, self.instance_url
+        elif self.auth == "jwt":
+            token, instance = self._token_request(self._jwt_form())
+        elif self.auth == "password":
+            token, instance = self._token_request(
+                {
+                    "grant_type": "password",
+                    "client_id": self._client_id or "",
+                    "client_secret": self._client_secret or "",
+                    "username": self.username or "",
+                    "password": (self._password or "") + (self._security_token or ""),
+                }
+            )
+        else:
+            raise ConfigError(f"salesforce.auth: unknown mode {self.auth!r}")
+        logs.register_secret(token)
+        # simple-salesforce keeps only host and port of instance_url and always speaks https
+        # (reference B8); our own session carries the CA bundle.
+        return Salesforce(
+            instance_url=instance, session_id=token, session=self._http, version=self.api_version
+        )
+
+    def _jwt_form(self) -> dict[str, str]:
+        if not (self._consumer_key and self._private_key and self.username):
+            raise ConfigError("salesforce: jwt needs consumer_key, private_key_file and username")
+        now = int(time.time())
+        claims = {
+            "iss": self._consumer_key,
+            "sub": self.username,
+            "aud": self.login_url,
+            "exp": now + 180,  # at most 3 minutes ahead (reference B7)
+            "jti": uuid.uuid4().hex,
+        }
+        try:
+            assertion = jwt.encode(claims, self._private_key, algorithm="RS256")
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"salesforce.private_key_file: not an RSA private key ({type(exc).__name__})") from exc
+        return {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+
+    def _token_request(self, form: Mapping[str, str]) -> tuple[str, str]:
+        url = f"{self.login_url}/services/oauth2/token"
+        try:
+            response = self._http.post(url, data=dict(form), timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise TransientError(f"cannot reach the Salesforce login URL {self.login_url}: {type(exc).__name__}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            error = body.get("error") if isinstance(body, dict) else None
+            description = body.get("error_description") if isinstance(body, dict) else None
+            if response.status_code >= 500:
+                raise TransientError(f"Salesforce login answered {response.status_code}")
+            raise AuthError(
+                f"Salesforce refused the {self.auth} login for {self.username}: "
+                f"{error or response.status_code} {description or ''}".strip()
+            )
+        return str(body["access_token"]), str(body.get("instance_url") or self.instance_url)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[Salesforce], Any], *, idempotent: bool = True) -> Any:
+        """Run one API call with session renewal, retries for idempotent calls, error mapping."""
+        renewed = False
+        attempt = 0
+        while True:
+            client = self._client()
+            with self._lock:
+                self.calls += 1
+            try:
+                result = fn(client)
+                usage = getattr(client, "api_usage", {}).get("api-usage")
+                if usage is not None:
+                    self.api_usage = (int(usage.used), int(usage.total))
+                return result
+            except SalesforceExpiredSession as exc:
+                if renewed or self.auth == "access_token":
+                    raise AuthError(
+                        f"Salesforce session expired or invalid during {what}"
+                        + ("" if self.auth != "access_token" else "; give a new salesforce.access_token")
+                    ) from exc
+                renewed = True
+                self._sf = None  # sign a new assertion / log in again, then retry once
+                continue
+            except SalesforceRefusedRequest as exc:
+                code = _error_code(exc)
+                if code == "REQUEST_LIMIT_EXCEEDED":
+                    raise QuotaExhausted(f"Salesforce API allowance spent ({_error_message(exc)})") from exc
+                raise AuthError(f"Salesforce refused {what}: {code} {_error_message(exc)}") from exc
+            except SalesforceMalformedRequest as exc:
+                code = _error_code(exc)
+                if code == "UNABLE_TO_LOCK_ROW" and idempotent and attempt < RETRIES:
+                    attempt += 1
+                    self._sleep(attempt)
+                    continue
+                if code == "UNABLE_TO_LOCK_ROW":
+                    raise TransientError(f"{what}: UNABLE_TO_LOCK_ROW") from exc
+                raise PermanentError(f"{what}: {code} {_error_message(exc)}", code) from exc
+            except SalesforceResourceNotFound as exc:
+                raise PermanentError(f"{what}: NOT_FOUND", _error_code(exc) or "NOT_FOUND") from exc
+            except SalesforceError as exc:
+                status = getattr(exc, "status", 0) or 0
+                if idempotent and attempt < RETRIES and status >= 500:
+                    attempt += 1
+                    self._sleep(attempt)
+                    continue
+                raise TransientError(f"{what}: Salesforce answered {status} {_error_code(exc)}") from exc
+            except requests.RequestException as exc:
+                if idempotent and attempt < RETRIES:
+                    attempt += 1
+                    self._sleep(attempt)
+                    continue
+                raise TransientError(f"{what}: cannot reach Salesforce ({type(exc).__name__})") from exc
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """All rows of a query; each further page (nextRecordsUrl) is one more call."""
+        first = self._call("query", lambda sf: sf.query(soql))
+        records = list(first.get("records", []))
+        page = first
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            url = page["nextRecordsUrl"]
+            page = self._call("query", lambda sf: sf.query_more(url, identifier_is_url=True))
+            records.extend(page.get("records", []))
+        return records
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return self._call(f"describe {sobject}", lambda sf: getattr(sf, sobject).describe())  # type: ignore[no-any-return]
+
+    def limits(self) -> dict[str, Any]:
+        return self._call("limits", lambda sf: sf.restful("limits"))  # type: ignore[no-any-return]
+
+    # -- directory lookups ---------------------------------------------------------------------
+
+    def find_users(self, addresses: Iterable[str], ids: Iterable[str] = ()) -> list[SalesforceUser]:
+        addresses = sorted({a.lower() for a in addresses})
+        rows: list[dict[str, Any]] = []
+        head = "SELECT Id, Email, Username, IsActive FROM User WHERE"
+        for soql in in_queries(f"{head} Email", addresses):
+            rows.extend(self.query(soql))
+        for soql in in_queries(f"{head} Username", addresses):
+            rows.extend(self.query(soql))
+        for soql in in_queries(f"{head} Id", list(ids)):
+            rows.extend(self.query(soql))
+        seen: dict[str, SalesforceUser] = {}
+        for row in rows:
+            seen[row["Id"]] = SalesforceUser(
+                id=row["Id"],
+                email=(row.get("Email") or "").lower() or None,
+                username=(row.get("Username") or "").lower() or None,
+                active=bool(row.get("IsActive")),
+            )
+        return sorted(seen.values(), key=lambda u: u.id)
+
+    def find_contacts(self, addresses: Iterable[str]) -> dict[str, tuple[Contact, ...]]:
+        found: dict[str, list[Contact]] = {}
+        for soql in in_queries("SELECT Id, Email, AccountId, CreatedDate FROM Contact WHERE Email", addresses):
+            for row in self.query(soql):
+                email = (row.get("Email") or "").lower()
+                found.setdefault(email, []).append(
+                    Contact(row["Id"], email, row.get("CreatedDate") or "", row.get("AccountId"))
+                )
+        return {k: tuple(v) for k, v in found.items()}
+
+    def find_leads(self, addresses: Iterable[str]) -> dict[str, tuple[Lead, ...]]:
+        found: dict[str, list[Lead]] = {}
+        for soql in in_queries(
+            "SELECT Id, Email, CreatedDate FROM Lead WHERE IsConverted = false AND Email", addresses
+        ):
+            for row in self.query(soql):
+                email = (row.get("Email") or "").lower()
+                found.setdefault(email, []).append(Lead(row["Id"], email, row.get("CreatedDate") or ""))
+        return {k: tuple(v) for k, v in found.items()}
+
+    def find_primary_opportunities(self, contact_ids: Iterable[str]) -> dict[str, tuple[Opportunity, ...]]:
+        found: dict[str, list[Opportunity]] = {}
+        head = (
+            "SELECT ContactId, OpportunityId, Opportunity.IsClosed, Opportunity.CloseDate"
+            " FROM OpportunityContactRole WHERE IsPrimary = true AND ContactId"
+        )
+        for soql in in_queries(head, contact_ids):
+            for row in self.query(soql):
+                opp = row.get("Opportunity") or {}
+                found.setdefault(row["ContactId"], []).append(
+                    Opportunity(
+                        id=row["OpportunityId"],
+                        contact_id=row["ContactId"],
+                        is_closed=bool(opp.get("IsClosed")),
+                        close_date=opp.get("CloseDate"),
+                    )
+                )
+        return {k: tuple(v) for k, v in found.items()}
+
+    def events_by_key(self, field: str, keys: Iterable[str]) -> dict[str, str]:
+        """Event ids by External ID value (reconciling creates in upsert mode)."""
+        found: dict[str, str] = {}
+        for soql in in_queries(f"SELECT Id, {field} FROM Event WHERE {field}", keys):
+            for row in self.query(soql):
+                found[str(row[field])] = row["Id"]
+        return found
+
+    def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
+        """Events of these owners created after `since` (reconciling creates without External ID)."""
+        rows: list[dict[str, Any]] = []
+        head = (
+            "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
+            " WhoId, WhatId, CreatedDate FROM Event WHERE"
+            f" CreatedDate >= {soql_datetime(since)} AND OwnerId"
+        )
+        for soql in in_queries(head, owner_ids):
+            rows.extend(self.query(soql))
+        return rows
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def create(self, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        # Not retried blindly: a create whose answer was lost may have landed. The caller
+        # recorded its intent and reconciles on the next run (reference C5).
+        return self._collection("POST", "composite/sobjects", records, idempotent=False)
+
+    def update(self, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return self._collection("PATCH", "composite/sobjects", records)
+
+    def upsert(self, field: str, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
+        return self._collection("PATCH", f"composite/sobjects/Event/{field}", records)
+
+    def delete(self, ids: Sequence[str]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for chunk in _chunks(list(ids), COLLECTION_SIZE):
+            params = {"ids": ",".join(chunk), "allOrNone": "false"}
+            answer = self._call(
+                "delete Events",
+                lambda sf: sf.restful("composite/sobjects", method="DELETE", params=params),
+            )
+            results.extend(_results(answer, len(chunk)))
+        return results
+
+    def _collection(
+        self, method: str, path: str, records: Sequence[Mapping[str, Any]], *, idempotent: bool = True
+    ) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for chunk in _chunks(list(records), COLLECTION_SIZE):
+            body = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": "Event"}, **r} for r in chunk],
+            }
+            answer = self._call(
+                f"{method} {path}",
+                lambda sf: sf.restful(path, method=method, json=body),
+                idempotent=idempotent,
+            )
+            results.extend(_results(answer, len(chunk)))
+        return results
+
+
+def _results(answer: Any, expected: int) -> list[WriteResult]:
+    """Collections answer one result per record in request order (reference B4)."""
+    if not isinstance(answer, list) or len(answer) != expected:
+        raise TransientError(
+            f"Salesforce Collections answered {len(answer) if isinstance(answer, list) else type(answer).__name__}"
+            f" results for {expected} records"
+        )
+    results = []
+    for item in answer:
+        errors = item.get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], Mapping) else {}
+        results.append(
+            WriteResult(
+                ok=bool(item.get("success")),
+                id=item.get("id"),
+                status_code=first.get("statusCode"),
+                message=first.get("message"),
+                created=item.get("created"),
+            )
+        )
+    return results
+
+
+_trust_files: dict[str, str] = {}
+
+
+def _trust(ca_bundle: str) -> str:
+    """`ca_bundle` adds to the public CAs: requests' `verify` replaces them, so join both."""
+    if ca_bundle in _trust_files:
+        return _trust_files[ca_bundle]
+    try:
+        extra = Path(ca_bundle).read_text()
+    except OSError as exc:
+        raise ConfigError(f"salesforce.ca_bundle: cannot read {ca_bundle}: {exc.strerror}") from exc
+    try:
+        import certifi
+
+        public = Path(certifi.where()).read_text()
+    except (ImportError, OSError):
+        public = ""
+    handle = tempfile.NamedTemporaryFile("w", prefix="calsync-ca-", suffix=".pem", delete=False)
+    with handle:
+        handle.write(public + "\n" + extra)
+    _trust_files[ca_bundle] = handle.name
+    return handle.name

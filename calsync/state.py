@@ -1,0 +1,516 @@
+"""calsync's SQLite state: sync tokens, the mirror of Google items, the Events written, retries.
+
+Tables (created by the named migrations below, recorded by sqlite-utils in `_sqlite_migrations`):
+
+- `calendars`: per configured user, the Google sync token and the last cycle's outcome.
+- `google_items`: the items each calendar last listed (raw JSON). Incremental answers carry only
+  what changed (a cancelled occurrence may hold nothing but ids, reference A3), so working out a
+  series' first occurrence needs the rest of the series from here.
+- `written`: per Event key (owner + iCalUID, `model.event_key`), the Salesforce Event id and the
+  fingerprint of the fields last written. `state` is `creating` between the intent and the answer
+  of a create, so a crash in between is reconciled on the next run instead of duplicated.
+- `retries`: records Salesforce refused, with its statusCode, re-planned on a later cycle.
+- `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
+- `meta`: small cached facts (Event describe) with the time they were read.
+
+Writes go through `transaction()` with plain SQL (BEGIN IMMEDIATE), never sqlite-utils' own
+insert helpers, which commit on their own and would split a transaction. A database written by a
+newer calsync (a migration this code does not know) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from calsync.errors import StateError
+from calsync.model import Written
+
+migrations = Migrations("calsync")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE calendars (
+            user TEXT PRIMARY KEY,
+            sync_token TEXT,
+            token_saved_at TEXT,
+            last_attempt_at TEXT,
+            last_success_at TEXT,
+            last_result TEXT,
+            last_error TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE google_items (
+            user TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            recurring_event_id TEXT,
+            payload TEXT NOT NULL,
+            PRIMARY KEY (user, event_id)
+        );
+        CREATE INDEX google_items_uid ON google_items (user, ical_uid);
+        CREATE INDEX google_items_master ON google_items (user, recurring_event_id);
+        CREATE TABLE written (
+            key TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            sf_id TEXT,
+            fingerprint TEXT,
+            state TEXT NOT NULL DEFAULT 'synced',
+            intent TEXT,
+            intent_at TEXT,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX written_owner ON written (owner);
+        CREATE TABLE retries (
+            key TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            status_code TEXT,
+            message TEXT,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            first_failed_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL
+        );
+        CREATE INDEX retries_owner ON retries (owner);
+        CREATE TABLE sf_users (
+            address TEXT PRIMARY KEY,
+            user_id TEXT,
+            checked_at TEXT NOT NULL
+        );
+        CREATE TABLE meta (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            saved_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class CalendarState:
+    user: str
+    sync_token: str | None
+    token_saved_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_result: dict[str, Any]
+    last_error: str | None
+    consecutive_failures: int
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    event_id: str
+    ical_uid: str
+    recurring_event_id: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Retry:
+    key: str
+    owner: str
+    ical_uid: str
+    operation: str
+    status_code: str | None
+    message: str | None
+    attempts: int
+    next_attempt_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A create whose intent was recorded but whose answer never was (crash or lost reply)."""
+
+    key: str
+    owner: str
+    ical_uid: str
+    intent: dict[str, Any]
+    intent_at: dt.datetime
+
+
+class StateStore:
+    """One connection to the state database. Not shared between threads: open one per worker."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+
+    def _migrate(self) -> None:
+        known = {m.name for m in migrations._migrations}
+        applied = {m.name for m in migrations.applied(self.db)}
+        unknown = applied - known
+        if unknown:
+            raise StateError(
+                f"{self.path}: written by a newer calsync (migrations {sorted(unknown)}); "
+                "upgrade calsync or point [state] path at another file"
+            )
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One exclusive write transaction; everything inside commits together or not at all."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        cursor = self.db.conn.execute(sql, tuple(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]  # type: ignore[misc]
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> None:
+        self.db.conn.execute(sql, tuple(params))
+
+    # -- calendars ----------------------------------------------------------------------------
+
+    def calendar(self, user: str) -> CalendarState | None:
+        rows = self._rows("SELECT * FROM calendars WHERE user = ?", [user])
+        return self._calendar(rows[0]) if rows else None
+
+    def calendars(self) -> list[CalendarState]:
+        return [self._calendar(r) for r in self._rows("SELECT * FROM calendars ORDER BY user")]
+
+    @staticmethod
+    def _calendar(row: Mapping[str, Any]) -> CalendarState:
+        return CalendarState(
+            user=row["user"],
+            sync_token=row["sync_token"],
+            token_saved_at=_parse(row["token_saved_at"]),
+            last_attempt_at=_parse(row["last_attempt_at"]),
+            last_success_at=_parse(row["last_success_at"]),
+            last_result=json.loads(row["last_result"] or "{}"),
+            last_error=row["last_error"],
+            consecutive_failures=row["consecutive_failures"],
+        )
+
+    def _ensure_calendar(self, user: str) -> None:
+        self._exec("INSERT OR IGNORE INTO calendars (user) VALUES (?)", [user])
+
+    def record_failure_of_calendar(self, user: str, error: str, at: dt.datetime) -> None:
+        with self.transaction():
+            self._ensure_calendar(user)
+            self._exec(
+                "UPDATE calendars SET last_attempt_at = ?, last_error = ?,"
+                " consecutive_failures = consecutive_failures + 1 WHERE user = ?",
+                [_iso(at), error, user],
+            )
+
+    def drop_sync_token(self, user: str) -> None:
+        with self.transaction():
+            self._ensure_calendar(user)
+            self._exec(
+                "UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE user = ?",
+                [user],
+            )
+
+    # -- the mirror of Google items --------------------------------------------------------------
+
+    def mirror_by_ids(self, user: str, event_ids: Iterable[str]) -> dict[str, MirrorRow]:
+        ids = sorted(set(event_ids))
+        found: dict[str, MirrorRow] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(
+                f"SELECT * FROM google_items WHERE user = ? AND event_id IN ({marks})",
+                [user, *chunk],
+            ):
+                found[row["event_id"]] = _mirror_row(row)
+        return found
+
+    def mirror_by_uids(self, user: str, ical_uids: Iterable[str]) -> dict[str, list[MirrorRow]]:
+        uids = sorted(set(ical_uids))
+        found: dict[str, list[MirrorRow]] = {}
+        for chunk in _chunks(uids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(
+                f"SELECT * FROM google_items WHERE user = ? AND ical_uid IN ({marks})"
+                " ORDER BY event_id",
+                [user, *chunk],
+            ):
+                found.setdefault(row["ical_uid"], []).append(_mirror_row(row))
+        return found
+
+    def mirror_uids(self, user: str) -> set[str]:
+        rows = self._rows("SELECT DISTINCT ical_uid FROM google_items WHERE user = ?", [user])
+        return {r["ical_uid"] for r in rows}
+
+    def commit_listing(
+        self,
+        user: str,
+        *,
+        upserts: Iterable[MirrorRow],
+        deletes: Iterable[str],
+        full: bool,
+        sync_token: str | None,
+        result: Mapping[str, Any],
+        at: dt.datetime,
+    ) -> None:
+        """Apply a whole listing to the mirror and store its nextSyncToken, in one transaction.
+
+        Called only after every item of the listing was planned and written (reference C1): a
+        crash before this point makes the next run list the same changes again.
+        `deletes` are event ids; deleting a series master also drops its exceptions.
+        """
+        with self.transaction():
+            self._ensure_calendar(user)
+            if full:
+                self._exec("DELETE FROM google_items WHERE user = ?", [user])
+            for event_id in deletes:
+                self._exec(
+                    "DELETE FROM google_items WHERE user = ? AND"
+                    " (event_id = ? OR recurring_event_id = ?)",
+                    [user, event_id, event_id],
+                )
+            for row in upserts:
+                self._exec(
+                    "INSERT OR REPLACE INTO google_items"
+                    " (user, event_id, ical_uid, recurring_event_id, payload)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        user,
+                        row.event_id,
+                        row.ical_uid,
+                        row.recurring_event_id,
+                        json.dumps(row.payload, separators=(",", ":")),
+                    ],
+                )
+            self._exec(
+                "UPDATE calendars SET sync_token = ?, token_saved_at = ?, last_attempt_at = ?,"
+                " last_success_at = ?, last_result = ?, last_error = NULL,"
+                " consecutive_failures = 0 WHERE user = ?",
+                [sync_token, _iso(at), _iso(at), _iso(at), json.dumps(dict(result)), user],
+            )
+
+    # -- Events written ----------------------------------------------------------------------
+
+    def written(self, keys: Iterable[str]) -> dict[str, Written]:
+        found: dict[str, Written] = {}
+        for chunk in _chunks(sorted(set(keys)), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(f"SELECT * FROM written WHERE key IN ({marks})", chunk):
+                found[row["key"]] = _written(row)
+        return found
+
+    def written_for_owner(self, owner: str) -> dict[str, Written]:
+        rows = self._rows("SELECT * FROM written WHERE owner = ?", [owner])
+        return {r["key"]: _written(r) for r in rows}
+
+    def count_written(self, owner: str | None = None) -> int:
+        if owner is None:
+            rows = self._rows("SELECT COUNT(*) AS n FROM written WHERE sf_id IS NOT NULL")
+        else:
+            rows = self._rows(
+                "SELECT COUNT(*) AS n FROM written WHERE owner = ? AND sf_id IS NOT NULL", [owner]
+            )
+        return int(rows[0]["n"])
+
+    def record_create_intents(
+        self, intents: Iterable[tuple[str, str, str, dict[str, Any]]], at: dt.datetime
+    ) -> None:
+        """Before creating Events: remember (key, owner, ical_uid, record) as `creating`.
+
+        Committed before the Salesforce call, so a crash after the call leaves a trace that the
+        next run reconciles (finds the Event that landed) instead of creating it twice.
+        """
+        with self.transaction():
+            for key, owner, ical_uid, record in intents:
+                self._exec(
+                    "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
+                    " intent_at, updated_at) VALUES (?, ?, ?, NULL, NULL, 'creating', ?, ?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET state = 'creating', intent = excluded.intent,"
+                    " intent_at = excluded.intent_at, updated_at = excluded.updated_at",
+                    [key, owner, ical_uid, json.dumps(record), _iso(at), _iso(at)],
+                )
+
+    def pending_creates(self, owners: Iterable[str] | None = None) -> list[PendingCreate]:
+        rows = self._rows("SELECT * FROM written WHERE state = 'creating' ORDER BY intent_at, key")
+        wanted = set(owners) if owners is not None else None
+        return [
+            PendingCreate(
+                key=r["key"],
+                owner=r["owner"],
+                ical_uid=r["ical_uid"],
+                intent=json.loads(r["intent"] or "{}"),
+                intent_at=_parse(r["intent_at"]) or dt.datetime.now(dt.timezone.utc),
+            )
+            for r in rows
+            if wanted is None or r["owner"] in wanted
+        ]
+
+    def known_sf_ids(self) -> set[str]:
+        return {r["sf_id"] for r in self._rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
+
+    def record_written(
+        self, key: str, owner: str, ical_uid: str, sf_id: str, fingerprint: str, at: dt.datetime
+    ) -> None:
+        """An Event now holds these fields: store its id and fingerprint, clear any retry."""
+        with self.transaction():
+            self._exec(
+                "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
+                " intent_at, updated_at) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?)"
+                " ON CONFLICT(key) DO UPDATE SET sf_id = excluded.sf_id,"
+                " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
+                " intent_at = NULL, updated_at = excluded.updated_at",
+                [key, owner, ical_uid, sf_id, fingerprint, _iso(at)],
+            )
+            self._exec("DELETE FROM retries WHERE key = ?", [key])
+
+    def forget_written(self, key: str) -> None:
+        """The Event is gone (deleted, or a create intent found nothing): drop the row."""
+        with self.transaction():
+            self._exec("DELETE FROM written WHERE key = ?", [key])
+            self._exec("DELETE FROM retries WHERE key = ?", [key])
+
+    def abandon_create(self, key: str) -> None:
+        """A create was refused: nothing landed, so the key goes back to having no Event."""
+        with self.transaction():
+            self._exec("DELETE FROM written WHERE key = ? AND sf_id IS NULL", [key])
+            self._exec(
+                "UPDATE written SET state = 'synced', intent = NULL, intent_at = NULL"
+                " WHERE key = ?",
+                [key],
+            )
+
+    # -- retries -----------------------------------------------------------------------------
+
+    def record_retry(
+        self,
+        key: str,
+        owner: str,
+        ical_uid: str,
+        operation: str,
+        status_code: str | None,
+        message: str | None,
+        at: dt.datetime,
+        base_delay: dt.timedelta,
+    ) -> Retry:
+        """Park a refused record; it is re-planned after a delay that doubles per attempt."""
+        with self.transaction():
+            rows = self._rows("SELECT attempts FROM retries WHERE key = ?", [key])
+            attempts = (rows[0]["attempts"] + 1) if rows else 1
+            delay = min(base_delay * (2 ** (attempts - 1)), dt.timedelta(hours=24))
+            next_at = at + delay
+            self._exec(
+                "INSERT INTO retries (key, owner, ical_uid, operation, status_code, message,"
+                " attempts, first_failed_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET operation = excluded.operation,"
+                " status_code = excluded.status_code, message = excluded.message,"
+                " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at",
+                [key, owner, ical_uid, operation, status_code, (message or "")[:2000],
+                 attempts, _iso(at), _iso(next_at)],
+            )
+        return Retry(key, owner, ical_uid, operation, status_code, message, attempts, next_at)
+
+    def retries(self, owner: str | None = None) -> list[Retry]:
+        sql = "SELECT * FROM retries" + (" WHERE owner = ?" if owner else "") + " ORDER BY key"
+        return [
+            Retry(
+                key=r["key"],
+                owner=r["owner"],
+                ical_uid=r["ical_uid"],
+                operation=r["operation"],
+                status_code=r["status_code"],
+                message=r["message"],
+                attempts=r["attempts"],
+                next_attempt_at=_parse(r["next_attempt_at"]) or dt.datetime.min,
+            )
+            for r in self._rows(sql, [owner] if owner else [])
+        ]
+
+    def due_retries(self, owner: str, now: dt.datetime) -> list[Retry]:
+        return [r for r in self.retries(owner) if r.next_attempt_at <= now]
+
+    # -- Salesforce users and cached facts -----------------------------------------------------
+
+    def sf_users(self) -> dict[str, tuple[str | None, dt.datetime]]:
+        return {
+            r["address"]: (r["user_id"], _parse(r["checked_at"]) or dt.datetime.min)
+            for r in self._rows("SELECT * FROM sf_users")
+        }
+
+    def save_sf_users(self, found: Mapping[str, str | None], at: dt.datetime) -> None:
+        with self.transaction():
+            for address, user_id in found.items():
+                self._exec(
+                    "INSERT OR REPLACE INTO sf_users (address, user_id, checked_at)"
+                    " VALUES (?, ?, ?)",
+                    [address, user_id, _iso(at)],
+                )
+
+    def meta(self, name: str) -> tuple[Any, dt.datetime] | None:
+        rows = self._rows("SELECT value, saved_at FROM meta WHERE name = ?", [name])
+        if not rows:
+            return None
+        return json.loads(rows[0]["value"]), _parse(rows[0]["saved_at"]) or dt.datetime.min
+
+    def save_meta(self, name: str, value: Any, at: dt.datetime) -> None:
+        with self.transaction():
+            self._exec(
+                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                [name, json.dumps(value), _iso(at)],
+            )
+
+
+def _mirror_row(row: Mapping[str, Any]) -> MirrorRow:
+    return MirrorRow(
+        event_id=row["event_id"],
+        ical_uid=row["ical_uid"],
+        recurring_event_id=row["recurring_event_id"],
+        payload=json.loads(row["payload"]),
+    )
+
+
+def _written(row: Mapping[str, Any]) -> Written:
+    return Written(
+        key=row["key"],
+        owner=row["owner"],
+        ical_uid=row["ical_uid"],
+        sf_id=row["sf_id"],
+        fingerprint=row["fingerprint"],
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
