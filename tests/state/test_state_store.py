@@ -1,0 +1,156 @@
+"""The state store: tables round-trip, transactions are atomic, unknown schemas are refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calsync.errors import StateError
+from calsync.state import MirrorRow, StateStore
+
+NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
+text = st.text(min_size=1, max_size=40)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = StateStore(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def test_listing_commit_stores_token_and_items_together(store):
+    store.commit_listing(
+        "alice@acme.test",
+        upserts=[MirrorRow("e1", "uid1", None, {"id": "e1", "summary": "Hi"})],
+        deletes=[],
+        full=True,
+        sync_token="tok-1",
+        result={"created": 1},
+        at=NOW,
+    )
+    assert store.calendar("alice@acme.test").sync_token == "tok-1"
+    assert store.mirror_by_uids("alice@acme.test", ["uid1"])["uid1"][0].payload["summary"] == "Hi"
+
+
+def test_full_listing_replaces_the_whole_mirror(store):
+    common = dict(deletes=[], sync_token="t", result={}, at=NOW)
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e1", "u1", None, {})], full=True, **common)
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e2", "u2", None, {})], full=True, **common)
+    assert store.mirror_uids("a@x.test") == {"u2"}
+
+
+def test_deleting_a_master_drops_its_exceptions(store):
+    rows = [MirrorRow("m", "u", None, {}), MirrorRow("m_1", "u", "m", {"status": "cancelled"})]
+    store.commit_listing("a@x.test", upserts=rows, deletes=[], full=True, sync_token="t", result={}, at=NOW)
+    store.commit_listing("a@x.test", upserts=[], deletes=["m"], full=False, sync_token="t2", result={}, at=NOW)
+    assert store.mirror_by_uids("a@x.test", ["u"]) == {}
+
+
+def test_failed_transaction_leaves_nothing(store):
+    store.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store._exec("DELETE FROM written")
+            raise RuntimeError("boom")
+    assert store.written(["k"])["k"].sf_id == "00U000000000001AAA"
+
+
+def test_create_intent_survives_until_answered(tmp_path):
+    path = tmp_path / "s.db"
+    first = StateStore(path)
+    first.record_create_intents([("k", "a@x.test", "u", {"Subject": "Demo"})], NOW)
+    first.close()  # as if the process died right after the Salesforce call
+    again = StateStore(path)
+    (pending,) = again.pending_creates()
+    assert (pending.key, pending.intent) == ("k", {"Subject": "Demo"})
+    again.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
+    assert again.pending_creates() == []
+
+
+def test_abandoned_create_forgets_a_key_that_never_had_an_event(store):
+    store.record_create_intents([("k", "a@x.test", "u", {})], NOW)
+    store.abandon_create("k")
+    assert store.written(["k"]) == {}
+
+
+def test_abandoned_create_keeps_an_existing_event(store):
+    store.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
+    store.record_create_intents([("k", "a@x.test", "u", {})], NOW)
+    store.abandon_create("k")
+    assert store.written(["k"])["k"].sf_id == "00U000000000001AAA"
+    assert store.pending_creates() == []
+
+
+def test_retry_delay_doubles_and_caps(store):
+    delays = []
+    for _ in range(8):
+        retry = store.record_retry("k", "a@x.test", "u", "create", "STRING_TOO_LONG", "m", NOW,
+                                   dt.timedelta(minutes=40))
+        delays.append(retry.next_attempt_at - NOW)
+    assert delays[:3] == [dt.timedelta(minutes=40), dt.timedelta(minutes=80), dt.timedelta(minutes=160)]
+    assert delays[-1] == dt.timedelta(hours=24)
+    assert store.due_retries("a@x.test", NOW) == []
+    assert len(store.due_retries("a@x.test", NOW + dt.timedelta(days=2))) == 1
+
+
+def test_record_written_clears_the_retry(store):
+    store.record_retry("k", "a@x.test", "u", "create", "X", "m", NOW, dt.timedelta(0))
+    store.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
+    assert store.retries() == []
+
+
+def test_database_from_a_newer_calsync_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    StateStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('calsync', 'm999_future', 'x')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StateError, match="newer calsync"):
+        StateStore(path)
+
+
+def test_garbage_file_is_a_state_error(tmp_path):
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError):
+        StateStore(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(event_id=text, uid=text, payload=st.dictionaries(text, st.one_of(text, st.integers(), st.booleans())))
+def test_mirror_rows_round_trip(tmp_path_factory, event_id, uid, payload):
+    store = StateStore(tmp_path_factory.mktemp("m") / "s.db")
+    store.commit_listing("a@x.test", upserts=[MirrorRow(event_id, uid, None, payload)], deletes=[],
+                         full=True, sync_token="t", result={}, at=NOW)
+    assert store.mirror_by_ids("a@x.test", [event_id])[event_id] == MirrorRow(event_id, uid, None, payload)
+    store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=text, owner=text, uid=text, sf_id=text, fp=text)
+def test_written_rows_round_trip(tmp_path_factory, key, owner, uid, sf_id, fp):
+    store = StateStore(tmp_path_factory.mktemp("w") / "s.db")
+    store.record_written(key, owner, uid, sf_id, fp, NOW)
+    got = store.written([key])[key]
+    assert (got.owner, got.ical_uid, got.sf_id, got.fingerprint) == (owner, uid, sf_id, fp)
+    assert store.written_for_owner(owner) == {key: got}
+    store.close()
+
+
+@settings(max_examples=30, deadline=None)
+@given(users=st.dictionaries(text, st.one_of(st.none(), text), max_size=5), meta=st.lists(st.integers()))
+def test_user_cache_and_meta_round_trip(tmp_path_factory, users, meta):
+    store = StateStore(tmp_path_factory.mktemp("u") / "s.db")
+    store.save_sf_users(users, NOW)
+    assert {k: v[0] for k, v in store.sf_users().items()} == users
+    store.save_meta("x", meta, NOW)
+    assert store.meta("x") == (meta, NOW)
+    store.close()
