@@ -9,6 +9,7 @@ DST changes. Used by the planner (first occurrence of a series) and by the Googl
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,9 @@ from calsync.model import EventTime
 
 # A hostile rule (FREQ=SECONDLY forever) must not spin: callers never need more slots than this.
 MAX_SLOTS = 5000
+# Nor may an impossible one (BYMONTH=2;BYMONTHDAY=31), which dateutil searches for until year
+# 9999: no rule is expanded further than this past its first instance.
+HORIZON = dt.timedelta(days=366 * 5)
 
 
 class RecurrenceError(ValueError):
@@ -70,6 +74,52 @@ def slots(
     `after`/`before` (aware) bound slot starts; all-day slots compare at midnight UTC.
     Raises RecurrenceError for rules dateutil cannot read.
     """
+    try:
+        yield from _slots(start, end, recurrence, after, before, limit)
+    except RecurrenceError:
+        raise
+    except Exception as exc:  # odd dates (year 1 with a zone), naive/aware mixes: never escape raw
+        raise RecurrenceError(f"cannot expand recurrence: {exc}") from exc
+
+
+# Most days a month can have; dateutil checks UNTIL only when a slot matches, so a rule that can
+# never match (Feb 30th) runs to year 9999 whatever the bound: refuse the common ones up front.
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _refuse_impossible(rules: rrule.rruleset) -> None:
+    for rule in rules._rrule:
+        months = rule._bymonth or ()
+        days = [d for d in (rule._bymonthday or ()) if d > 0]
+        if months and days and all(min(days) > _MONTH_DAYS[m] for m in months):
+            raise RecurrenceError("the rule can never match a day (BYMONTH/BYMONTHDAY)")
+
+
+def _bound(rules: rrule.rruleset, horizon: dt.datetime) -> None:
+    """Cap every rule of the set at `horizon` (COUNT rules too: dateutil only warns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name in ("_rrule", "_exrule"):
+            bounded = []
+            for rule in getattr(rules, name):
+                until = rule._until
+                if until is not None and until.tzinfo is None and horizon.tzinfo is not None:
+                    until = until.replace(tzinfo=horizon.tzinfo)
+                limit = min(until, horizon) if until is not None else horizon
+                if limit.tzinfo is not None and rule._dtstart.tzinfo is None:
+                    limit = limit.replace(tzinfo=None)
+                bounded.append(rule.replace(until=limit))
+            setattr(rules, name, bounded)
+
+
+def _slots(
+    start: EventTime,
+    end: EventTime | None,
+    recurrence: Sequence[str],
+    after: dt.datetime | None,
+    before: dt.datetime | None,
+    limit: int,
+) -> Iterator[tuple[EventTime, EventTime]]:
     all_day = start.date is not None
     dtstart = _dtstart(start)
     if end is not None and end.date is not None and all_day:
@@ -84,7 +134,9 @@ def slots(
     else:
         try:
             rules = rrule.rrulestr(text, dtstart=dtstart, forceset=True, unfold=True)
-        except Exception as exc:  # dateutil raises ValueError/TypeError/KeyError on bad input
+            _refuse_impossible(rules)
+            _bound(rules, dtstart + HORIZON)
+        except Exception as exc:  # dateutil raises ValueError/TypeError/KeyError/Overflow...
             raise RecurrenceError(f"cannot read recurrence {text!r}: {exc}") from exc
         candidates = iter(rules)
     count = 0

@@ -1,0 +1,137 @@
+"""The pure sync planner: what to write to Salesforce for the meetings that changed.
+
+`plan()` turns each changed (owner, iCalUID) copy, what was written for it before, and the
+Salesforce directory's answers into exactly one operation: Create, Update, Delete or Skip. It
+reads no clock (`now` is given), does no I/O and returns its warnings. `addresses_to_look_up()`
+says which addresses the directory must be asked about first.
+
+The rules live one per module: selection.py (which meetings count, first occurrence of a
+series), name.py (Name/WhoId), related_to.py (Related To/WhatId), fields.py (Event values).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from calsync.model import (
+    Create,
+    Delete,
+    Directory,
+    MeetingCopy,
+    Operation,
+    PlanSettings,
+    Skip,
+    Update,
+    Written,
+)
+from calsync.planner.fields import event_fields
+from calsync.planner.name import choose_name
+from calsync.planner.related_to import related_to
+from calsync.planner.selection import (
+    Meeting,
+    Rejected,
+    before_lookback,
+    candidates,
+    first_occurrence,
+    select,
+)
+
+__all__ = ["Plan", "addresses_to_look_up", "first_occurrence", "plan"]
+
+UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One operation per planned key (in the order of the copies) and the warnings to log."""
+
+    operations: tuple[Operation, ...]
+    warnings: tuple[str, ...]
+
+
+def addresses_to_look_up(copies: Iterable[MeetingCopy], settings: PlanSettings) -> frozenset[str]:
+    """Lowercased addresses the directory must answer for before `plan()` can decide.
+
+    Only the synced occurrence's external, non-excluded, non-resource people, and only for
+    copies that the directory-free rules (cancelled, declined, private, eventType, 14 days) keep.
+    """
+    found: set[str] = set()
+    for copy in copies:
+        chosen = select(copy, settings)
+        if isinstance(chosen, Meeting):
+            found.update(candidates(chosen.occurrence, copy.owner, settings))
+    return frozenset(found)
+
+
+def plan(
+    copies: Sequence[MeetingCopy],
+    previous: Mapping[str, Written],
+    directory: Directory,
+    settings: PlanSettings,
+    now: dt.datetime,
+) -> Plan:
+    """One operation for each distinct key among `copies` (a repeated key: the last copy wins)."""
+    latest: dict[str, MeetingCopy] = {}
+    for copy in copies:
+        latest.pop(copy.key, None)  # keep the order of the last appearance
+        latest[copy.key] = copy
+    operations: list[Operation] = []
+    warnings: dict[str, None] = {}
+    for key, copy in latest.items():
+        operation, found = _plan_one(copy, previous.get(key), directory, settings, now)
+        operations.append(operation)
+        for warning in found:
+            warnings.setdefault(warning, None)
+    return Plan(operations=tuple(operations), warnings=tuple(warnings))
+
+
+def _not_wanted(copy: MeetingCopy, before: Written | None, reason: str) -> Operation:
+    """Delete what was written before (even a create that never answered), else Skip."""
+    if before is not None:
+        return Delete(key=copy.key, sf_id=before.sf_id, owner=copy.owner, reason=reason)
+    return Skip(key=copy.key, owner=copy.owner, reason=reason)
+
+
+def _plan_one(
+    copy: MeetingCopy,
+    before: Written | None,
+    directory: Directory,
+    settings: PlanSettings,
+    now: dt.datetime,
+) -> tuple[Operation, tuple[str, ...]]:
+    chosen = select(copy, settings)
+    if isinstance(chosen, Rejected):
+        return _not_wanted(copy, before, chosen.reason), ()
+    name, warnings = choose_name(chosen.occurrence, copy.owner, directory, settings)
+    if name is None:
+        return _not_wanted(copy, before, "no Contact or Lead"), warnings
+    owner_id = directory.users.get(copy.owner)
+    if not owner_id:
+        # A configuration problem, not a reason to delete what was written: leave it alone.
+        return Skip(key=copy.key, owner=copy.owner, reason="owner has no Salesforce User"), (
+            *warnings,
+            f"no active Salesforce User for {copy.owner}",
+        )
+    fields = event_fields(
+        chosen.occurrence,
+        chosen.timing,
+        owner_id=owner_id,
+        who_id=name.who_id,
+        what_id=related_to(name, directory),
+        private=chosen.private,
+        settings=settings,
+    )
+    if before is None:
+        if before_lookback(chosen.timing, settings, now):
+            return Skip(key=copy.key, owner=copy.owner, reason="before lookback window"), warnings
+        return Create(key=copy.key, copy=copy, fields=fields), warnings
+    if before.sf_id is None:
+        # A create whose answer never came back: plan it again (the write is an upsert on the
+        # key, reference C5), even once the meeting has slipped out of the lookback window,
+        # so an Event that did land is not left behind untracked.
+        return Create(key=copy.key, copy=copy, fields=fields), warnings
+    if before.fingerprint == fields.fingerprint():
+        return Skip(key=copy.key, owner=copy.owner, reason=UNCHANGED), warnings
+    return Update(key=copy.key, sf_id=before.sf_id, copy=copy, fields=fields), warnings

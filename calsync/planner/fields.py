@@ -1,0 +1,148 @@
+"""The values calsync writes on one Salesforce Event, from the occurrence it syncs.
+
+`timing()` turns a Google start/end into UTC instants and a duration (used both for the fields
+and for the 14-day and lookback rules); `event_fields()` builds the `EventFields` whose
+`fingerprint()` tells the planner whether an Event needs an Update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from calsync.model import EventFields, GoogleEvent, PlanSettings
+
+UTC = dt.timezone.utc
+
+# Field lengths of the Salesforce Event object (reference B3, C7).
+SUBJECT_MAX = 255
+LOCATION_MAX = 255
+DESCRIPTION_MAX = 32_000
+
+NO_TITLE = "(No title)"
+# calsync's choice for private meetings it syncs: keep the links, withhold the content (C7).
+PRIVATE_SUBJECT = "Private meeting"
+
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where an occurrence sits in time, as Salesforce will see it (all instants UTC)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    is_all_day: bool
+    activity_date: dt.date | None
+    duration_minutes: int
+    length: dt.timedelta  # the span Google gave (timed: end - start, before rounding to minutes)
+
+
+class UnreadableTime(ValueError):
+    """The occurrence's start or end cannot be placed in time (missing, or out of range)."""
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """The instant in UTC; a naive value (which Google never sends) is taken as UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def timing(occurrence: GoogleEvent) -> Timing:
+    """The occurrence's UTC start/end and duration; raises UnreadableTime when it has none."""
+    try:
+        return _timing(occurrence)
+    except UnreadableTime:
+        raise
+    except (OverflowError, ValueError, TypeError) as exc:  # dates at the edge of the calendar
+        raise UnreadableTime("unreadable start or end") from exc
+
+
+def _timing(occurrence: GoogleEvent) -> Timing:
+    start_time = occurrence.start
+    end_time = None if occurrence.end_time_unspecified else occurrence.end
+    if start_time is None:
+        raise UnreadableTime("no start")
+    if start_time.date is not None:
+        # Google's all-day end.date is exclusive (reference A5, C6): 5 Jan → 6 Jan is one day.
+        days = 1
+        if end_time is not None and end_time.date is not None:
+            days = max((end_time.date - start_time.date).days, 1)
+        start = dt.datetime.combine(start_time.date, dt.time(), tzinfo=UTC)
+        length = dt.timedelta(days=days)
+        return Timing(
+            start=start,
+            end=start + length,
+            is_all_day=True,
+            activity_date=start_time.date,
+            duration_minutes=MINUTES_PER_DAY * days,
+            length=length,
+        )
+    if start_time.date_time is None:
+        raise UnreadableTime("no start")
+    start = utc(start_time.date_time)
+    # endTimeUnspecified: ignore `end` (reference A5); a missing or all-day end counts the same.
+    raw_end = start
+    if end_time is not None and end_time.date_time is not None:
+        raw_end = utc(end_time.date_time)
+    length = max(raw_end - start, dt.timedelta(0))
+    minutes = int(length.total_seconds() // 60)
+    return Timing(
+        start=start,
+        # Salesforce takes EndDateTime and DurationInMinutes only if consistent (reference B3),
+        # so the end is the start plus the whole minutes written.
+        end=start + dt.timedelta(minutes=minutes),
+        is_all_day=False,
+        activity_date=None,
+        duration_minutes=minutes,
+        length=length,
+    )
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    if text is None or not text.strip():
+        return None
+    return text[:limit]
+
+
+def subject(summary: str | None) -> str:
+    """The summary, or "(No title)" when it is empty; cut to Salesforce's 255 characters."""
+    if summary is None or not summary.strip():
+        return NO_TITLE
+    return summary.strip()[:SUBJECT_MAX]
+
+
+def event_fields(
+    occurrence: GoogleEvent,
+    when: Timing,
+    *,
+    owner_id: str,
+    who_id: str | None,
+    what_id: str | None,
+    private: bool,
+    settings: PlanSettings,
+) -> EventFields:
+    """The Event calsync wants for this occurrence.
+
+    `private`: the meeting is private/confidential and `private_events = "sync"`: keep the Who and
+    What links but withhold subject, description and location; IsPrivate stays false because a
+    private Event cannot be linked to Contacts, Leads, Opportunities or Accounts (reference B3, C7).
+    """
+    return EventFields(
+        owner_id=owner_id,
+        subject=PRIVATE_SUBJECT if private else subject(occurrence.summary),
+        start=when.start,
+        end=when.end,
+        is_all_day=when.is_all_day,
+        activity_date=when.activity_date,
+        duration_minutes=when.duration_minutes,
+        location=None if private else _cut(occurrence.location, LOCATION_MAX),
+        description=None if private else _cut(occurrence.description, DESCRIPTION_MAX),
+        who_id=who_id,
+        what_id=what_id,
+        is_private=False,
+        event_type="Meeting",
+        show_as="Busy",
+        activity_datetime_field=settings.activity_datetime_field,
+    )

@@ -1,0 +1,92 @@
+"""The Name (WhoId) rule: which one Contact or Lead a synced meeting's Event names.
+
+External meeting: the organizer is outside the company and is a Contact or Lead → the organizer.
+Otherwise the first attendee, in Google's order, who is a Contact; failing that the first who is
+a Lead. An address that is both a Contact and a Lead names the Contact. Several Contacts (or
+Leads) sharing an address: the oldest (CreatedDate, then lowest Id), with a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from calsync.model import Contact, Directory, GoogleEvent, Lead, PlanSettings
+from calsync.planner.selection import candidates, is_candidate, organizer_of
+
+
+@dataclass(frozen=True)
+class Name:
+    """The Contact or Lead an Event names, and the address that matched it."""
+
+    address: str
+    record: Contact | Lead
+
+    @property
+    def who_id(self) -> str:
+        return self.record.id
+
+    @property
+    def is_contact(self) -> bool:
+        return isinstance(self.record, Contact)
+
+
+Record = TypeVar("Record", Contact, Lead)
+
+
+def oldest(records: Sequence[Record]) -> Record:
+    """The oldest record by CreatedDate (ISO strings order correctly), then the lowest Id."""
+    return min(records, key=lambda record: (record.created_date or "", record.id or ""))
+
+
+def _pick(
+    address: str, records: Sequence[Record], kind: str, warnings: list[str]
+) -> Record | None:
+    if not records:
+        return None
+    chosen = oldest(records)
+    if len({record.id for record in records}) > 1:
+        warnings.append(
+            f"{len(records)} {kind}s share the address {address}; using the oldest, {chosen.id}"
+        )
+    return chosen
+
+
+def contact_for(address: str, directory: Directory, warnings: list[str]) -> Contact | None:
+    return _pick(address, directory.contacts.get(address, ()), "Contact", warnings)
+
+
+def lead_for(address: str, directory: Directory, warnings: list[str]) -> Lead | None:
+    return _pick(address, directory.leads.get(address, ()), "Lead", warnings)
+
+
+def choose_name(
+    occurrence: GoogleEvent, owner: str, directory: Directory, settings: PlanSettings
+) -> tuple[Name | None, tuple[str, ...]]:
+    """The Name of the meeting (None: no Contact or Lead among its people) and any warnings."""
+    warnings: list[str] = []
+    organizer = organizer_of(occurrence)
+    if organizer is not None and organizer.address and is_candidate(organizer, owner, settings):
+        # External meeting: organized by a Contact or Lead outside the company.
+        address = organizer.address
+        record: Contact | Lead | None = contact_for(address, directory, warnings)
+        if record is None:
+            record = lead_for(address, directory, warnings)
+        if record is not None:
+            return Name(address, record), tuple(warnings)
+    external = set(candidates(occurrence, owner, settings))
+    ordered: dict[str, None] = {}  # Google's attendee order, without repeats
+    for person in occurrence.attendees:
+        if person.address is not None and person.address in external:
+            ordered.setdefault(person.address, None)
+    attendees = list(ordered)
+    for address in attendees:
+        contact = contact_for(address, directory, warnings)
+        if contact is not None:
+            return Name(address, contact), tuple(warnings)
+    for address in attendees:
+        lead = lead_for(address, directory, warnings)
+        if lead is not None:
+            return Name(address, lead), tuple(warnings)
+    return None, tuple(warnings)

@@ -1,0 +1,206 @@
+"""Which meetings count, and which occurrence of a series is the one calsync syncs.
+
+A recurring series becomes one Salesforce Event: its first occurrence (moved with it when that
+occurrence was modified, the next one when it was cancelled). An occurrence is then dropped when
+it is cancelled, not a meeting (eventType), declined by the owner, private (unless private events
+are synced), longer than 14 days or without a start. Which addresses can make it a Salesforce
+meeting (external, not excluded, not a room) is decided here too; the Name rule (name.py) only
+picks among them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from calsync.model import EventTime, GoogleEvent, MeetingCopy, Person, PlanSettings
+from calsync.planner.fields import Timing, UnreadableTime, timing, utc
+from calsync.recurrence import same_slot, slots
+
+# "Multiday events can't exceed 14 days" (reference B3, C6).
+MAX_LENGTH = dt.timedelta(days=14)
+PRIVATE_VISIBILITIES = frozenset({"private", "confidential"})  # confidential = private (A5)
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """The occurrence calsync would sync for a copy, with its place in time."""
+
+    occurrence: GoogleEvent
+    timing: Timing
+    private: bool  # private/confidential, synced with its content withheld (reference C7)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """No Event is wanted for the copy, whatever Salesforce holds; `reason` says why."""
+
+    reason: str
+
+
+def first_occurrence(copy: MeetingCopy) -> GoogleEvent | None:
+    """The occurrence calsync syncs for this copy, or None if nothing is left of it.
+
+    Single event: itself. Series master (items = master + exceptions, singleEvents=false,
+    reference A4): the first slot that is not cancelled (EXDATE removes slots too), as the
+    master with that slot's start/end, or the exception's own item when that slot was modified.
+    No live master (the owner was invited to single occurrences only): the earliest
+    non-cancelled exception.
+    """
+    masters = [item for item in copy.items if item.recurring_event_id is None]
+    # Every exception on one calendar with this iCalUID belongs to the series; Google's ids
+    # are opaque (A4), so they are not matched against the master's id.
+    exceptions = [item for item in copy.items if item.recurring_event_id is not None]
+    master = next((item for item in masters if not item.is_cancelled), None)
+    if master is None:
+        return _earliest(item for item in exceptions if not item.is_cancelled)
+    if not master.recurrence:
+        return master
+    try:
+        return _first_slot(master, exceptions)
+    except Exception:
+        # Unreadable recurrence (RecurrenceError) and anything dateutil or the time arithmetic
+        # throws on hostile input: the master's own start/end is the first instance (A4).
+        return master
+
+
+def _first_slot(master: GoogleEvent, exceptions: list[GoogleEvent]) -> GoogleEvent | None:
+    if master.start is None:
+        return master
+    cancelled = [e.original_start for e in exceptions if e.is_cancelled and e.original_start]
+    modified = [e for e in exceptions if not e.is_cancelled and e.original_start is not None]
+    # k cancelled exceptions remove at most k slots, so slot k+1 is the answer if it exists;
+    # the bound keeps a hostile FREQ=SECONDLY rule from being walked for long.
+    for slot_start, slot_end in slots(
+        master.start, master.end, master.recurrence, limit=len(cancelled) + 1
+    ):
+        if any(same_slot(original, slot_start) for original in cancelled):
+            continue
+        moved = next(
+            (e for e in modified if e.original_start and same_slot(e.original_start, slot_start)),
+            None,
+        )
+        if moved is not None:
+            return moved
+        return replace(master, start=slot_start, end=slot_end, recurrence=())
+    return None
+
+
+def _earliest(items: Iterator[GoogleEvent]) -> GoogleEvent | None:
+    best: tuple[dt.datetime, GoogleEvent] | None = None
+    for item in items:
+        at = _instant(item.start) or _instant(item.original_start)
+        if at is None:
+            at = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # undated ones last
+        if best is None or at < best[0]:
+            best = (at, item)
+    return best[1] if best else None
+
+
+def _instant(value: EventTime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        if value.date is not None:
+            return dt.datetime.combine(value.date, dt.time(), tzinfo=dt.timezone.utc)
+        if value.date_time is not None:
+            return utc(value.date_time)
+    except (OverflowError, ValueError):
+        return None
+    return None
+
+
+def select(copy: MeetingCopy, settings: PlanSettings) -> Meeting | Rejected:
+    """The meeting to sync for this copy, or why none is, by the rules that need no directory."""
+    if not copy.items:
+        return Rejected("deleted")  # gone from the calendar
+    occurrence = first_occurrence(copy)
+    if occurrence is None:
+        return Rejected("cancelled")  # every item, or every occurrence of the series
+    try:
+        when = timing(occurrence)
+    except UnreadableTime as exc:
+        return Rejected(str(exc))
+    if occurrence.event_type != "default":
+        return Rejected(f"not a meeting (eventType={occurrence.event_type})")
+    if declined_by_owner(occurrence, copy.owner):
+        return Rejected("declined")
+    private = occurrence.visibility in PRIVATE_VISIBILITIES
+    if private and settings.private_events != "sync":
+        return Rejected("private")
+    if when.length > MAX_LENGTH:
+        return Rejected("longer than 14 days")
+    return Meeting(occurrence=occurrence, timing=when, private=private)
+
+
+def declined_by_owner(occurrence: GoogleEvent, owner: str) -> bool:
+    """The owner's own attendee entry (self, or their address) says declined (reference A6)."""
+    owner = owner.strip().lower()
+    return any(
+        person.response_status == "declined"
+        for person in occurrence.attendees
+        if person.self or person.address == owner
+    )
+
+
+def organizer_of(occurrence: GoogleEvent) -> Person | None:
+    """The organizer; failing `organizer`, the attendee flagged `organizer: true` (A5)."""
+    if occurrence.organizer is not None and occurrence.organizer.address:
+        return occurrence.organizer
+    return next((p for p in occurrence.attendees if p.organizer and p.address), None)
+
+
+def is_candidate(person: Person, owner: str, settings: PlanSettings) -> bool:
+    """Whether this person could be a Salesforce Contact or Lead of the meeting.
+
+    Not internal (domain in internal_domains, case-insensitive), not a configured user nor the
+    owner, not matched by an `exclude` glob, not a room or other resource.
+    """
+    address = person.address
+    if not address or "@" not in address or person.resource:
+        return False
+    if address == owner.strip().lower() or address in _lowered(settings.configured_users):
+        return False
+    domain = address.rsplit("@", 1)[1]
+    if domain in _lowered(settings.internal_domains):
+        return False
+    return not any(_glob_matches(address, pattern) for pattern in settings.exclude)
+
+
+@functools.lru_cache(maxsize=32)
+def _lowered(values: frozenset[str]) -> frozenset[str]:
+    return frozenset(value.strip().lower() for value in values)
+
+
+def _glob_matches(address: str, pattern: str) -> bool:
+    try:
+        return fnmatch.fnmatchcase(address, pattern.strip().lower())
+    except re.error:  # a pattern fnmatch cannot translate matches nothing
+        return False
+
+
+def candidates(occurrence: GoogleEvent, owner: str, settings: PlanSettings) -> tuple[str, ...]:
+    """Candidate addresses of the organizer and attendees, in Google's order, without repeats."""
+    people: list[Person] = []
+    organizer = organizer_of(occurrence)
+    if organizer is not None:
+        people.append(organizer)
+    people.extend(occurrence.attendees)
+    seen: dict[str, None] = {}
+    for person in people:
+        if person.address and is_candidate(person, owner, settings):
+            seen.setdefault(person.address, None)
+    return tuple(seen)
+
+
+def before_lookback(when: Timing, settings: PlanSettings, now: dt.datetime) -> bool:
+    """Whether the occurrence starts before the lookback window (now - lookback_days)."""
+    try:
+        window_start = utc(now) - dt.timedelta(days=settings.lookback_days)
+    except OverflowError:
+        return False  # a window reaching before year 1 excludes nothing
+    return when.start < window_start

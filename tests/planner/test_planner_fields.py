@@ -1,0 +1,90 @@
+"""The Event field values calsync writes (calsync/planner/fields.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from planner_builders import OWNER_ID, all_day, at, copy_of, event, plan_one, settings
+
+from calsync.model import Create, EventFields, EventTime, GoogleEvent, PlanSettings
+
+UTC = dt.timezone.utc
+
+
+def fields_of(meeting: GoogleEvent, config: PlanSettings | None = None) -> EventFields:
+    op = plan_one(copy_of(meeting), config=config)
+    assert isinstance(op, Create), op
+    return op.fields
+
+
+def test_event_belongs_to_the_owners_salesforce_user() -> None:
+    assert fields_of(event()).owner_id == OWNER_ID
+
+
+def test_subject_is_the_summary() -> None:
+    assert fields_of(event(summary="Quarterly review")).subject == "Quarterly review"
+
+
+def test_blank_summary_becomes_no_title() -> None:
+    assert fields_of(event(summary="   ")).subject == "(No title)"
+    assert fields_of(event(summary=None)).subject == "(No title)"
+
+
+def test_subject_is_cut_to_255_characters() -> None:
+    assert fields_of(event(summary="é" * 300)).subject == "é" * 255
+
+
+def test_location_is_cut_to_255_characters() -> None:
+    assert fields_of(event(location="x" * 256)).location == "x" * 255
+
+
+def test_description_is_cut_to_32000_characters() -> None:
+    assert fields_of(event(description="d" * 40_000)).description == "d" * 32_000
+
+
+def test_empty_description_and_location_are_none() -> None:
+    fields = fields_of(event(description="", location=" "))
+    assert (fields.description, fields.location) == (None, None)
+
+
+def test_timed_start_and_end_are_utc() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = dt.datetime(2026, 1, 12, 16, 0, tzinfo=berlin)
+    fields = fields_of(event(start=start, minutes=45))
+    assert fields.start == at(12, 15) and fields.start.tzinfo == UTC
+    assert fields.end == at(12, 15, 45) and fields.duration_minutes == 45
+    assert fields.is_all_day is False and fields.activity_date is None
+
+
+def test_duration_counts_whole_minutes() -> None:
+    meeting = event(end=EventTime(date_time=at(12, 15) + dt.timedelta(minutes=30, seconds=59)))
+    fields = fields_of(meeting)
+    assert fields.duration_minutes == 30 and fields.end == at(12, 15, 30)
+
+
+def test_end_time_unspecified_ends_at_the_start() -> None:
+    fields = fields_of(event(end_time_unspecified=True))
+    assert fields.end == fields.start and fields.duration_minutes == 0
+
+
+def test_all_day_event_uses_activity_date_and_whole_days() -> None:
+    fields = fields_of(event(**all_day(dt.date(2026, 1, 12), days=3)))
+    assert fields.is_all_day is True and fields.activity_date == dt.date(2026, 1, 12)
+    assert fields.duration_minutes == 3 * 1440
+    assert fields.start == dt.datetime(2026, 1, 12, tzinfo=UTC)
+    assert fields.end == dt.datetime(2026, 1, 15, tzinfo=UTC)
+
+
+def test_one_day_all_day_event_lasts_1440_minutes() -> None:
+    assert fields_of(event(**all_day(dt.date(2026, 1, 12)))).duration_minutes == 1440
+
+
+def test_event_is_a_busy_public_meeting() -> None:
+    fields = fields_of(event())
+    assert (fields.event_type, fields.show_as, fields.is_private) == ("Meeting", "Busy", False)
+
+
+def test_activity_datetime_field_comes_from_settings() -> None:
+    fields = fields_of(event(), config=settings(activity_datetime_field="MixmaxActivityDateTime"))
+    assert fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T15:00:00.000+0000"

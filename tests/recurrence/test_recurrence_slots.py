@@ -1,0 +1,65 @@
+"""Series expansion shared by the planner and the Google emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from calsync.model import EventTime
+from calsync.recurrence import RecurrenceError, instance_suffix, slots
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def timed(y, mo, d, h):
+    return EventTime(date_time=dt.datetime(y, mo, d, h, tzinfo=BERLIN), time_zone="Europe/Berlin")
+
+
+def test_weekly_series_keeps_wall_clock_time_across_dst():
+    got = list(slots(timed(2026, 3, 20, 16), timed(2026, 3, 20, 17), ["RRULE:FREQ=WEEKLY;COUNT=3"]))
+    assert [s.date_time.hour for s, _ in got] == [16, 16, 16]
+    assert [instance_suffix(s) for s, _ in got] == ["20260320T150000Z", "20260327T150000Z", "20260403T140000Z"]
+
+
+def test_exdate_with_tzid_removes_a_slot():
+    lines = ["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE;TZID=Europe/Berlin:20260327T160000"]
+    got = [s.date_time.day for s, _ in slots(timed(2026, 3, 20, 16), timed(2026, 3, 20, 17), lines)]
+    assert got == [20, 3]
+
+
+def test_all_day_series_with_utc_until_is_inclusive():
+    start, end = EventTime(date=dt.date(2026, 1, 5)), EventTime(date=dt.date(2026, 1, 6))
+    got = list(slots(start, end, ["RRULE:FREQ=DAILY;UNTIL=20260106T000000Z"]))
+    assert [(s.date, e.date) for s, e in got] == [
+        (dt.date(2026, 1, 5), dt.date(2026, 1, 6)),
+        (dt.date(2026, 1, 6), dt.date(2026, 1, 7)),
+    ]
+
+
+def test_endless_rule_is_cut_at_the_limit():
+    assert len(list(slots(timed(2026, 1, 1, 9), None, ["RRULE:FREQ=SECONDLY"], limit=50))) == 50
+
+
+def test_impossible_rule_is_refused_at_once():
+    began = time.monotonic()
+    with pytest.raises(RecurrenceError):
+        list(slots(timed(2026, 1, 1, 9), None, ["RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=31"]))
+    assert time.monotonic() - began < 0.5
+
+
+@pytest.mark.parametrize("lines", [["RRULE:FREQ=NOPE"], ["RRULE:FREQ=DAILY;UNTIL=garbage"], ["EXDATE:xyz"]])
+def test_unreadable_rules_raise_recurrence_error(lines):
+    with pytest.raises(RecurrenceError):
+        list(slots(timed(2026, 1, 1, 9), None, lines))
+
+
+@pytest.mark.parametrize("year", [1, 9999])
+def test_odd_start_gives_slots_or_recurrence_error_never_another_exception(year):
+    start = EventTime(date_time=dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc), time_zone="Europe/Berlin")
+    try:
+        list(slots(start, None, ["RRULE:FREQ=DAILY"], limit=10))
+    except RecurrenceError:
+        pass
