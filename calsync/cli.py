@@ -116,3 +116,39 @@ def sandbox(directory: str, google_port: int, salesforce_port: int, serve: bool)
         _fail(exc)
         return
     sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--interval-seconds",
+    type=click.FloatRange(min=0.1),
+    envvar="CALSYNC_INTERVAL_SECONDS",
+    hidden=True,
+    help="Testing aid: poll every N seconds instead of [sync] interval_minutes.",
+)
+@click.pass_obj
+def run(obj: Context, interval_seconds: float | None) -> None:
+    """Run the daemon: sync every calendar about every [sync] interval_minutes until stopped.
+
+    SIGTERM or SIGINT stops it (exit status 0), SIGHUP reloads the configuration. Under systemd
+    (Type=notify) it reports readiness, status and watchdog pings.
+    """
+    import datetime as dt
+    import os
+
+    from calsync.daemon import Daemon
+
+    override = dt.timedelta(seconds=interval_seconds) if interval_seconds else None
+    daemon = Daemon(obj.config, interval_override=override)
+    try:
+        code = daemon.run()
+    except CalsyncError as exc:
+        _fail(exc)
+        return
+    if daemon.abandoned:
+        # Calendars still syncing after the grace period: their pool threads would hold the
+        # interpreter's exit until done. Their work is transactional, so leave without them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -158,7 +159,11 @@ class SalesforceOrg:
         self.api_usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._http = requests.Session()
-        self._http.verify = _trust(ca_bundle) if ca_bundle else True
+        if ca_bundle:
+            self._http.verify = _trust(ca_bundle)
+            # With trust_env on, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace session.verify on
+            # every request (reference B8, psf/requests#3829); _trust() already folded those in.
+            self._http.trust_env = False
         for secret in (access_token, private_key, client_secret, password, security_token):
             if secret:
                 logs.register_secret(secret)
@@ -504,12 +509,18 @@ def _trust(ca_bundle: str) -> str:
         extra = Path(ca_bundle).read_text()
     except OSError as exc:
         raise ConfigError(f"salesforce.ca_bundle: cannot read {ca_bundle}: {exc.strerror}") from exc
-    try:
-        import certifi
+    public = ""
+    for candidate in (os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("CURL_CA_BUNDLE")):
+        if candidate and Path(candidate).is_file():
+            public = Path(candidate).read_text()
+            break
+    else:
+        try:
+            import certifi
 
-        public = Path(certifi.where()).read_text()
-    except (ImportError, OSError):
-        public = ""
+            public = Path(certifi.where()).read_text()
+        except (ImportError, OSError):
+            public = ""
     handle = tempfile.NamedTemporaryFile("w", prefix="calsync-ca-", suffix=".pem", delete=False)
     with handle:
         handle.write(public + "\n" + extra)

@@ -124,6 +124,9 @@ class _Server(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each call waits ~40 ms for a
+    # delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -233,8 +236,10 @@ class Emulator:
         if context is not None:
             server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
+        # A short poll so stop() returns at once instead of after serve_forever's 0.5 s select.
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"{type(self).__name__}", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}", daemon=True,
         )
         self._thread.start()
         return self

@@ -1,0 +1,658 @@
+"""`calsync run`: the long-running daemon. APScheduler jobs, signals, systemd notify, backoff.
+
+One APScheduler 3.x interval job per configured calendar (id ``calendar:<user>``) on a
+`BackgroundScheduler` whose `ThreadPoolExecutor` has `sync.concurrency` workers, so a slow or
+failing calendar holds one worker and never delays the others. Every job opens its own state
+connection and `Cycle` (`runtime.open_cycle`, the store is one connection per thread) and runs
+`cycle.run([user])`. Each job is added with `max_instances=1` (never two syncs of one calendar at
+once), `coalesce=True` (a backlog of missed runs is one run) and an explicit `misfire_grace_time`.
+
+Timing (`Schedule`): first runs are spread over a short window after start (`first_run_offsets`),
+then each calendar runs every `interval` with up to 10 % jitter so the calendars drift apart
+instead of firing together. A failing calendar backs off: its next run is put off by
+interval × 2^(failures-1), capped at 6 h, minus up to 10 % jitter (`backoff_delay`).
+
+The main thread owns the signals and systemd. It sleeps in select() on a self-pipe that the
+signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handlers run no logic:
+- SIGTERM / SIGINT: STOPPING=1, stop scheduling, wait up to `stop_grace` (8 s) for the running
+  jobs, return 0. Every state write is one SQLite transaction, so a job cut short loses nothing:
+  the next run lists the same Google changes again (see cycle.py). A second signal stops waiting.
+- SIGHUP: RELOADING=1, reload the configuration: calendars added or removed become jobs added or
+  removed, a new interval re-times the jobs; a configuration that does not load (or whose state
+  database does not open) is logged and the running one kept. Then READY=1 again.
+- READY=1 once the first schedule is set up; WATCHDOG=1 every half $WATCHDOG_USEC while the
+  scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, next run 10:42:00 UTC").
+
+`CALSYNC_INTERVAL_SECONDS` (or the hidden `calsync run --interval-seconds`) overrides
+`sync.interval_minutes` without touching the configuration: a testing aid, not for production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from calsync.config import Config
+from calsync.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
+from calsync.logs import event as log_event
+from calsync.notify import Notifier, watchdog_interval
+from calsync.state import StateStore
+
+log = logging.getLogger(__name__)
+
+INTERVAL_ENV = "CALSYNC_INTERVAL_SECONDS"
+MAX_BACKOFF = dt.timedelta(hours=6)
+BACKOFF_JITTER = 0.1  # the backoff delay is shortened by up to this fraction
+INTERVAL_JITTER = 0.1  # each run lands up to this fraction of the interval late...
+MAX_INTERVAL_JITTER = dt.timedelta(minutes=5)  # ...but never more than this
+MAX_STAGGER = dt.timedelta(seconds=60)  # first runs: all within this window of the start
+STOP_GRACE = 8.0  # seconds running jobs get to finish after SIGTERM
+STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
+
+CalendarState = Literal["pending", "ok", "failing"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure timing and status helpers
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How one interval becomes APScheduler settings."""
+
+    interval: dt.timedelta  # the mean time between two runs of one calendar
+    jitter: dt.timedelta  # IntervalTrigger's jitter: each run lands up to this much late
+    misfire_grace: dt.timedelta  # a run that starts later than this is skipped
+    stagger_window: dt.timedelta  # first runs are spread over this window after start
+
+    @classmethod
+    def for_interval(cls, interval: dt.timedelta) -> Schedule:
+        if interval <= dt.timedelta(0):
+            raise ValueError(f"interval must be positive, got {interval}")
+        return cls(
+            interval=interval,
+            jitter=min(interval * INTERVAL_JITTER, MAX_INTERVAL_JITTER),
+            # A run late by less than an interval still happens (the machine was suspended, the
+            # pool was busy); later than that, the next run is due anyway. With coalesce=True a
+            # backlog of missed runs is one run.
+            misfire_grace=interval,
+            stagger_window=min(interval / 2, MAX_STAGGER),
+        )
+
+    @property
+    def trigger_interval(self) -> dt.timedelta:
+        # APScheduler 3 adds uniform(0, jitter) to each fire time and counts the next interval
+        # from that jittered time, so the mean period is interval + jitter / 2: take it off here.
+        return self.interval - self.jitter / 2
+
+    @property
+    def misfire_grace_seconds(self) -> int:
+        return max(1, int(self.misfire_grace.total_seconds()))
+
+    def trigger(self) -> IntervalTrigger:
+        return IntervalTrigger(
+            seconds=self.trigger_interval.total_seconds(),
+            jitter=self.jitter.total_seconds() or None,
+            timezone=dt.timezone.utc,
+        )
+
+
+def backoff_delay(
+    interval: dt.timedelta,
+    failures: int,
+    *,
+    cap: dt.timedelta = MAX_BACKOFF,
+    jitter: float = BACKOFF_JITTER,
+    rng: random.Random | None = None,
+) -> dt.timedelta:
+    """Delay before the next run of a calendar that failed `failures` times in a row.
+
+    interval × 2^(failures-1), at most `cap` (or the interval itself if that is longer), then
+    shortened by a random fraction up to `jitter` so calendars failing together (an outage)
+    do not come back together. `failures` ≤ 0: the plain interval.
+    """
+    if failures <= 0:
+        return interval
+    ceiling = max(cap, interval)
+    # Exponent clamped: 2^30 intervals is far past any cap and keeps timedelta from overflowing.
+    base = min(interval * (2 ** min(failures - 1, 30)), ceiling)
+    fraction = (rng or random).uniform(0.0, jitter) if jitter > 0 else 0.0
+    return base * (1 - fraction)
+
+
+def first_run_offsets(
+    count: int, window: dt.timedelta, rng: random.Random | None = None
+) -> list[dt.timedelta]:
+    """When, after start, each of `count` calendars first runs: one random instant per equal slot
+    of `window`, in order, so the first runs come soon but never all at once."""
+    if count <= 0:
+        return []
+    slot = window / count
+    pick = (rng or random).uniform
+    return [slot * index + slot * pick(0.0, 1.0) for index in range(count)]
+
+
+@dataclass(frozen=True)
+class CalendarStatus:
+    """What the daemon knows of one calendar, for STATUS= and the logs."""
+
+    user: str
+    state: CalendarState = "pending"
+    consecutive_failures: int = 0
+    last_error: str | None = None
+
+
+def status_line(
+    calendars: Sequence[CalendarStatus], next_run: dt.datetime | None, *, shown: int = 3
+) -> str:
+    """One line for systemd's STATUS=, e.g. "3 calendars, 2 ok, 1 failing (bob@acme.test ×4),
+    next run 10:42:00 UTC". At most `shown` failing calendars are named."""
+    total = len(calendars)
+    parts = [f"{total} calendar{'s' if total != 1 else ''}"]
+    ok = sum(1 for c in calendars if c.state == "ok")
+    parts.append(f"{ok} ok")
+    failing = sorted(
+        (c for c in calendars if c.state == "failing"),
+        key=lambda c: (-c.consecutive_failures, c.user),
+    )
+    if failing:
+        named = ", ".join(f"{c.user} ×{c.consecutive_failures}" for c in failing[:shown])
+        more = f", +{len(failing) - shown} more" if len(failing) > shown else ""
+        parts.append(f"{len(failing)} failing ({named}{more})")
+    pending = sum(1 for c in calendars if c.state == "pending")
+    if pending:
+        parts.append(f"{pending} pending")
+    if next_run is not None:
+        moment = next_run.astimezone(dt.timezone.utc)
+        parts.append(f"next run {moment:%H:%M:%S} UTC")
+    else:
+        parts.append("no run scheduled")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# One calendar's run
+
+
+@dataclass(frozen=True)
+class CalendarRun:
+    """The outcome of one job: did the calendar sync, and how many failures in a row now."""
+
+    user: str
+    ok: bool
+    error: str | None
+    consecutive_failures: int
+
+
+SyncOne = Callable[[Config, str], CalendarRun]
+
+
+def sync_calendar(config: Config, user: str) -> CalendarRun:
+    """Run one cycle for `user` on a fresh state connection (the store is one per thread)."""
+    from calsync.runtime import open_cycle  # the adapters' imports stay out of `calsync --help`
+
+    with open_cycle(config) as cycle:
+        result = cycle.run([user])
+        saved = cycle.store.calendar(user)
+    outcome = result.calendars.get(user)
+    ok = outcome is not None and outcome.ok
+    error = None if ok else (outcome.error if outcome is not None else "the cycle reported nothing")
+    failures = saved.consecutive_failures if saved is not None else (0 if ok else 1)
+    return CalendarRun(user, ok, error, failures)
+
+
+def interval_of(config: Config, override: dt.timedelta | None) -> dt.timedelta:
+    return override if override is not None else dt.timedelta(minutes=config.sync.interval_minutes)
+
+
+def _job_id(user: str) -> str:
+    return f"calendar:{user}"
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if moment else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The daemon
+
+
+class Daemon:
+    """The scheduler, its jobs and the main-thread loop. `run()` is the whole life of `calsync run`.
+
+    `load_config` reads the configuration (and sets up logging); it is called at start and on
+    every SIGHUP. `sync_one` runs one calendar (tests pass their own). `start()`, `reload()`,
+    `stop()` and `status()` are public so tests can drive the daemon without signals.
+    """
+
+    def __init__(
+        self,
+        load_config: Callable[[], Config],
+        *,
+        interval_override: dt.timedelta | None = None,
+        notifier: Notifier | None = None,
+        sync_one: SyncOne = sync_calendar,
+        stop_grace: float = STOP_GRACE,
+        rng: random.Random | None = None,
+        watchdog_seconds: float | None = None,
+    ) -> None:
+        self._load_config = load_config
+        self.interval_override = interval_override
+        self.notifier = notifier if notifier is not None else Notifier.from_environ()
+        self._sync_one = sync_one
+        self.stop_grace = stop_grace
+        self._rng = rng or random.Random()
+        self.watchdog_seconds = watchdog_seconds if watchdog_seconds is not None else watchdog_interval()
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._running: set[str] = set()
+        self._status: dict[str, CalendarStatus] = {}
+        self._stopping = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+        self._config: Config | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self.abandoned: tuple[str, ...] = ()  # calendars still running when stop() gave up
+        self._last_status = ""
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            raise RuntimeError("the daemon is not started")
+        return self._config
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.for_interval(interval_of(self.config, self.interval_override))
+
+    @property
+    def scheduler(self) -> BackgroundScheduler:
+        if self._scheduler is None:
+            raise RuntimeError("the daemon is not started")
+        return self._scheduler
+
+    @property
+    def healthy(self) -> bool:
+        """The scheduler runs and its thread is alive (what WATCHDOG=1 vouches for)."""
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running:
+            return False
+        thread = getattr(scheduler, "_thread", None)  # BackgroundScheduler's loop thread
+        return thread is not None and thread.is_alive()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the configuration, schedule every calendar, start, then READY=1."""
+        config = self._load_config()
+        self._open_state(config)  # migrations run here, once, before any worker opens it
+        self._config = config
+        self._status = self._known_status(config, config.sync.users)
+        schedule = self.schedule
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its events are logged below
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(config.sync.concurrency)},
+            timezone=dt.timezone.utc,
+        )
+        scheduler.add_listener(
+            self._on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        self._scheduler = scheduler
+        self._add_jobs(config.sync.users, schedule)
+        scheduler.start()
+        log_event(
+            log,
+            "daemon started",
+            calendars=len(config.sync.users),
+            interval_seconds=round(schedule.interval.total_seconds(), 3),
+            concurrency=config.sync.concurrency,
+            watchdog_seconds=self.watchdog_seconds,
+        )
+        status = self.status()
+        self._last_status = status
+        self.notifier.ready(status)
+
+    def reload(self) -> bool:
+        """SIGHUP: apply a new configuration, or keep the running one if the new one is bad."""
+        self.notifier.reloading()
+        log_event(log, "reloading configuration")
+        old = self.config
+        try:
+            new = self._load_config()
+            if new.state.path != old.state.path:
+                self._open_state(new)
+            added = [u for u in new.sync.users if u not in old.sync.users]
+            removed = [u for u in old.sync.users if u not in new.sync.users]
+            known = self._known_status(new, added)
+        except CalsyncError as exc:
+            log_event(log, "configuration reload failed, keeping the running configuration",
+                      level=logging.ERROR, error=str(exc))
+            self.notifier.ready(self.status())
+            return False
+        old_schedule = self.schedule
+        self._config = new
+        schedule = self.schedule
+        for user in removed:
+            try:
+                self.scheduler.remove_job(_job_id(user))
+            except JobLookupError:
+                pass
+            with self._lock:
+                self._status.pop(user, None)
+        if schedule != old_schedule:
+            self._retime(schedule)
+        with self._lock:
+            self._status.update(known)
+        self._add_jobs(added, schedule)
+        if new.sync.concurrency != old.sync.concurrency:
+            log_event(log, "sync.concurrency changes apply after a restart", level=logging.WARNING,
+                      running=old.sync.concurrency, configured=new.sync.concurrency)
+        log_event(log, "configuration reloaded", calendars=len(new.sync.users),
+                  added=",".join(added) or None, removed=",".join(removed) or None,
+                  interval_seconds=round(schedule.interval.total_seconds(), 3))
+        status = self.status()
+        self._last_status = status
+        self.notifier.ready(status)
+        return True
+
+    def stop(self) -> bool:
+        """Stop scheduling, wait up to `stop_grace` for running jobs; True if none was left."""
+        if self._stopping.is_set():
+            return not self.abandoned
+        self._stopping.set()
+        with self._lock:
+            running = sorted(self._running)
+        log_event(log, "stopping", running=",".join(running) or None)
+        self.notifier.stopping("stopping")
+        if self._scheduler is not None and self._scheduler.running:
+            # wait=False: queued runs find `_stopping` set and return at once; running ones get
+            # the grace period below.
+            self._scheduler.shutdown(wait=False)
+        left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
+        self.abandoned = tuple(left)
+        if left:
+            log_event(log, "stopped with calendars still syncing; their uncommitted work is"
+                      " redone next run", level=logging.WARNING, running=",".join(left))
+        else:
+            log_event(log, "daemon stopped")
+        return not left
+
+    def run(self) -> int:
+        """The whole daemon in the main thread: signals, start, loop, stop. Returns an exit code."""
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        # The handlers do nothing: the C-level handler writes the signal number to the wakeup fd,
+        # which the loop below reads. Nothing runs inside a signal handler that could deadlock.
+        previous = {sig: signal.signal(sig, _ignore_signal) for sig in handled}
+        old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        code = EXIT_OK
+        try:
+            self.start()
+            code = self._loop()
+        finally:
+            if self._scheduler is not None:  # started (a start that failed has nothing to stop)
+                self.stop()
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.notifier.close()
+            self._wake_r.close()
+            self._wake_w.close()
+        return code
+
+    # -- the main loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> int:
+        next_ping = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if self.watchdog_seconds is not None and now >= next_ping:
+                if not self.healthy:
+                    log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
+                    return EXIT_FAILURE
+                self.notifier.watchdog()
+                next_ping = now + self.watchdog_seconds
+            timeout = STATUS_REFRESH
+            if self.watchdog_seconds is not None:
+                timeout = min(timeout, max(0.0, next_ping - now))
+            for signum in self._wait_for_wakeup(timeout):
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    log_event(log, "signal received", signal=signal.Signals(signum).name)
+                    return EXIT_OK
+                if signum == signal.SIGHUP:
+                    self.reload()
+            if not self.healthy:
+                log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
+                return EXIT_FAILURE
+            self._refresh_status()
+
+    def _wait_for_wakeup(self, timeout: float) -> list[int]:
+        """Sleep until a signal, a finished job or `timeout`; the signal numbers received."""
+        assert self._wake_r is not None
+        try:
+            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries select() itself
+            readable = []
+        if not readable:
+            return []
+        try:
+            data = self._wake_r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return []
+        return [byte for byte in data if byte]  # 0 is a job's "status changed"
+
+    def _wake(self) -> None:
+        if self._wake_w is None:
+            return
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (the loop is behind anyway) or closed (we are stopping)
+            pass
+
+    def _refresh_status(self) -> None:
+        status = self.status()
+        if status != self._last_status:
+            self._last_status = status
+            self.notifier.status(status)
+
+    def _wait_for_jobs(self, deadline: float) -> list[str]:
+        """Until no job runs or `deadline`; a second SIGTERM/SIGINT stops waiting."""
+        while True:
+            with self._lock:
+                if not self._running:
+                    return []
+                left = sorted(self._running)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return left
+                if self._wake_r is None:
+                    self._done.wait(min(remaining, 0.5))
+                    continue
+            for signum in self._wait_for_wakeup(min(remaining, 0.1)):
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    with self._lock:
+                        return sorted(self._running)
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def calendars(self) -> list[CalendarStatus]:
+        with self._lock:
+            return [self._status[u] for u in self.config.sync.users if u in self._status]
+
+    def next_run(self) -> dt.datetime | None:
+        if self._scheduler is None or self._stopping.is_set():
+            return None
+        times = [job.next_run_time for job in self._scheduler.get_jobs() if job.next_run_time]
+        return min(times) if times else None
+
+    def status(self) -> str:
+        return status_line(self.calendars(), self.next_run())
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def _add_jobs(self, users: Sequence[str], schedule: Schedule) -> None:
+        start = dt.datetime.now(dt.timezone.utc)
+        for user, offset in zip(users, first_run_offsets(len(users), schedule.stagger_window, self._rng)):
+            self.scheduler.add_job(
+                self._run_job,
+                trigger=schedule.trigger(),
+                args=(user,),
+                id=_job_id(user),
+                name=user,
+                next_run_time=start + offset,
+                max_instances=1,  # never two syncs of one calendar at once
+                coalesce=True,  # runs missed while busy or suspended collapse into one
+                misfire_grace_time=schedule.misfire_grace_seconds,
+                replace_existing=True,
+            )
+
+    def _retime(self, schedule: Schedule) -> None:
+        """A new interval: new triggers; a run further away than one new interval comes sooner,
+        unless the calendar is backing off."""
+        now = dt.datetime.now(dt.timezone.utc)
+        soonest = now + schedule.interval
+        for job in self.scheduler.get_jobs():
+            user = job.name
+            with self._lock:
+                failing = self._status.get(user, CalendarStatus(user)).consecutive_failures > 1
+            changes: dict[str, Any] = {"trigger": schedule.trigger()}
+            if not failing and (job.next_run_time is None or job.next_run_time > soonest):
+                changes["next_run_time"] = now + schedule.jitter * self._rng.random()
+            try:
+                self.scheduler.modify_job(job.id, **changes)
+            except JobLookupError:
+                pass
+
+    def _run_job(self, user: str) -> None:
+        """One scheduled run of one calendar, in a pool thread."""
+        if self._stopping.is_set():
+            return  # queued before the stop: do not start new work
+        config = self.config
+        with self._lock:
+            self._running.add(user)
+            previous = self._status.get(user, CalendarStatus(user))
+        try:
+            try:
+                outcome = self._sync_one(config, user)
+            except Exception as exc:  # noqa: BLE001 - a bug in one calendar must not stop the rest
+                log_event(log, "calendar run crashed", level=logging.ERROR, exc_info=True,
+                          user=user, error=f"{type(exc).__name__}: {exc}")
+                outcome = CalendarRun(user, False, f"{type(exc).__name__}: {exc}",
+                                      previous.consecutive_failures + 1)
+            self._record(user, previous, outcome)
+        finally:
+            with self._lock:
+                self._running.discard(user)
+                self._done.notify_all()
+            self._wake()
+
+    def _record(self, user: str, previous: CalendarStatus, outcome: CalendarRun) -> None:
+        if outcome.ok:
+            status = CalendarStatus(user, "ok", 0, None)
+            if previous.state == "failing":
+                log_event(log, "calendar recovered", user=user,
+                          after_failures=previous.consecutive_failures)
+        else:
+            failures = max(outcome.consecutive_failures, 1)
+            status = CalendarStatus(user, "failing", failures, outcome.error)
+        with self._lock:
+            if user in self._status:  # not removed by a reload meanwhile
+                self._status[user] = status
+        if outcome.ok or self._stopping.is_set():
+            return
+        schedule = self.schedule
+        delay = backoff_delay(schedule.interval, status.consecutive_failures, rng=self._rng)
+        next_run = dt.datetime.now(dt.timezone.utc) + delay
+        try:
+            # Safe against the scheduler's own update of this job: it computes the next run and
+            # stores it under the job-store lock before our pool thread can take that lock.
+            self.scheduler.modify_job(_job_id(user), next_run_time=next_run)
+        except JobLookupError:
+            return  # removed by a reload
+        if status.consecutive_failures > 1:
+            log_event(log, "calendar backing off", level=logging.WARNING, user=user,
+                      consecutive_failures=status.consecutive_failures,
+                      delay_seconds=round(delay.total_seconds()), next_run=_iso(next_run),
+                      error=outcome.error)
+
+    def _on_scheduler_event(self, event: JobEvent) -> None:
+        user = event.job_id.removeprefix("calendar:")
+        if event.code == EVENT_JOB_MISSED:
+            log_event(log, "run missed, skipped", level=logging.WARNING, user=user,
+                      scheduled=_iso(getattr(event, "scheduled_run_time", None)))
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            log_event(log, "previous run still going, run skipped", user=user)
+        elif event.code == EVENT_JOB_ERROR:  # _run_job catches everything; kept for safety
+            log_event(log, "calendar job error", level=logging.ERROR, user=user,
+                      error=repr(getattr(event, "exception", None)))
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _open_state(config: Config) -> None:
+        """Open (and migrate) the state database once in this thread; StateError if unusable."""
+        StateStore(config.state.path).close()
+
+    @staticmethod
+    def _known_status(config: Config, users: Sequence[str]) -> dict[str, CalendarStatus]:
+        """Seed the status from the store, so a restart still shows a calendar's failures."""
+        store = StateStore(config.state.path)
+        try:
+            saved = {c.user: c for c in store.calendars()}
+        finally:
+            store.close()
+        status: dict[str, CalendarStatus] = {}
+        for user in users:
+            known = saved.get(user)
+            if known is None:
+                status[user] = CalendarStatus(user)
+            elif known.consecutive_failures > 0:
+                status[user] = CalendarStatus(user, "failing", known.consecutive_failures,
+                                              known.last_error)
+            elif known.last_success_at is not None:
+                status[user] = CalendarStatus(user, "ok")
+            else:
+                status[user] = CalendarStatus(user)
+        return status
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    """Installed for SIGTERM/SIGINT/SIGHUP so the wakeup fd gets them; the loop acts on them."""
+
+
+__all__ = [
+    "CalendarRun",
+    "CalendarStatus",
+    "Daemon",
+    "INTERVAL_ENV",
+    "Schedule",
+    "backoff_delay",
+    "first_run_offsets",
+    "interval_of",
+    "status_line",
+    "sync_calendar",
+]

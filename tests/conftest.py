@@ -1,0 +1,153 @@
+"""Shared fixtures: both emulators on ephemeral ports, the demo company, configs that point at them.
+
+Integration tests drive the real google-api-python-client and simple-salesforce against these
+servers; nothing here patches a client library.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calsync import config as config_module
+from calsync import logs
+from calsync.cycle import CycleResult
+from calsync.runtime import open_cycle
+from calsync.sandbox.demo import ACTIVITY_FIELD, KEY_FIELD, DemoCompany, seed
+from calsync.sandbox.google import GoogleEmulator
+from calsync.sandbox.google.oauth import generate_private_key_pem
+from calsync.sandbox.salesforce import SalesforceEmulator
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    yield
+    logs.clear_secrets()
+
+
+@pytest.fixture(scope="session")
+def google_private_key() -> str:
+    return generate_private_key_pem()
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture
+def google_emu() -> Iterator[GoogleEmulator]:
+    emu = GoogleEmulator().start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def sf_emu(tls_dir: Path) -> Iterator[SalesforceEmulator]:
+    emu = SalesforceEmulator(state_dir=tls_dir).start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def company(google_emu: GoogleEmulator, sf_emu: SalesforceEmulator) -> DemoCompany:
+    return seed(google_emu.backend, sf_emu.backend, NOW)
+
+
+@pytest.fixture
+def make_config(
+    tmp_path: Path,
+    google_emu: GoogleEmulator,
+    sf_emu: SalesforceEmulator,
+    company: DemoCompany,
+    google_private_key: str,
+) -> Callable[..., Path]:
+    """make_config(**overrides) -> path of a calsync.toml for the emulators.
+
+    Overrides go into their TOML table by key: sync={"users": [...]}, salesforce={...}.
+    A value of None removes the key.
+    """
+    key = google_emu.backend.create_service_account(private_key_pem=google_private_key)
+    key_file = tmp_path / "google-service-account.json"
+    key_file.write_text(json.dumps(key))
+    token = sf_emu.backend.create_session(company.users[0])
+
+    def make(**overrides: dict[str, Any]) -> Path:
+        tables: dict[str, dict[str, Any]] = {
+            "sync": {
+                "users": list(company.users),
+                "internal_domains": ["acme.test"],
+                "exclude": ["*@resource.calendar.google.com", "noreply@*"],
+                "lookback_days": 30,
+                "interval_minutes": 40,
+                "private_events": "skip",
+                "activity_datetime_field": ACTIVITY_FIELD,
+            },
+            "state": {"path": str(tmp_path / "state.db")},
+            "google": {"service_account_file": str(key_file), "api_endpoint": google_emu.url + "/"},
+            "salesforce": {
+                "instance_url": sf_emu.url,
+                "auth": "access_token",
+                "access_token": token,
+                "ca_bundle": str(sf_emu.ca_file),
+            },
+        }
+        for table, values in overrides.items():
+            for name, value in values.items():
+                if value is None:
+                    tables[table].pop(name, None)
+                else:
+                    tables[table][name] = value
+        path = tmp_path / "calsync.toml"
+        path.write_text(_toml(tables))
+        return path
+
+    return make
+
+
+def _toml(tables: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        for name, value in values.items():
+            lines.append(f"{name} = {json.dumps(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def sync(make_config: Callable[..., Path]) -> Callable[..., CycleResult]:
+    """sync(path=None) runs one in-process cycle with a fresh state connection, as `calsync sync`."""
+
+    def run(path: Path | None = None, users: list[str] | None = None) -> CycleResult:
+        cfg = config_module.load(path or make_config())
+        with open_cycle(cfg) as cycle:
+            return cycle.run(users)
+
+    return run
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    """cli(*args) runs `python -m calsync ARGS` as a real process; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "calsync", *args],
+            capture_output=True, text=True, timeout=timeout, **kwargs,
+        )
+
+    return run
