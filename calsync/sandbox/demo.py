@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import threading
@@ -252,6 +253,9 @@ def run_sandbox(
     from calsync.errors import ConfigError
     from calsync.runtime import open_cycle
 
+    directory = directory.resolve()
+    # The emulators' own chatter is not what a person trying calsync wants to read.
+    logging.getLogger("calsync.sandbox").setLevel(logging.WARNING)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in ("state.db", "state.db-wal", "state.db-shm"):
         (directory / stale).unlink(missing_ok=True)  # fresh emulators: old tokens mean nothing

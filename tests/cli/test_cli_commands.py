@@ -1,0 +1,71 @@
+"""The command line as operators use it: real processes, exit codes, messages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from calsync.cli import main
+
+README = (Path(__file__).parents[2] / "README.md").read_text()
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    for name, command in main.commands.items():
+        assert command.help, f"calsync {name} has no help text"
+        assert re.search(rf"calsync[^\n`]*\b{name}\b", README), f"README does not show `calsync {name}`"
+
+
+def test_sync_exits_zero_and_reports_each_calendar(cli, make_config):
+    done = cli("--config", str(make_config()), "sync")
+    assert done.returncode == 0, done.stderr
+    assert "alice@acme.test: created 3" in done.stdout
+    assert "Salesforce API calls:" in done.stdout
+
+
+def test_sync_exits_one_when_a_calendar_fails(cli, make_config, google_emu):
+    google_emu.backend.add_user("erin@acme.test", "Erin", "UTC")
+    path = make_config(sync={"users": ["alice@acme.test", "erin@acme.test"]})
+    done = cli("--config", str(path), "sync")
+    assert done.returncode == 1
+    assert "erin@acme.test" in done.stdout and "FAILED" in done.stdout
+
+
+def test_bad_configuration_exits_78_naming_the_key(cli, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[sync]\nusers = ["a@x.test"]\nlookback_days = "30"\n')
+    done = cli("--config", str(path), "sync")
+    assert done.returncode == 78
+    assert "sync.lookback_days" in done.stderr
+
+
+def test_missing_configuration_file_is_a_clear_error(cli, tmp_path):
+    done = cli("--config", str(tmp_path / "nope.toml"), "sync")
+    assert done.returncode == 78
+    assert "not found" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_user_option_is_a_usage_error(cli, make_config):
+    done = cli("--config", str(make_config()), "sync", "--user", "zed@acme.test")
+    assert done.returncode == 2
+    assert "not a configured user" in done.stderr
+
+
+def test_log_lines_never_carry_the_access_token(cli, make_config, tmp_path):
+    path = make_config()
+    token = re.search(r'access_token = "([^"]+)"', path.read_text()).group(1)
+    done = cli("--config", str(path), "--log-level", "debug", "sync")
+    assert done.returncode == 0
+    assert token not in done.stderr and token not in done.stdout
+    assert 'msg="created"' in done.stderr
+
+
+def test_sandbox_command_syncs_the_demo_company(cli, tmp_path):
+    done = cli("sandbox", "--dir", str(tmp_path / "sbx"), "--google-port", "0", "--salesforce-port", "0")
+    assert done.returncode == 0, done.stderr
+    assert "Salesforce Events that landed:" in done.stdout
+    assert done.stdout.count("Globex renewal: pricing review") == 2
+    assert (tmp_path / "sbx" / "calsync.toml").exists()
