@@ -54,6 +54,7 @@ USER_CACHE_TTL = dt.timedelta(hours=24)
 MISSING_USER_TTL = dt.timedelta(hours=1)
 DESCRIBE_TTL = dt.timedelta(hours=24)
 GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_ID_FIELD")
+EMAIL_MAX = 80
 
 
 class CalendarSource(Protocol):
@@ -160,7 +161,15 @@ class Cycle:
             return
         cached = self.store.meta("describe:Event")
         if cached is None or now - cached[1] > DESCRIBE_TTL:
-            describe = self.org.describe("Event")
+            try:
+                describe = self.org.describe("Event")
+            except PermanentError as exc:
+                # Without a describe the configured fields are taken on trust; a wrong one then
+                # shows as per-record INVALID_FIELD failures, parked for retry.
+                log.warning("cannot describe Event", extra={"fields": {"error": str(exc)}})
+                self._upsert_field = wanted_key
+                self._settings_checked = True
+                return
             fields = {
                 f["name"].lower(): {
                     "name": f["name"],
@@ -380,7 +389,9 @@ class Cycle:
 
     def _look_up(self, addresses: Iterable[str], users: Mapping[str, str]) -> Directory:
         """Three batched queries at most per 400-odd addresses (reference C8)."""
-        addresses = sorted(addresses)
+        # Salesforce Email fields hold at most 80 characters: a longer or unprintable
+        # "address" cannot match and must not make a statement Salesforce refuses.
+        addresses = sorted(a for a in addresses if len(a) <= EMAIL_MAX and a.isprintable())
         contacts = self.org.find_contacts(addresses)
         # An address that is a Contact needs no Lead lookup: the Contact wins (issue rule).
         leads = self.org.find_leads([a for a in addresses if a not in contacts])

@@ -86,20 +86,24 @@ def soql_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def in_queries(head: str, values: Iterable[str], tail: str = "") -> Iterator[str]:
-    """`head IN (...) tail` statements covering `values`, each within the URL budget."""
-    quoted = [soql_quote(v) for v in sorted(set(values))]
+def in_batches(head: str, values: Iterable[str], tail: str = "") -> Iterator[list[str]]:
+    """Split `values` so that each `head IN (...) tail` statement stays within the URL budget."""
+    base = len(quote(head + " IN () " + tail))
     batch: list[str] = []
-    size = len(quote(head + " IN () " + tail))
-    for item in quoted:
-        cost = len(quote(item)) + 3
+    size = base
+    for value in sorted(set(values)):
+        cost = len(quote(soql_quote(value))) + 3
         if batch and size + cost > MAX_ENCODED_QUERY:
-            yield f"{head} IN ({','.join(batch)}){tail}"
-            batch, size = [], len(quote(head + " IN () " + tail))
-        batch.append(item)
+            yield batch
+            batch, size = [], base
+        batch.append(value)
         size += cost
     if batch:
-        yield f"{head} IN ({','.join(batch)}){tail}"
+        yield batch
+
+
+def in_statement(head: str, values: Sequence[str], tail: str = "") -> str:
+    return f"{head} IN ({','.join(soql_quote(v) for v in values)}){tail}"
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -339,6 +343,27 @@ class SalesforceOrg:
             records.extend(page.get("records", []))
         return records
 
+    def query_in(self, head: str, values: Iterable[str], tail: str = "") -> list[dict[str, Any]]:
+        """Rows of `head IN (values) tail`, batched; a value Salesforce refuses is left out.
+
+        One odd address must not stop the lookup of every other one: a batch refused as a
+        whole is halved until the culprit stands alone, which is then skipped with a warning.
+        """
+        rows: list[dict[str, Any]] = []
+        pending = list(in_batches(head, values, tail))
+        while pending:
+            batch = pending.pop()
+            try:
+                rows.extend(self.query(in_statement(head, batch, tail)))
+            except PermanentError as exc:
+                if len(batch) == 1:
+                    log.warning("lookup refused one value", extra={"fields": {
+                        "status_code": exc.status_code, "value": batch[0][:100]}})
+                    continue
+                half = len(batch) // 2
+                pending += [batch[:half], batch[half:]]
+        return rows
+
     def describe(self, sobject: str) -> dict[str, Any]:
         return self._call(f"describe {sobject}", lambda sf: getattr(sf, sobject).describe())  # type: ignore[no-any-return]
 
@@ -376,22 +401,20 @@ class SalesforceOrg:
 
     def find_contacts(self, addresses: Iterable[str]) -> dict[str, tuple[Contact, ...]]:
         found: dict[str, list[Contact]] = {}
-        for soql in in_queries("SELECT Id, Email, AccountId, CreatedDate FROM Contact WHERE Email", addresses):
-            for row in self.query(soql):
-                email = (row.get("Email") or "").lower()
-                found.setdefault(email, []).append(
-                    Contact(row["Id"], email, row.get("CreatedDate") or "", row.get("AccountId"))
-                )
+        for row in self.query_in("SELECT Id, Email, AccountId, CreatedDate FROM Contact WHERE Email", addresses):
+            email = (row.get("Email") or "").lower()
+            found.setdefault(email, []).append(
+                Contact(row["Id"], email, row.get("CreatedDate") or "", row.get("AccountId"))
+            )
         return {k: tuple(v) for k, v in found.items()}
 
     def find_leads(self, addresses: Iterable[str]) -> dict[str, tuple[Lead, ...]]:
         found: dict[str, list[Lead]] = {}
-        for soql in in_queries(
+        for row in self.query_in(
             "SELECT Id, Email, CreatedDate FROM Lead WHERE IsConverted = false AND Email", addresses
         ):
-            for row in self.query(soql):
-                email = (row.get("Email") or "").lower()
-                found.setdefault(email, []).append(Lead(row["Id"], email, row.get("CreatedDate") or ""))
+            email = (row.get("Email") or "").lower()
+            found.setdefault(email, []).append(Lead(row["Id"], email, row.get("CreatedDate") or ""))
         return {k: tuple(v) for k, v in found.items()}
 
     def find_primary_opportunities(self, contact_ids: Iterable[str]) -> dict[str, tuple[Opportunity, ...]]:
@@ -400,38 +423,33 @@ class SalesforceOrg:
             "SELECT ContactId, OpportunityId, Opportunity.IsClosed, Opportunity.CloseDate"
             " FROM OpportunityContactRole WHERE IsPrimary = true AND ContactId"
         )
-        for soql in in_queries(head, contact_ids):
-            for row in self.query(soql):
-                opp = row.get("Opportunity") or {}
-                found.setdefault(row["ContactId"], []).append(
-                    Opportunity(
-                        id=row["OpportunityId"],
-                        contact_id=row["ContactId"],
-                        is_closed=bool(opp.get("IsClosed")),
-                        close_date=opp.get("CloseDate"),
-                    )
+        for row in self.query_in(head, contact_ids):
+            opp = row.get("Opportunity") or {}
+            found.setdefault(row["ContactId"], []).append(
+                Opportunity(
+                    id=row["OpportunityId"],
+                    contact_id=row["ContactId"],
+                    is_closed=bool(opp.get("IsClosed")),
+                    close_date=opp.get("CloseDate"),
                 )
+            )
         return {k: tuple(v) for k, v in found.items()}
 
     def events_by_key(self, field: str, keys: Iterable[str]) -> dict[str, str]:
         """Event ids by External ID value (reconciling creates in upsert mode)."""
         found: dict[str, str] = {}
-        for soql in in_queries(f"SELECT Id, {field} FROM Event WHERE {field}", keys):
-            for row in self.query(soql):
-                found[str(row[field])] = row["Id"]
+        for row in self.query_in(f"SELECT Id, {field} FROM Event WHERE {field}", keys):
+            found[str(row[field])] = row["Id"]
         return found
 
     def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
         """Events of these owners created after `since` (reconciling creates without External ID)."""
-        rows: list[dict[str, Any]] = []
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
             " WhoId, WhatId, CreatedDate FROM Event WHERE"
             f" CreatedDate >= {soql_datetime(since)} AND OwnerId"
         )
-        for soql in in_queries(head, owner_ids):
-            rows.extend(self.query(soql))
-        return rows
+        return self.query_in(head, owner_ids)
 
     # -- writes ----------------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""calsync.google against the Google emulator through the real google-api-python-client."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from calsync.errors import AuthError, SyncTokenExpired
+from calsync.google import GoogleCalendar, service_account_credentials, to_google_event
+
+SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
+LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def key_path(google_emu, google_private_key, tmp_path):
+    import json
+
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(google_emu.backend.create_service_account(private_key_pem=google_private_key)))
+    return path
+
+
+@pytest.fixture
+def calendar(google_emu, company, key_path):
+    def make(user="alice@acme.test"):
+        creds = service_account_credentials(key_path, user, SCOPES)
+        return GoogleCalendar(user, creds, api_endpoint=google_emu.url + "/")
+
+    return make
+
+
+def test_full_listing_follows_every_page_and_keeps_the_last_token(calendar, google_emu):
+    day = dt.date(2026, 12, 1)
+    for i in range(2600):
+        google_emu.backend.create_event("alice@acme.test", {
+            "summary": f"m{i}", "start": {"dateTime": f"{day}T10:00:00Z"}, "end": {"dateTime": f"{day}T11:00:00Z"},
+        })
+    listing = calendar().list_changes(None, LONG_AGO)
+    assert listing.full and listing.calls == 2
+    assert len(listing.items) >= 2600
+    assert listing.next_sync_token
+
+
+def test_incremental_listing_returns_only_changes(calendar, google_emu, company):
+    first = calendar().list_changes(None, LONG_AGO)
+    google_emu.backend.update_event(company.meetings["weekly"], {"summary": "changed"})
+    second = calendar().list_changes(first.next_sync_token, LONG_AGO)
+    assert not second.full and second.calls == 1
+    assert [i["summary"] for i in second.items] == ["changed"]
+
+
+def test_invalidated_token_raises_sync_token_expired(calendar, google_emu):
+    first = calendar().list_changes(None, LONG_AGO)
+    google_emu.backend.invalidate_sync_tokens()
+    with pytest.raises(SyncTokenExpired):
+        calendar().list_changes(first.next_sync_token, LONG_AGO)
+
+
+def test_rate_limit_is_retried_by_the_client(calendar, google_emu):
+    google_emu.fail_next("rateLimitExceeded", times=1)
+    assert calendar().list_changes(None, LONG_AGO).items
+
+
+def test_user_outside_the_domain_is_an_auth_error(calendar):
+    with pytest.raises(AuthError):
+        calendar("mallory@elsewhere.test").list_changes(None, LONG_AGO)
+
+
+def test_items_normalise_without_raising_on_hostile_input():
+    weird = [
+        {},
+        {"id": "x", "start": {"dateTime": "not a date"}, "attendees": "nope"},
+        {"id": "y", "start": {"date": "2026-02-30"}, "organizer": ["x"], "recurrence": [5, None]},
+        {"id": "z", "summary": "s" * 1_000_000, "attendees": [{"email": None}, 7]},
+    ]
+    events = [to_google_event(w) for w in weird]
+    assert events[1].start is None and events[1].attendees == ()
+    assert events[2].start is None and events[2].recurrence == ()
+    assert len(events[3].summary) == 1_000_000
