@@ -1,0 +1,77 @@
+"""SIGKILL at the worst instants: the Salesforce write lands, the process never records it."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from calsync.sandbox.demo import KEY_FIELD
+from calsync.sandbox.server import Fault
+
+
+def start_sync(path):
+    return subprocess.Popen(
+        [sys.executable, "-m", "calsync", "--config", str(path), "sync"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_write(sf_emu, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("composite/sobjects" in path for _, path in list(sf_emu.requests_seen)):
+            return
+        if proc.poll() is not None:
+            pytest.fail("calsync finished before writing")
+        time.sleep(0.01)
+    pytest.fail("no Collections write seen")
+
+
+def assert_exactly_the_demo_events(sf_emu):
+    rows = sf_emu.backend.list_records("Event")
+    counts = Counter((r["Subject"], r["OwnerId"]) for r in rows)
+    assert len(rows) == 7, sorted(counts)
+    assert max(counts.values()) == 1
+
+
+@pytest.mark.parametrize("external_id", [None, KEY_FIELD])
+def test_sigkill_while_the_create_is_in_flight_leaves_no_duplicate(make_config, sync, sf_emu, external_id):
+    path = make_config(salesforce={"external_id_field": external_id})
+    # The server holds the create for a moment and then performs it, whoever is still listening.
+    sf_emu.faults.add(Fault(delay=1.5, method="POST", path_prefix="/services/data/v59.0/composite/sobjects"))
+    proc = start_sync(path)
+    wait_for_write(sf_emu, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(2.0)  # the write lands after the client is gone
+    assert len(sf_emu.backend.list_records("Event")) == 7
+    result = sync(path)
+    assert result.ok
+    assert_exactly_the_demo_events(sf_emu)
+    assert sync(path).salesforce_calls == 0
+
+
+def test_sigkill_at_random_instants_then_a_clean_run_converges(make_config, sync, sf_emu, google_emu, company):
+    path = make_config()
+    rng = random.Random(20261125)
+    for round_ in range(4):
+        if round_ == 2:
+            google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex renewal v2"})
+        proc = start_sync(path)
+        time.sleep(rng.uniform(0.3, 1.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    result = sync(path)
+    assert result.ok, {u: c.error for u, c in result.calendars.items()}
+    rows = sf_emu.backend.list_records("Event")
+    counts = Counter((r["Subject"], r["OwnerId"]) for r in rows)
+    assert len(rows) == 7 and max(counts.values()) == 1
+    assert sum(1 for r in rows if r["Subject"] == "Globex renewal v2") == 2
+    assert sync(path).salesforce_calls == 0
