@@ -1,0 +1,98 @@
+"""A larger company for measuring: N meetings, each with its own customer Contact.
+
+Used by `scripts/measure-first-sync` and the call-budget test: the first sync of N Events must
+stay within the Salesforce call budget (at most 15 calls per 1,000 Events).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+
+def seed_meetings(google: Any, salesforce: Any, owners: list[str], count: int, now: dt.datetime) -> None:
+    """`count` one-hour meetings spread over `owners`, each with a distinct customer Contact;
+    every third Contact is primary on an open Opportunity."""
+    start = (now + dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    for i in range(count):
+        domain = f"customer{i:05d}.test"
+        account = salesforce.create_record("Account", {"Name": f"Customer {i:05d}"})
+        email = f"buyer.{i:05d}@{domain}"
+        contact = salesforce.create_record(
+            "Contact", {"FirstName": "Buyer", "LastName": f"{i:05d}", "Email": email, "AccountId": account}
+        )
+        if i % 3 == 0:
+            opp = salesforce.create_record(
+                "Opportunity",
+                {"Name": f"Deal {i:05d}", "AccountId": account, "StageName": "Prospecting",
+                 "CloseDate": (now.date() + dt.timedelta(days=30)).isoformat()},
+            )
+            salesforce.create_record(
+                "OpportunityContactRole", {"OpportunityId": opp, "ContactId": contact, "IsPrimary": True}
+            )
+        begin = start + dt.timedelta(hours=i % 200, days=i // 200)
+        google.create_event(owners[i % len(owners)], {
+            "summary": f"Call with customer {i:05d}",
+            "start": {"dateTime": begin.isoformat().replace("+00:00", "Z")},
+            "end": {"dateTime": (begin + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")},
+            "attendees": [owners[i % len(owners)], email],
+        })
+
+
+def measure(count: int) -> dict[str, Any]:
+    """Seed the demo company plus `count` meetings, sync twice, and count calls and time."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from calsync import config as config_module
+    from calsync.runtime import open_cycle
+    from calsync.sandbox.demo import seed, write_config
+    from calsync.sandbox.google import GoogleEmulator
+    from calsync.sandbox.salesforce import SalesforceEmulator
+
+    with tempfile.TemporaryDirectory(prefix="calsync-measure-") as tmp:
+        directory = Path(tmp)
+        google, salesforce = GoogleEmulator().start(), SalesforceEmulator(state_dir=directory).start()
+        try:
+            now = dt.datetime.now(dt.timezone.utc)
+            company = seed(google.backend, salesforce.backend, now)
+            seed_meetings(google.backend, salesforce.backend, company.users, count, now)
+            key = directory / "key.json"
+            import json
+
+            key.write_text(json.dumps(google.backend.create_service_account()))
+            token = salesforce.backend.create_session(company.users[0])
+            path = write_config(directory, google.url, salesforce.url, key, salesforce.ca_file, token)
+            figures: dict[str, Any] = {"meetings": count}
+            for run in ("first", "second"):
+                before, kinds = salesforce.backend.api_calls, dict(salesforce.backend.calls_by_kind())
+                began = time.monotonic()
+                with open_cycle(config_module.load(path)) as cycle:
+                    result = cycle.run()
+                figures[run] = {
+                    "ok": result.ok,
+                    "events_created": sum(c.created for c in result.calendars.values()),
+                    "salesforce_calls": salesforce.backend.api_calls - before,
+                    "by_kind": {k: v - kinds.get(k, 0) for k, v in salesforce.backend.calls_by_kind().items()
+                                if v - kinds.get(k, 0)},
+                    "google_calls": sum(c.google_calls for c in result.calendars.values()),
+                    "seconds": round(time.monotonic() - began, 2),
+                }
+            return figures
+        finally:
+            google.stop()
+            salesforce.stop()
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import logging
+
+    parser = argparse.ArgumentParser(description="Measure a first and a second sync of N extra meetings.")
+    parser.add_argument("--meetings", type=int, default=1000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("calsync").setLevel(logging.WARNING)
+    print(json.dumps(measure(args.meetings), indent=2))
