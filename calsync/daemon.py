@@ -241,8 +241,10 @@ class Daemon:
     """The scheduler, its jobs and the main-thread loop. `run()` is the whole life of `calsync run`.
 
     `load_config` reads the configuration (and sets up logging); it is called at start and on
-    every SIGHUP. `sync_one` runs one calendar (tests pass their own). `start()`, `reload()`,
-    `stop()` and `status()` are public so tests can drive the daemon without signals.
+    every SIGHUP. `sync_one` runs one calendar (tests pass their own). `watchdog_seconds` is the
+    ping period; None reads it from $WATCHDOG_USEC/$WATCHDOG_PID (no watchdog when unset).
+    `start()`, `reload()`, `stop()` and `status()` are public so tests can drive the daemon
+    without signals.
     """
 
     def __init__(
@@ -407,8 +409,8 @@ class Daemon:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         # The handlers do nothing: the C-level handler writes the signal number to the wakeup fd,
         # which the loop below reads. Nothing runs inside a signal handler that could deadlock.
-        previous = {sig: signal.signal(sig, _ignore_signal) for sig in handled}
         old_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        previous = {sig: signal.signal(sig, _ignore_signal) for sig in handled}
         code = EXIT_OK
         try:
             self.start()

@@ -66,6 +66,8 @@ class NotifyListener:
         if not self.address.startswith("@"):
             try:
                 os.unlink(self.address)
+                if os.path.basename(os.path.dirname(self.address)).startswith("csn-"):
+                    os.rmdir(os.path.dirname(self.address))  # made by short_socket_path()
             except FileNotFoundError:
                 pass
 

@@ -127,7 +127,9 @@ def test_bad_configuration_on_sighup_keeps_the_daemon_running(start, listener, t
 
 
 def test_watchdog_pings_at_half_the_timeout(start, listener):
-    daemon = start(WATCHDOG_USEC="400000")  # 0.4 s: a ping every 0.2 s
+    # 0.4 s: a ping every 0.2 s. A long interval keeps syncs (and their 3 s of connection
+    # retries) out of the way: first runs are spread over the first minute.
+    daemon = start(WATCHDOG_USEC="400000", CALSYNC_INTERVAL_SECONDS="600")
     listener.wait_for("READY", "1", timeout=15)
     first = listener.wait_for("WATCHDOG", "1", timeout=2)
     started = time.monotonic()
@@ -138,7 +140,7 @@ def test_watchdog_pings_at_half_the_timeout(start, listener):
 
 
 def test_watchdog_meant_for_another_process_is_not_pinged(start, listener):
-    daemon = start(WATCHDOG_USEC="400000", WATCHDOG_PID="1")
+    daemon = start(WATCHDOG_USEC="400000", WATCHDOG_PID="1", CALSYNC_INTERVAL_SECONDS="600")
     listener.wait_for("READY", "1", timeout=15)
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:

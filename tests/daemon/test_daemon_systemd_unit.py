@@ -1,0 +1,94 @@
+"""systemd/calsync.service: hardened (exposure ≤ 2.0) and clean under `systemd-analyze verify`.
+
+Needs `systemd-analyze` (Debian/Ubuntu package `systemd`); skipped only when it is missing.
+verify wants ExecStart= to exist, so it checks a copy pointing at this environment's `calsync`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "calsync.service"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt package: systemd)")
+
+
+def settings() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+@needs_analyze
+def test_exposure_score_is_at_most_2():
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", "--no-pager", str(UNIT)],
+        capture_output=True, text=True, timeout=60,
+    )
+    match = re.search(r"Overall exposure level for calsync\.service: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0, result.stdout
+
+
+@needs_analyze
+def test_verify_has_nothing_to_say(tmp_path):
+    calsync = Path(sys.executable).with_name("calsync")
+    assert calsync.exists(), "the calsync console script is not installed next to this python"
+    text = UNIT.read_text()
+    assert "ExecStart=/opt/calsync/bin/calsync " in text
+    copy = tmp_path / "calsync.service"
+    copy.write_text(text.replace("/opt/calsync/bin/calsync", str(calsync)))
+    result = subprocess.run(
+        [ANALYZE, "verify", "--no-pager", str(copy)], capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", (
+        result.stdout + result.stderr
+    )
+
+
+def test_unit_is_a_notify_service_with_a_watchdog():
+    found = settings()
+    assert found["Type"] == ["notify"]
+    assert found["NotifyAccess"] == ["main"]
+    assert found["WatchdogSec"] and found["WatchdogSec"][0] not in ("", "0")
+    assert found["Restart"] == ["on-failure"]
+    assert found["ExecStart"][0].endswith(" run")
+
+
+def test_secrets_come_as_credentials_not_environment():
+    found = settings()
+    names = {value.split(":", 1)[0] for value in found["LoadCredential"]}
+    assert "salesforce_access_token" in names  # the name config.py looks for
+    assert not any("SALESFORCE" in value.upper() for value in found.get("Environment", []))
+
+
+def test_state_and_configuration_directories_match_the_documented_paths():
+    found = settings()
+    assert found["StateDirectory"] == ["calsync"]  # /var/lib/calsync/state.db
+    assert found["ConfigurationDirectory"] == ["calsync"]  # /etc/calsync/calsync.toml
+    assert "--config /etc/calsync/calsync.toml" in found["ExecStart"][0]
+
+
+def test_outbound_https_is_not_blocked():
+    found = settings()
+    assert found["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
+    for value in found.get("IPAddressDeny", []):
+        assert "any" not in value.split()
+    assert "PrivateNetwork" not in found
+
+
+def test_unit_parses_as_ini():
+    parser = ConfigParser(strict=False, interpolation=None)
+    parser.read_string(UNIT.read_text())
+    assert set(parser.sections()) == {"Unit", "Service", "Install"}
