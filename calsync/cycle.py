@@ -133,6 +133,7 @@ class Cycle:
         self._settings = config.plan_settings()
         self._settings_checked = False
         self._upsert_field: str | None = None
+        self._quota_spent: QuotaExhausted | None = None
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -416,6 +417,8 @@ class Cycle:
         creates = [op for op in operations if isinstance(op, Create)]
         updates = [op for op in operations if isinstance(op, Update)]
         deletes = [op for op in operations if isinstance(op, Delete)]
+        skipped = [op.key for op in operations if isinstance(op, Skip)]
+        self.store.clear_retries(skipped)  # a parked record that no longer needs writing
         for op in operations:
             if isinstance(op, Skip):
                 outcomes[op.owner].skipped += 1
@@ -424,6 +427,9 @@ class Cycle:
                               event_id=_google_id(by_key.get(op.key)), key=op.key)
 
         def abort(users: Iterable[str], exc: CalsyncError) -> None:
+            if isinstance(exc, QuotaExhausted):
+                # The allowance is spent: no further write this cycle (reference C11).
+                self._quota_spent = exc
             for user in users:
                 failed.setdefault(user, f"Salesforce write stopped: {exc}")
 
@@ -447,7 +453,7 @@ class Cycle:
                 else:
                     self._refused(op.key, op.owner, by_key, "delete", res, now, outcomes)
 
-        if updates and not failed.keys() >= {op.copy.owner for op in updates}:
+        if updates and not self._quota_spent:
             records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
             try:
                 results = self.org.update(records)
@@ -472,8 +478,10 @@ class Cycle:
                 else:
                     self._refused(op.key, owner, by_key, "update", res, now, outcomes)
 
-        if creates:
+        if creates and not self._quota_spent:
             self._create(creates, now, outcomes, by_key, failed, abort)
+        if self._quota_spent:
+            abort({op.copy.owner for op in (*creates, *updates)}, self._quota_spent)
         return failed
 
     def _create(self, creates, now, outcomes, by_key, failed, abort) -> None:  # type: ignore[no-untyped-def]
@@ -537,8 +545,9 @@ class Cycle:
             found = self.org.events_by_key(self._upsert_field, [p.key for p in pending])
             for p in pending:
                 if p.key in found:
+                    intent = _without(p.intent, self._upsert_field)
                     self.store.record_written(p.key, p.owner, p.ical_uid, found[p.key],
-                                              fingerprint_of(_without(p.intent, self._upsert_field)), now)
+                                              fingerprint_of(intent, self._settings.activity_datetime_field), now)
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)
@@ -555,7 +564,7 @@ class Cycle:
                 if match is not None:
                     taken.add(match["Id"])
                     self.store.record_written(p.key, p.owner, p.ical_uid, match["Id"],
-                                              fingerprint_of(p.intent), now)
+                                              fingerprint_of(p.intent, self._settings.activity_datetime_field), now)
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)

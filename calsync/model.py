@@ -197,12 +197,18 @@ class EventFields:
         return record
 
     def fingerprint(self) -> str:
-        return fingerprint_of(self.to_salesforce())
+        return fingerprint_of(self.to_salesforce(), ignore=self.activity_datetime_field)
 
 
-def fingerprint_of(record: dict[str, Any]) -> str:
-    """The fingerprint of a record body: equal bodies, equal fingerprints."""
-    body = json.dumps(record, sort_keys=True, separators=(",", ":"))
+def fingerprint_of(record: dict[str, Any], ignore: str | None = None) -> str:
+    """The fingerprint of a record body: equal bodies, equal fingerprints.
+
+    The activity Date/Time field (`ignore`) is left out: it only repeats the start, and turning
+    it on must not rewrite unchanged Events (it is written "never retroactively", only on
+    Events created or updated from then on).
+    """
+    kept = {k: v for k, v in record.items() if k != ignore}
+    body = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

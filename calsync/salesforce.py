@@ -144,6 +144,7 @@ class SalesforceOrg:
         security_token: str | None = None,
         ca_bundle: str | None = None,
         api_version: str = "59.0",
+        min_remaining: int = 0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.instance_url = instance_url.rstrip("/")
@@ -158,6 +159,7 @@ class SalesforceOrg:
         self._password = password
         self._security_token = security_token
         self.api_version = api_version
+        self.min_remaining = min_remaining
         self._sleep = sleep
         self.calls = 0
         self.api_usage: tuple[int, int] | None = None
@@ -204,6 +206,7 @@ class SalesforceOrg:
             security_token=reveal(getattr(cfg, "security_token", None)),
             ca_bundle=getattr(cfg, "ca_bundle", None),
             api_version=getattr(cfg, "api_version", "59.0"),
+            min_remaining=getattr(cfg, "daily_call_budget", 0),
         )
 
     # -- sessions --------------------------------------------------------------------------------
@@ -283,6 +286,14 @@ class SalesforceOrg:
         """Run one API call with session renewal, retries for idempotent calls, error mapping."""
         renewed = False
         attempt = 0
+        if self.api_usage is not None:
+            used, total = self.api_usage
+            if total - used < self.min_remaining:
+                # Keep the rest of the org's daily allowance for its other integrations.
+                raise QuotaExhausted(
+                    f"only {total - used} of the org's {total} daily API calls left, below"
+                    f" salesforce.daily_call_budget = {self.min_remaining}; not calling for {what}"
+                )
         while True:
             client = self._client()
             with self._lock:

@@ -442,6 +442,14 @@ class StateStore:
             )
         return Retry(key, owner, ical_uid, operation, status_code, message, attempts, next_at)
 
+    def clear_retries(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        with self.transaction():
+            for chunk in _chunks(sorted(set(keys)), 500):
+                self._exec(f"DELETE FROM retries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+
     def retries(self, owner: str | None = None) -> list[Retry]:
         sql = "SELECT * FROM retries" + (" WHERE owner = ?" if owner else "") + " ORDER BY key"
         return [

@@ -260,3 +260,39 @@ def test_crash_after_create_before_commit_leaves_no_duplicate(
     keys = Counter((r["Subject"], r["OwnerId"]) for r in events(sf_emu))
     assert max(keys.values()) == 1
     assert sync(path).salesforce_calls == 0
+
+
+def test_request_limit_exceeded_stops_writes_and_the_next_cycle_catches_up(sync, make_config, sf_emu):
+    from calsync.sandbox.salesforce.errors import request_limit_fault
+
+    path = make_config()
+    sf_emu.faults.add(request_limit_fault(times=-1, method="POST"))
+    first = sync(path)
+    assert not first.ok
+    assert events(sf_emu) == []
+    sf_emu.faults.clear()
+    second = sync(path)
+    assert second.ok
+    assert len(events(sf_emu)) == 7
+
+
+def test_daily_call_budget_keeps_the_rest_of_the_allowance(sync, make_config, sf_emu):
+    path = make_config(salesforce={"daily_call_budget": 5000})
+    sf_emu.backend.set_limits(daily_api_max=15000, api_calls=10_001)
+    result = sync(path)
+    assert not result.ok
+    assert "daily_call_budget" in next(iter(result.calendars.values())).error
+    assert sf_emu.backend.api_calls == 10_001 + 1  # only the call that revealed the usage
+
+
+def test_activity_field_is_not_written_retroactively(sync, make_config, sf_emu, google_emu, company):
+    path = make_config(sync={"activity_datetime_field": None})
+    sync(path)
+    assert all(r[ACTIVITY_FIELD] is None for r in events(sf_emu))
+    path = make_config()  # the field is configured from now on
+    google_emu.backend.update_event(company.meetings["lead"], {"summary": "Intro call (v2)"})
+    google_emu.backend.invalidate_sync_tokens()  # even a full resync rewrites nothing unchanged
+    assert sync(path).ok
+    written = {r["Subject"]: r[ACTIVITY_FIELD] for r in events(sf_emu)}
+    assert written["Intro call (v2)"] is not None
+    assert written["Globex onsite"] is None
