@@ -230,7 +230,13 @@ class Cycle:
             return {u: cache[u][0] for u in users}
         targets = {u: user_map.get(u, u).lower() for u in users}
         ids = [t for t in targets.values() if t.startswith("005") and "@" not in t]
-        found = self.org.find_users([t for t in targets.values() if "@" in t], ids)
+        try:
+            found = self.org.find_users([t for t in targets.values() if "@" in t], ids)
+        except (TransientError, AuthError):
+            if all(u in cache for u in users):
+                # Salesforce is out of reach: a day-old mapping beats skipping every calendar.
+                return {u: cache[u][0] for u in users}
+            raise
         resolved: dict[str, str | None] = {}
         for user, target in targets.items():
             matches = [
@@ -289,6 +295,10 @@ class Cycle:
             except CalsyncError as exc:
                 outcome.seconds = time.monotonic() - started
                 self._fail(result, user, str(exc), now)
+            except Exception as exc:  # a bug must cost one calendar this cycle, not all of them
+                log.exception("unexpected error listing calendar", extra={"fields": {"user": user}})
+                outcome.seconds = time.monotonic() - started
+                self._fail(result, user, f"unexpected {type(exc).__name__}: {exc}", now)
 
         if pending:
             self._plan_and_write(pending, directory_users, now, result)
@@ -365,6 +375,9 @@ class Cycle:
             failed = self._write(operations, copies, now, {p.user: p.outcome for p in pending})
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
+        except Exception as exc:  # nothing is committed: the next cycle lists the same changes
+            log.exception("unexpected error planning or writing")
+            failed = {p.user: f"unexpected {type(exc).__name__}: {exc}" for p in pending}
         for p in pending:
             p.outcome.seconds = time.monotonic() - p.started
             if p.user in failed:
