@@ -110,6 +110,7 @@ class _Pending:
     delta: mirror.MirrorDelta
     copies: list[MeetingCopy]
     started: float
+    time_min: dt.datetime
 
 
 class Cycle:
@@ -351,7 +352,7 @@ class Cycle:
         delta = mirror.MirrorDelta(delta.upserts, delta.deletes, frozenset(affected))
         rows = mirror.view(old, delta, full=listing.full)
         copies = [mirror.meeting_copy(user, uid, rows.get(uid, [])) for uid in sorted(affected)]
-        return _Pending(user, outcome, listing, delta, copies, started)
+        return _Pending(user, outcome, listing, delta, copies, started, time_min)
 
     def _plan_and_write(
         self,
@@ -372,6 +373,8 @@ class Cycle:
             if any(isinstance(op, (Create, Update)) for op in operations) and not self._settings_checked:
                 self._check_event_fields(now)
                 operations = self._plan(copies, previous, directory, now)
+            full = {p.user: p.time_min for p in pending if p.listing.full}
+            operations = self._adopt(operations, full, users)
             failed = self._write(operations, copies, now, {p.user: p.outcome for p in pending})
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
@@ -416,6 +419,33 @@ class Cycle:
         )
 
     # -- writes ----------------------------------------------------------------------------------
+
+    def _adopt(
+        self, operations: list[Operation], full: Mapping[str, dt.datetime], users: Mapping[str, str]
+    ) -> list[Operation]:
+        """On a full listing without an External ID, turn creates into updates of matching Events.
+
+        A state database that was lost (or never had these meetings) must not double what is
+        already in Salesforce: an Event of the same owner, start, subject and Name that no state
+        row claims is taken over. With an External ID the upsert does this by itself.
+        """
+        creates = [op for op in operations if isinstance(op, Create) and op.copy.owner in full]
+        if self._upsert_field or not creates:
+            return operations
+        owners = sorted({op.copy.owner for op in creates})
+        since = min(full[o] for o in owners)
+        rows = self.org.events_starting_since([users[o] for o in owners], since)
+        taken = self.store.known_sf_ids()
+        adopted: dict[str, Update] = {}
+        for op in creates:
+            body = op.fields.to_salesforce()
+            match = next((r for r in rows if r["Id"] not in taken and _same_event(r, body)), None)
+            if match is not None:
+                taken.add(match["Id"])
+                adopted[op.key] = Update(key=op.key, sf_id=match["Id"], copy=op.copy, fields=op.fields)
+        if adopted:
+            log_event(log, "adopted existing Events", count=len(adopted))
+        return [adopted.get(op.key, op) if isinstance(op, Create) else op for op in operations]
 
     def _write(
         self,

@@ -453,6 +453,14 @@ class SalesforceOrg:
             found[str(row[field])] = row["Id"]
         return found
 
+    def events_starting_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
+        """Events of these owners starting after `since` (adopting Events on a full sync)."""
+        head = (
+            "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
+            f" WhoId, WhatId FROM Event WHERE StartDateTime >= {soql_datetime(since)} AND OwnerId"
+        )
+        return self.query_in(head, owner_ids)
+
     def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
         """Events of these owners created after `since` (reconciling creates without External ID)."""
         head = (

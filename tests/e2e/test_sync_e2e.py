@@ -94,8 +94,8 @@ def test_second_sync_without_changes_makes_no_salesforce_call(sync, make_config,
 def test_first_sync_call_budget(sync, sf_emu):
     before = sf_emu.backend.api_calls
     sync()
-    # users, describe, contacts, leads, opportunities, one upsert collection
-    assert sf_emu.backend.api_calls - before <= 6
+    # users, describe, contacts, leads, opportunities, existing Events to adopt, one Collections
+    assert sf_emu.backend.api_calls - before <= 7
 
 
 def test_rescheduled_meeting_updates_the_same_event(sync, make_config, sf_emu, google_emu, company):
@@ -296,3 +296,15 @@ def test_activity_field_is_not_written_retroactively(sync, make_config, sf_emu, 
     written = {r["Subject"]: r[ACTIVITY_FIELD] for r in events(sf_emu)}
     assert written["Intro call (v2)"] is not None
     assert written["Globex onsite"] is None
+
+
+def test_lost_state_database_does_not_duplicate_events(sync, make_config, sf_emu, tmp_path):
+    path = make_config()
+    sync(path)
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    result = sync(path)
+    assert result.ok
+    assert sum(c.created for c in result.calendars.values()) == 0
+    counts = Counter((r["Subject"], r["OwnerId"]) for r in events(sf_emu))
+    assert len(counts) == 7 and max(counts.values()) == 1
