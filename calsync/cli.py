@@ -152,3 +152,167 @@ def run(obj: Context, interval_seconds: float | None) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+# -- operator commands: status, doctor, resync, auth (logic in ops.py, resync.py, auth.py) -------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.pass_obj
+def status(obj: Context, as_json: bool) -> None:
+    """Show each calendar's last sync, token age, counts, retries waiting and next run.
+
+    Reads only the state database: no network, nothing written. The next run is an estimate
+    (last attempt + interval, with the daemon's backoff after failures). Exit status 0, also
+    when a calendar's last attempt failed (the output says so); 74 when the state database
+    cannot be read, 78 when the configuration is wrong.
+    """
+    import json
+
+    from calsync import ops
+
+    try:
+        report = ops.status(obj.config())
+    except CalsyncError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(logs.redact(json.dumps(report.to_json(), indent=2)))
+    else:
+        for line in ops.render_status(report):
+            click.echo(line)
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@click.pass_obj
+def doctor(obj: Context) -> None:
+    """Check the configuration, state database, Google and Salesforce access, Event fields, users.
+
+    Prints each check as `ok` or `FAIL` with what to do. Writes nothing. Exit status 0 when
+    every check passes, 1 when any fails, 78 when the configuration does not load.
+    """
+    from calsync import ops
+
+    try:
+        cfg = obj.config()
+    except CalsyncError as exc:
+        click.echo(f"FAIL configuration: {logs.redact(str(exc))}")
+        click.echo("     → fix the key named above, then run `calsync doctor` again")
+        sys.exit(exc.exit_code)
+    click.echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
+    checks = []
+    for check in ops.doctor(cfg):
+        checks.append(check)
+        for line in check.lines():
+            click.echo(line)
+    sys.exit(ops.exit_code(checks))
+
+
+@main.command()
+@click.option("--user", "users", multiple=True, help="This configured user (repeatable).")
+@click.option("--all", "all_users", is_flag=True, help="Every configured user (the default).")
+@click.option("--since", help="Window start: 2026-01-05 or 2026-01-05T09:00 (UTC unless an offset "
+              "is given). Default: now minus [sync] lookback_days.")
+@click.option("--until", help="Window end: only meetings starting before it. Default: no end.")
+@click.option("--event-id", help="Only the meeting of this Google event id (exactly one --user).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan; write nothing to Salesforce or the state database.")
+@click.pass_obj
+def resync(
+    obj: Context,
+    users: tuple[str, ...],
+    all_users: bool,
+    since: str | None,
+    until: str | None,
+    event_id: str | None,
+    dry_run: bool,
+) -> None:
+    """Re-list a window from Google and make Salesforce match it again.
+
+    Recreates Events deleted in Salesforce and restores Events edited there, without touching
+    the sync tokens. Running it twice changes nothing the second time. Exit status 0 when every
+    calendar resynced, 1 when any failed.
+    """
+    from calsync import resync as resync_module
+
+    if all_users and users:
+        raise click.UsageError("--all and --user exclude each other")
+    if event_id is not None and len(users) != 1:
+        raise click.UsageError("--event-id needs exactly one --user")
+    try:
+        start = resync_module.parse_moment(since) if since else None
+        end = resync_module.parse_moment(until) if until else None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if start and end and end <= start:
+        raise click.UsageError("--until must be after --since")
+    try:
+        cfg = obj.config()
+        unknown = [u for u in users if u.lower() not in cfg.sync.users]
+        if unknown:
+            raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
+        chosen = [u.lower() for u in users] or list(cfg.sync.users)
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        window = resync_module.Window(
+            start or now - dt.timedelta(days=cfg.sync.lookback_days), end
+        )
+        kwargs: dict[str, Any] = {"window": window, "event_id": event_id, "dry_run": dry_run,
+                                  "now": now}
+        if sys.stdout.isatty():
+            with click.progressbar(length=len(chosen), label="Listing calendars",
+                                   item_show_func=lambda user: user) as bar:
+                result = resync_module.resync(
+                    cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
+                )
+        else:
+            result = resync_module.resync(
+                cfg, chosen,
+                progress=lambda user, meetings: click.echo(f"listed {user}: {meetings} meetings"),
+                **kwargs,
+            )
+    except CalsyncError as exc:
+        _fail(exc)
+        return
+    for line in resync_module.render(result):
+        click.echo(logs.redact(line))
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
+
+
+@main.group()
+def auth() -> None:
+    """Authorise calsync to read calendars (installed-app OAuth, no domain-wide delegation)."""
+
+
+@auth.command("google")
+@click.argument("user")
+@click.option("--no-browser", is_flag=True, help="Only print the URL; do not open a browser.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="Seconds to wait for the browser to come back.")
+@click.pass_obj
+def auth_google(obj: Context, user: str, no_browser: bool, timeout: float) -> None:
+    """Run Google's consent for USER and store the refresh token for the daemon.
+
+    Needs [google] oauth_client_file and token_dir. Prints the URL to open; the browser then
+    returns to a one-shot server on this machine. The token is written with mode 0600 at
+    TOKEN_DIR/USER.json: run this as the user the daemon runs as.
+    """
+    from calsync.auth import authorize_google
+
+    # The flow prints the URL and then blocks waiting: it must not sit in a pipe's buffer.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
+    try:
+        cfg = obj.config()
+        if user.strip().lower() not in cfg.sync.users:
+            click.echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
+                       "this calendar", err=True)
+        path = authorize_google(cfg, user, open_browser=not no_browser, timeout=timeout)
+    except CalsyncError as exc:
+        _fail(exc)
+        return
+    click.echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")

@@ -1,0 +1,530 @@
+"""The operator commands' logic: `calsync status` (read the state) and `calsync doctor` (check it all).
+
+`status` reads only the state database, through a private in-memory copy (`open_snapshot`), so it
+needs no network, changes nothing on disk and never creates a missing database. Per calendar it
+reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
+the records parked for retry and an estimate of the next run: the daemon records nothing of its
+schedule, so the estimate is the last attempt plus the interval, stretched by the daemon's own
+backoff after failures (`daemon.backoff_delay` without jitter), or "now" when it never ran or is
+overdue.
+
+`doctor` runs one check after another and yields each as it finishes (`Check`): the state
+database, Google access for every configured user (a token and one events.list with
+maxResults=1), the Salesforce login and daily API allowance (GET /limits), the Event permissions
+and fields calsync writes (describe Event), and that every user maps to an active Salesforce User.
+It never writes: the user mapping is worked out against a throwaway in-memory store, and every
+detail goes through `logs.redact` so no secret reaches the screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calsync import logs
+from calsync.config import Config
+from calsync.errors import CalsyncError, StateError
+from calsync.state import Retry, StateStore
+
+
+def _written_fields() -> tuple[str, ...]:
+    """The standard fields calsync writes (timed and all-day bodies of `EventFields`), each of
+    which the integration user must be able to create and update (reference B3)."""
+    from calsync.model import EventFields
+
+    moment = dt.datetime(2026, 1, 5, 15, tzinfo=dt.timezone.utc)
+    names: dict[str, None] = {}
+    for all_day in (False, True):
+        sample = EventFields(
+            owner_id="005", subject="", start=moment, end=moment, is_all_day=all_day,
+            activity_date=moment.date(), duration_minutes=0, location=None, description=None,
+            who_id=None, what_id=None,
+        )
+        names.update(dict.fromkeys(sample.to_salesforce()))
+    return tuple(names)
+
+
+WRITTEN_FIELDS = _written_fields()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The state database, read without touching it
+
+
+def open_snapshot(path: str | Path) -> StateStore:
+    """A private in-memory copy of the state database at `path` (which must exist).
+
+    Opened read-only and copied with SQLite's backup API (a consistent snapshot even while the
+    daemon writes), then checked like any store: a database written by a newer calsync is
+    refused (StateError). Whatever is written to the copy is lost when it is closed.
+    """
+    store = StateStore(":memory:")
+    try:
+        source = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            source.backup(store.db.conn)
+        finally:
+            source.close()
+        # The copy replaced the fresh schema: check its migrations as opening a file would.
+        store._migrate()
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise StateError(f"{path}: cannot read the state database: {exc}") from exc
+    except StateError:
+        store.close()
+        raise
+    return store
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+@dataclass(frozen=True)
+class CalendarStatus:
+    user: str
+    configured: bool  # False: in the state database but no longer in [sync] users
+    last_attempt_at: dt.datetime | None
+    last_success_at: dt.datetime | None
+    last_error: str | None  # set when the last attempt failed
+    consecutive_failures: int
+    has_sync_token: bool
+    token_saved_at: dt.datetime | None
+    last_result: Mapping[str, Any]  # the counts of the last successful cycle
+    events_written: int
+    retries: tuple[Retry, ...]
+    next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
+
+    @property
+    def last_attempt_failed(self) -> bool:
+        return self.last_attempt_at is not None and self.last_error is not None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    state_path: str
+    state_exists: bool
+    now: dt.datetime
+    interval: dt.timedelta
+    calendars: tuple[CalendarStatus, ...]
+
+    @property
+    def never_synced(self) -> bool:
+        return all(c.last_attempt_at is None for c in self.calendars)
+
+    def to_json(self) -> dict[str, Any]:
+        def iso(value: dt.datetime | None) -> str | None:
+            return value.isoformat(timespec="seconds") if value else None
+
+        def age(value: dt.datetime | None) -> int | None:
+            return int((self.now - value).total_seconds()) if value else None
+
+        return {
+            "state_path": self.state_path,
+            "state_exists": self.state_exists,
+            "now": iso(self.now),
+            "interval_minutes": int(self.interval.total_seconds() // 60),
+            "never_synced": self.never_synced,
+            "calendars": [
+                {
+                    "user": c.user,
+                    "configured": c.configured,
+                    "last_attempt_at": iso(c.last_attempt_at),
+                    "last_attempt_ok": None if c.last_attempt_at is None else not c.last_attempt_failed,
+                    "last_success_at": iso(c.last_success_at),
+                    "last_error": c.last_error,
+                    "consecutive_failures": c.consecutive_failures,
+                    "sync_token": c.has_sync_token,
+                    "token_saved_at": iso(c.token_saved_at),
+                    "token_age_seconds": age(c.token_saved_at),
+                    "last_result": dict(c.last_result),
+                    "events_written": c.events_written,
+                    "retries": [
+                        {
+                            "key": r.key,
+                            "ical_uid": r.ical_uid,
+                            "operation": r.operation,
+                            "status_code": r.status_code,
+                            "message": r.message,
+                            "attempts": r.attempts,
+                            "next_attempt_at": iso(r.next_attempt_at),
+                        }
+                        for r in c.retries
+                    ],
+                    "next_run": iso(c.next_run_at) if c.next_run_at else "now",
+                }
+                for c in self.calendars
+            ],
+        }
+
+
+def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
+    """What the state database says about each calendar. Raises StateError if it is unreadable."""
+    from calsync.daemon import backoff_delay
+
+    now = now or _utcnow()
+    interval = dt.timedelta(minutes=config.sync.interval_minutes)
+    path = Path(config.state.path)
+    configured = list(config.sync.users)
+    if not path.exists():
+        calendars = tuple(_never(user) for user in configured)
+        return StatusReport(str(path), False, now, interval, calendars)
+    store = open_snapshot(path)
+    try:
+        saved = {c.user: c for c in store.calendars()}
+        found: list[CalendarStatus] = []
+        for user in configured + sorted(set(saved) - set(configured)):
+            state = saved.get(user)
+            if state is None:
+                found.append(_never(user, written=store.count_written(user),
+                                    retries=tuple(store.retries(user))))
+                continue
+            next_run: dt.datetime | None = None
+            if state.last_attempt_at is not None:
+                delay = backoff_delay(interval, state.consecutive_failures, jitter=0.0)
+                next_run = state.last_attempt_at + delay
+                if next_run <= now:
+                    next_run = None
+            found.append(
+                CalendarStatus(
+                    user=user,
+                    configured=user in configured,
+                    last_attempt_at=state.last_attempt_at,
+                    last_success_at=state.last_success_at,
+                    last_error=state.last_error,
+                    consecutive_failures=state.consecutive_failures,
+                    has_sync_token=bool(state.sync_token),
+                    token_saved_at=state.token_saved_at,
+                    last_result=dict(state.last_result),
+                    events_written=store.count_written(user),
+                    retries=tuple(store.retries(user)),
+                    next_run_at=next_run,
+                )
+            )
+    finally:
+        store.close()
+    return StatusReport(str(path), True, now, interval, tuple(found))
+
+
+def _never(user: str, written: int = 0, retries: tuple[Retry, ...] = ()) -> CalendarStatus:
+    return CalendarStatus(
+        user=user, configured=True, last_attempt_at=None, last_success_at=None, last_error=None,
+        consecutive_failures=0, has_sync_token=False, token_saved_at=None, last_result={},
+        events_written=written, retries=retries, next_run_at=None,
+    )
+
+
+def _ago(now: dt.datetime, then: dt.datetime) -> str:
+    seconds = int((now - then).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_status(report: StatusReport) -> list[str]:
+    """The text form of `status` (one block per calendar)."""
+    lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)")]
+    if report.never_synced:
+        lines.append("never synced: no calendar has been synced yet (run `calsync sync` or start the daemon)")
+    for c in report.calendars:
+        head = c.user + ("" if c.configured else " (no longer configured)")
+        lines.append(head)
+        if c.last_success_at:
+            lines.append(f"  last successful sync: {_when(c.last_success_at)} ({_ago(report.now, c.last_success_at)})")
+        else:
+            lines.append("  last successful sync: never")
+        if c.last_attempt_failed:
+            assert c.last_attempt_at is not None
+            lines.append(
+                f"  last attempt FAILED {_when(c.last_attempt_at)} "
+                f"({c.consecutive_failures} in a row): {logs.redact(c.last_error or '')}"
+            )
+        if c.token_saved_at:
+            lines.append(f"  sync token: saved {_ago(report.now, c.token_saved_at)}")
+        elif c.last_attempt_at is not None:
+            lines.append("  sync token: none (the next sync lists the whole lookback window)")
+        if c.last_result:
+            r = c.last_result
+            kind = "full" if r.get("full_sync") else "incremental"
+            lines.append(
+                f"  last cycle: {r.get('items', 0)} items ({kind}), created {r.get('created', 0)}, "
+                f"updated {r.get('updated', 0)}, deleted {r.get('deleted', 0)}, "
+                f"skipped {r.get('skipped', 0)}, failed {r.get('failed', 0)}"
+            )
+        lines.append(f"  Events written: {c.events_written}")
+        if c.retries:
+            lines.append(f"  waiting for retry: {len(c.retries)}")
+            for r in c.retries:
+                lines.append(
+                    f"    {r.operation} {r.status_code or '?'} attempt {r.attempts}, next "
+                    f"{_when(r.next_attempt_at)}: {logs.redact((r.message or '')[:200])}"
+                )
+        else:
+            lines.append("  waiting for retry: none")
+        lines.append(
+            "  next run: " + ("now" if c.next_run_at is None else f"{_when(c.next_run_at)} (estimated)")
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor
+
+
+@dataclass(frozen=True)
+class Check:
+    """One doctor check: `ok`, what was found, and what to do when it failed."""
+
+    name: str
+    ok: bool
+    detail: str
+    advice: str | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {logs.redact(self.detail)}"]
+        if not self.ok and self.advice:
+            out.append(f"     → {logs.redact(self.advice)}")
+        return out
+
+
+def doctor(
+    config: Config,
+    *,
+    calendar_for: Callable[[str], Any] | None = None,
+    org_factory: Callable[[], Any] | None = None,
+    now: dt.datetime | None = None,
+) -> Iterator[Check]:
+    """Yield each check as it completes. Writes nothing, anywhere."""
+    now = now or _utcnow()
+    yield _check_state(config)
+    yield from _check_google(config, calendar_for)
+    yield from _check_salesforce(config, org_factory, now)
+
+
+def _check_state(config: Config) -> Check:
+    path = Path(config.state.path)
+    if not path.exists():
+        parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return Check("state database", True, f"{path} does not exist yet; the first sync creates it")
+        return Check(
+            "state database", False, f"{path} does not exist and {path.parent} is not writable",
+            "create the directory and give the calsync user write access, or change [state] path",
+        )
+    try:
+        store = open_snapshot(path)
+    except StateError as exc:
+        return Check("state database", False, str(exc),
+                     "restore the file from a backup or point [state] path at a new file "
+                     "(calsync then does one full sync)")
+    try:
+        calendars = len(store.calendars())
+        written = store.count_written()
+    finally:
+        store.close()
+    return Check("state database", True, f"{path}: {calendars} calendars, {written} Events written")
+
+
+def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> Iterator[Check]:
+    from calsync.auth import calendar_identity
+    from calsync.google import calendar_factory, user_token_path
+
+    google = config.google
+    if google.mode == "service_account":
+        advice = (
+            "in the Google Admin console (Security → API controls → Domain-wide delegation) allow "
+            f"the service account's client ID the scopes {', '.join(google.scopes)}; check that "
+            "the user exists and Calendar is on for them"
+        )
+    else:
+        advice = "run `calsync auth google {user}` (as the user the daemon runs as)"
+    make = calendar_for or calendar_factory(google)
+    for user in config.sync.users:
+        name = f"Google access for {user}"
+        if google.mode == "installed_app":
+            assert google.token_dir is not None
+            token = user_token_path(google.token_dir, user)
+            if token.exists() and token.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                yield Check(name, False, f"{token} is readable by other users",
+                            f"chmod 600 {token}")
+                continue
+        try:
+            calendar = make(user)
+            seen = calendar_identity(calendar)
+        except CalsyncError as exc:
+            yield Check(name, False, str(exc), advice.format(user=user))
+            continue
+        yield Check(name, True, "token obtained, events.list answered"
+                    + (f" (calendar {seen})" if seen else ""))
+
+
+def _check_salesforce(
+    config: Config, org_factory: Callable[[], Any] | None, now: dt.datetime
+) -> Iterator[Check]:
+    from calsync.salesforce import SalesforceOrg
+
+    sf = config.salesforce
+    login_advice = {
+        "access_token": "give a fresh salesforce.access_token (or $CALSYNC_SALESFORCE_ACCESS_TOKEN); "
+        "for a daemon prefer auth = \"jwt\"",
+        "jwt": "check consumer_key, private_key_file and username, and that the connected app is "
+        "pre-authorised for the user (Manage Connected Apps → Permitted Users)",
+        "password": "check client_id, client_secret, username, password and security_token",
+    }[sf.auth]
+    try:
+        org = (org_factory or (lambda: SalesforceOrg.from_config(sf)))()
+        limits = org.limits()
+    except CalsyncError as exc:
+        yield Check("Salesforce login", False, str(exc), login_advice)
+        yield Check("Salesforce checks", False, "not run: no Salesforce session",
+                    "fix the login above, then run `calsync doctor` again")
+        return
+    daily = limits.get("DailyApiRequests") or {}
+    remaining, most = daily.get("Remaining"), daily.get("Max")
+    yield Check("Salesforce login", True, f"{sf.instance_url} (auth = {sf.auth})")
+    if isinstance(remaining, int):
+        detail = f"{remaining} of {most} daily API calls remaining"
+        if remaining < sf.daily_call_budget:
+            yield Check("Salesforce API allowance", False,
+                        detail + f", below [salesforce] daily_call_budget = {sf.daily_call_budget}: "
+                        "calsync stops writing",
+                        "wait for the rolling 24-hour allowance to recover, find what else spends it "
+                        "(Setup → System Overview), or lower daily_call_budget")
+        else:
+            yield Check("Salesforce API allowance", True, detail)
+    else:
+        yield Check("Salesforce API allowance", True, "GET /limits answered without DailyApiRequests")
+
+    try:
+        describe = org.describe("Event")
+    except CalsyncError as exc:
+        yield Check("Event permissions", False, f"describe Event failed: {exc}",
+                    "give the integration user a profile or permission set with API Enabled and "
+                    "read, create, edit and delete on Events")
+    else:
+        yield from _check_event(config, describe)
+    yield _check_users(config, org, now)
+
+
+def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]:
+    missing = [p for p in ("createable", "updateable", "deletable") if not describe.get(p)]
+    if missing:
+        yield Check("Event permissions", False, "Event is not " + ", ".join(missing) + " for this user",
+                    "give the integration user create, edit and delete on Events (profile or "
+                    "permission set object permissions)")
+    else:
+        yield Check("Event permissions", True, "create, edit and delete allowed")
+    fields = {str(f.get("name", "")).lower(): f for f in describe.get("fields", [])}
+
+    def writable(f: Mapping[str, Any]) -> bool:
+        return bool(f.get("createable")) and bool(f.get("updateable"))
+
+    blocked = [n for n in WRITTEN_FIELDS if n.lower() not in fields or not writable(fields[n.lower()])]
+    if blocked:
+        yield Check("Event fields", False, "not writable by this user: " + ", ".join(blocked),
+                    "grant field-level security edit access on these Activity fields to the "
+                    "integration user")
+    else:
+        yield Check("Event fields", True, f"{len(WRITTEN_FIELDS)} standard fields writable")
+
+    activity = config.sync.activity_datetime_field
+    if activity:
+        name = f"activity field {activity}"
+        info = fields.get(activity.lower())
+        advice = (
+            f"create a Date/Time field {activity} on Activity (Setup → Object Manager → Activity "
+            "→ Fields & Relationships), give the integration user edit access to it, or remove "
+            "[sync] activity_datetime_field"
+        )
+        if info is None:
+            yield Check(name, False, "does not exist on Event", advice)
+        elif info.get("type") != "datetime":
+            yield Check(name, False, f"is a {info.get('type')} field, not Date/Time", advice)
+        elif not writable(info):
+            yield Check(name, False, "is not writable by this user", advice)
+        else:
+            yield Check(name, True, "Date/Time, writable")
+
+    key = config.salesforce.external_id_field
+    if key:
+        name = f"external ID field {key}"
+        info = fields.get(key.lower())
+        advice = (
+            f"create a Text(255) field {key} on Activity marked External ID (and Unique), give the "
+            "integration user edit access, or remove [salesforce] external_id_field"
+        )
+        if info is None:
+            yield Check(name, False, "does not exist on Event", advice)
+        elif not info.get("externalId"):
+            yield Check(name, False, "is not marked External ID", advice)
+        elif not writable(info):
+            yield Check(name, False, "is not writable by this user", advice)
+        else:
+            yield Check(name, True, "External ID, writable")
+
+    if config.sync.shared_activities:
+        info = fields.get("eventwhoids")
+        advice = ("enable Shared Activities (Setup → Activity Settings → Allow Users to Relate "
+                  "Multiple Contacts to Tasks and Events), or set [sync] shared_activities = false")
+        if info is None or not info.get("createable"):
+            yield Check("shared activities", False, "EventWhoIds is not writable on Event", advice)
+        else:
+            yield Check("shared activities", True, "EventWhoIds writable")
+
+
+def _check_users(config: Config, org: Any, now: dt.datetime) -> Check:
+    """Map users exactly as a cycle would (`Cycle.resolve_users`), on a throwaway store."""
+    from calsync.cycle import Cycle
+
+    users = list(config.sync.users)
+    scratch = StateStore(":memory:")
+    try:
+        cycle = Cycle(config, scratch, calendar_for=lambda user: None, org_factory=lambda: org)
+        resolved = cycle.resolve_users(users, now)
+    except CalsyncError as exc:
+        return Check("Salesforce users", False, f"cannot look up Users: {exc}",
+                     "give the integration user read access to Users")
+    finally:
+        scratch.close()
+    unmapped = [u for u in users if not resolved.get(u)]
+    if not unmapped:
+        return Check("Salesforce users", True, f"all {len(users)} users map to an active Salesforce User")
+    mapping = config.sync.user_map
+    targets = {u: mapping.get(u, u).lower() for u in unmapped}
+    try:
+        found = org.find_users([t for t in targets.values() if "@" in t],
+                               [t for t in targets.values() if "@" not in t])
+    except CalsyncError:
+        found = []
+    inactive = {
+        u for u, t in targets.items()
+        if any(not f.active and (t in (f.email, f.username) or f.id.lower()[:15] == t[:15])
+               for f in found)
+    }
+    parts = [f"{u} (inactive User)" if u in inactive else u for u in unmapped]
+    return Check(
+        "Salesforce users", False, "no active Salesforce User for " + ", ".join(parts),
+        "activate the User, or map the address in [sync] user_map to the Salesforce username "
+        "or User Id (e.g. \"bob@acme.com\" = \"bob.smith@acme.com.prod\")",
+    )
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    return 0 if all(c.ok for c in checks) else 1

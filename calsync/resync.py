@@ -1,0 +1,502 @@
+"""`calsync resync`: re-list a window of Google Calendar and make Salesforce match it again.
+
+A cycle trusts its state store: an Event deleted or edited by hand in Salesforce stays that way
+until the meeting changes in Google. A resync does not trust it. For each chosen calendar it
+
+1. lists the window afresh (a full listing from `since`, ``timeMin`` only; meetings whose synced
+   occurrence starts at or after `until` are dropped here), never reading or storing the sync
+   token and never changing the mirror of Google items: the next incremental cycle still gets
+   every change since its token and, with the fingerprints written here, finds nothing to do;
+2. plans every meeting of the window as if each written Event had unknown content, so the
+   planner returns the desired fields of each (Update), a Create for meetings without an Event,
+   and a Delete for Events whose meeting is gone or no longer wanted (meetings calsync wrote for
+   that vanished from Google within the window included, as a full sync after a 410 does);
+3. reads those Events back (``SELECT Id, <fields calsync writes> FROM Event WHERE Id IN (...)``,
+   batched) and keeps only real work: an Event deleted in Salesforce is created again (planned
+   as an unanswered create, so the write is an upsert on the key where the org has one); one
+   whose fields drifted is updated; one that already holds the desired values is left alone
+   (only its stored fingerprint is refreshed when that was stale);
+4. writes through the cycle's own write path (`Cycle._write`): Collections batches, intents
+   before creates, refused records parked for retry.
+
+`dry_run` stops after step 3 and reports the plan. It works on an in-memory copy of the state
+(`ops.open_snapshot`), so neither the state database nor Salesforce is written. A second resync
+right after a first one finds every Event as desired and writes nothing.
+
+Run it while the daemon is stopped, or with [salesforce] external_id_field set: a cycle and a
+resync creating the same new meeting at the same instant could otherwise both create it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from calsync import mirror
+from calsync.config import Config
+from calsync.cycle import CalendarOutcome, Cycle
+from calsync.errors import CalsyncError
+from calsync.logs import event as log_event
+from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Skip, Update, Written
+from calsync.planner import addresses_to_look_up, first_occurrence
+from calsync.state import StateStore
+
+log = logging.getLogger(__name__)
+
+Action = Literal["create", "update", "delete"]
+FORCE = "resync"  # a fingerprint no record has: makes the planner return its desired fields
+
+
+@dataclass(frozen=True)
+class Window:
+    since: dt.datetime
+    until: dt.datetime | None = None  # None: no upper bound
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write a resync makes (or, in a dry run, would make)."""
+
+    user: str
+    action: Action
+    key: str
+    subject: str | None
+    start: str | None  # ISO date (all-day) or UTC date-time
+    owner_id: str | None
+    sf_id: str | None
+    event_id: str | None  # the Google event id
+    reason: str
+
+
+@dataclass
+class UserResult:
+    user: str
+    ok: bool = True
+    error: str | None = None
+    meetings: int = 0  # meetings of the window considered
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
+@dataclass
+class ResyncResult:
+    dry_run: bool
+    window: Window
+    users: dict[str, UserResult] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    salesforce_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(u.ok for u in self.users.values())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def resync(
+    config: Config,
+    users: Sequence[str] | None = None,
+    *,
+    window: Window | None = None,
+    event_id: str | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+    now: dt.datetime | None = None,
+) -> ResyncResult:
+    """Resync `users` (default: every configured one) over `window` (default: the lookback).
+
+    `event_id` limits the resync to the meeting of that Google event (one user only).
+    `progress(user, meetings)` is called after each calendar is listed.
+    """
+    from calsync.google import calendar_factory
+    from calsync.ops import open_snapshot
+    from calsync.salesforce import SalesforceOrg
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    window = window or Window(now - dt.timedelta(days=config.sync.lookback_days))
+    if dry_run:
+        exists = Path(config.state.path).exists()
+        store = open_snapshot(config.state.path) if exists else StateStore(":memory:")
+    else:
+        store = StateStore(config.state.path)
+    try:
+        cycle = Cycle(
+            config,
+            store,
+            calendar_for=calendar_factory(config.google),
+            org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
+            clock=lambda: now,
+        )
+        return Resync(cycle, window, now, dry_run=dry_run, progress=progress).run(
+            list(users or config.sync.users), event_id
+        )
+    finally:
+        store.close()
+
+
+class Resync:
+    """One resync on a `Cycle` (its adapters, store and write path)."""
+
+    def __init__(
+        self,
+        cycle: Cycle,
+        window: Window,
+        now: dt.datetime,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.cycle = cycle
+        self.store = cycle.store
+        self.window = window
+        self.now = now
+        self.dry_run = dry_run
+        self.progress = progress or (lambda user, meetings: None)
+        self.result = ResyncResult(dry_run=dry_run, window=window)
+
+    def run(self, users: Sequence[str], event_id: str | None = None) -> ResyncResult:
+        cycle, result = self.cycle, self.result
+        calls_before = cycle.salesforce_calls
+        for user in users:
+            result.users[user] = UserResult(user)
+        try:
+            owners = cycle.resolve_users(users, self.now)
+        except CalsyncError as exc:
+            for user in users:
+                self._fail(user, f"cannot map users to Salesforce: {exc}")
+            result.salesforce_calls = cycle.salesforce_calls - calls_before
+            return result
+        active = [u for u in users if owners.get(u)]
+        owner_ids: dict[str, str] = {u: owners[u] for u in active}  # type: ignore[misc]
+        for user in users:
+            if user not in owner_ids:
+                self._fail(user, "no active Salesforce User with this email (add it to [sync] user_map)")
+        try:
+            # Creates a crash left unanswered are adopted first, exactly as a cycle starts.
+            cycle._reconcile_creates(active, owner_ids, self.now)
+        except CalsyncError as exc:
+            for user in active:
+                self._fail(user, f"cannot reconcile earlier creates: {exc}")
+            active = []
+
+        copies: list[MeetingCopy] = []
+        for user in users:
+            found: list[MeetingCopy] = []
+            if user in active:
+                try:
+                    found = self._list(user, event_id)
+                except CalsyncError as exc:
+                    self._fail(user, str(exc))
+            result.users[user].meetings = len(found)
+            copies.extend(found)
+            self.progress(user, len(found))
+
+        if copies:
+            try:
+                self._plan_and_write(copies, owner_ids)
+            except CalsyncError as exc:
+                for user in {c.owner for c in copies}:
+                    self._fail(user, str(exc))
+        result.salesforce_calls = cycle.salesforce_calls - calls_before
+        return result
+
+    def _fail(self, user: str, error: str) -> None:
+        outcome = self.result.users.setdefault(user, UserResult(user))
+        outcome.ok = False
+        outcome.error = error
+        log.error("resync failed", extra={"fields": {"user": user, "error": error}})
+
+    # -- Google --------------------------------------------------------------------------------
+
+    def _list(self, user: str, event_id: str | None) -> list[MeetingCopy]:
+        """The meetings of the window on `user`'s calendar, fresh from Google."""
+        listing = self.cycle.calendar_for(user).list_changes(None, self.window.since)
+        known = self.store.mirror_by_ids(user, mirror.ids_to_look_up(listing.items))
+        delta = mirror.merge(listing.items, known)
+        rows = mirror.view({}, delta, full=True)
+        listed = {uid: mirror.meeting_copy(user, uid, rows.get(uid, [])) for uid in delta.affected}
+        if event_id is not None:
+            uid = _uid_of(event_id, delta, known)
+            if uid is None and "_" in event_id:
+                # An unmodified occurrence (`<masterId>_<start>`, reference A4) is not an item
+                # of its own: its series is.
+                uid = _uid_of(event_id.rsplit("_", 1)[0], delta, known)
+            if uid is None:
+                raise CalsyncError(
+                    f"Google event {event_id} is not on {user}'s calendar from "
+                    f"{self.window.since:%Y-%m-%d} on (give an earlier --since?)"
+                )
+            return [listed.get(uid) or MeetingCopy(user, uid)]
+        chosen = [copy for uid, copy in sorted(listed.items()) if self._starts_before_until(copy)]
+        # Events calsync wrote for meetings that vanished from Google within the window: the
+        # listing no longer shows them (a deleted event's stub may have expired), so plan them
+        # with no items, which deletes their Event.
+        written_uids = {w.ical_uid for w in self.store.written_for_owner(user).values()}
+        vanished = written_uids - set(listed)
+        if vanished:
+            old = self.store.mirror_by_uids(user, vanished)
+            for uid in sorted(vanished):
+                occurrence = first_occurrence(mirror.meeting_copy(user, uid, old.get(uid, [])))
+                if occurrence is not None and not self._overlaps(occurrence):
+                    continue
+                chosen.append(MeetingCopy(user, uid))
+        return chosen
+
+    def _starts_before_until(self, copy: MeetingCopy) -> bool:
+        if self.window.until is None:
+            return True
+        occurrence = first_occurrence(copy)
+        start = _instant(occurrence.start) if occurrence is not None else None
+        return start is None or start < self.window.until
+
+    def _overlaps(self, occurrence: Any) -> bool:
+        start = _instant(occurrence.start)
+        end = _instant(occurrence.end) or start
+        if end is not None and end <= self.window.since:
+            return False
+        return not (self.window.until is not None and start is not None and start >= self.window.until)
+
+    # -- plan, compare, write --------------------------------------------------------------------
+
+    def _plan_and_write(self, copies: list[MeetingCopy], owners: Mapping[str, str]) -> None:
+        cycle = self.cycle
+        # Meetings before the configured lookback are still inside a window the operator chose:
+        # they must not be skipped as "before lookback window".
+        days = (self.now - self.window.since).days + 1
+        if days > cycle._settings.lookback_days:
+            cycle._settings = replace(cycle._settings, lookback_days=days)
+        addresses = addresses_to_look_up(copies, cycle._settings)
+        directory = cycle._look_up(addresses, owners) if addresses else None
+        cycle._check_event_fields(self.now)
+        written = self.store.written(c.key for c in copies)
+        forced = {
+            key: replace(w, fingerprint=FORCE) if w.sf_id else w for key, w in written.items()
+        }
+        planned = cycle._plan(copies, forced, directory or Directory(users=dict(owners)), self.now)
+        current = self._events([op.sf_id for op in planned if isinstance(op, (Update, Delete)) and op.sf_id],
+                               planned)
+        operations, refresh = self._decide(planned, written, current)
+
+        if self.dry_run:
+            for change in self.result.changes:
+                counts = self.result.users[change.user]
+                setattr(counts, change.action + "d", getattr(counts, change.action + "d") + 1)
+            return
+
+        for key, (w, fingerprint) in refresh.items():
+            assert w.sf_id is not None
+            self.store.record_written(key, w.owner, w.ical_uid, w.sf_id, fingerprint, self.now)
+        outcomes = {user: CalendarOutcome(user) for user in self.result.users}
+        writes = [op for op in operations if not isinstance(op, Skip)]
+        failed = cycle._write(writes, copies, self.now, outcomes) if writes else {}
+        for user, outcome in outcomes.items():
+            counts = self.result.users[user]
+            counts.created += outcome.created
+            counts.updated += outcome.updated
+            counts.deleted += outcome.deleted
+            counts.failed += outcome.failed
+            if user in failed:
+                self._fail(user, failed[user])
+        log_event(log, "resync written", **{
+            k: sum(getattr(u, k) for u in self.result.users.values())
+            for k in ("created", "updated", "deleted", "unchanged", "failed")
+        })
+
+    def _events(self, ids: Iterable[str], planned: Sequence[Operation]) -> dict[str, dict[str, Any]]:
+        """The Events calsync wrote, as Salesforce holds them now, by 15-character Id."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        names = {"Subject", "StartDateTime", "ActivityDate", "IsAllDayEvent", "OwnerId"}
+        for op in planned:
+            if isinstance(op, Update):
+                names.update(op.fields.to_salesforce())
+        names.discard("Id")
+        head = f"SELECT Id, {', '.join(sorted(names))} FROM Event WHERE Id"
+        rows = self.cycle.org.query_in(head, wanted)
+        return {str(row["Id"])[:15]: row for row in rows}
+
+    def _decide(
+        self,
+        planned: Sequence[Operation],
+        written: Mapping[str, Written],
+        current: Mapping[str, Mapping[str, Any]],
+    ) -> tuple[list[Operation], dict[str, tuple[Written, str]]]:
+        """Keep the operations that change something; note the Changes and the stale fingerprints."""
+        operations: list[Operation] = []
+        refresh: dict[str, tuple[Written, str]] = {}
+        for op in planned:
+            if isinstance(op, Skip):
+                self.result.users[op.owner].unchanged += 1
+                operations.append(op)
+                continue
+            if isinstance(op, Delete):
+                row = current.get(op.sf_id[:15]) if op.sf_id else None
+                if op.sf_id and row is None:
+                    # Gone from Salesforce already: only the state row goes (no API call).
+                    operations.append(replace(op, sf_id=None))
+                    self.result.users[op.owner].unchanged += 1
+                    continue
+                operations.append(op)
+                if op.sf_id:
+                    self._note(op.owner, "delete", op.key, row, op.sf_id, None, op.reason)
+                else:
+                    self.result.users[op.owner].unchanged += 1
+                continue
+            copy, fields = op.copy, op.fields
+            desired = fields.to_salesforce()
+            before = written.get(op.key)
+            if isinstance(op, Create):
+                reason = "new meeting" if before is None else "earlier create never answered"
+                operations.append(op)
+                self._note(copy.owner, "create", op.key, desired, None, copy, reason)
+                continue
+            row = current.get(op.sf_id[:15])
+            if row is None:
+                # Deleted in Salesforce: plan it as an unanswered create, so the write adopts
+                # whatever holds the key (upsert) instead of updating a deleted record.
+                operations.append(Create(key=op.key, copy=copy, fields=fields))
+                self._note(copy.owner, "create", op.key, desired, op.sf_id, copy, "deleted in Salesforce")
+                continue
+            drifted = drift(desired, row)
+            if not drifted:
+                self.result.users[copy.owner].unchanged += 1
+                if before is not None and before.fingerprint != fields.fingerprint():
+                    refresh[op.key] = (before, fields.fingerprint())
+                continue
+            operations.append(op)
+            edited = before is not None and before.fingerprint == fields.fingerprint()
+            reason = ("edited in Salesforce: " if edited else "changed: ") + ", ".join(drifted)
+            self._note(copy.owner, "update", op.key, desired, op.sf_id, copy, reason)
+        return operations, refresh
+
+    def _note(
+        self,
+        user: str,
+        action: Action,
+        key: str,
+        record: Mapping[str, Any] | None,
+        sf_id: str | None,
+        copy: MeetingCopy | None,
+        reason: str,
+    ) -> None:
+        record = record or {}
+        start = record.get("StartDateTime") if not record.get("IsAllDayEvent") else record.get("ActivityDate")
+        self.result.changes.append(
+            Change(
+                user=user,
+                action=action,
+                key=key,
+                subject=record.get("Subject"),
+                start=str(start) if start else None,
+                owner_id=record.get("OwnerId"),
+                sf_id=sf_id,
+                event_id=copy.items[0].id if copy is not None and copy.items else None,
+                reason=reason,
+            )
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing what calsync wants with what Salesforce holds
+
+
+def drift(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
+    """Names of the fields whose value in Salesforce differs from the one calsync writes."""
+    return sorted(name for name, want in desired.items() if not _same(name, want, actual.get(name)))
+
+
+def _same(name: str, want: Any, have: Any) -> bool:
+    if want in (None, "") or have in (None, ""):
+        return want in (None, "") and have in (None, "")
+    if isinstance(want, bool) or isinstance(have, bool):
+        return bool(want) == bool(have) and isinstance(want, bool) == isinstance(have, bool)
+    if isinstance(want, (int, float)) and isinstance(have, (int, float)):
+        return float(want) == float(have)
+    if isinstance(want, str) and isinstance(have, str):
+        if name.endswith("Id"):
+            # 15- and 18-character forms name the same record (reference B2).
+            return want[:15] == have[:15]
+        a, b = _parse_instant(want), _parse_instant(have)
+        if a is not None and b is not None:
+            return a == b
+        # Salesforce keeps text as sent, but line endings may come back as CRLF.
+        return want.replace("\r\n", "\n").rstrip() == have.replace("\r\n", "\n").rstrip()
+    return bool(want == have)
+
+
+def _parse_instant(value: str) -> dt.datetime | None:
+    if len(value) < 10 or not value[:4].isdigit() or value[4] != "-":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _uid_of(event_id: str, delta: mirror.MirrorDelta, known: Mapping[str, Any]) -> str | None:
+    uid = next((r.ical_uid for r in delta.upserts if r.event_id == event_id), None)
+    if uid is None and event_id in delta.deletes and event_id in known:
+        uid = known[event_id].ical_uid
+    return uid
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    """An `EventTime` as an aware UTC instant (all-day: midnight UTC)."""
+    if value is None:
+        return None
+    if value.date_time is not None:
+        return value.date_time.astimezone(dt.timezone.utc)
+    if value.date is not None:
+        return dt.datetime.combine(value.date, dt.time(), dt.timezone.utc)
+    return None
+
+
+def parse_moment(text: str) -> dt.datetime:
+    """`--since`/`--until`: a date (midnight UTC) or an ISO date-time (UTC unless it has an offset)."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (2026-01-05) or date-time (2026-01-05T09:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def render(result: ResyncResult) -> list[str]:
+    """The text lines `calsync resync` prints after the progress display."""
+    verb = {"create": "would create", "update": "would update", "delete": "would delete"}
+    lines = []
+    for c in result.changes:
+        action = verb[c.action] if result.dry_run else c.action
+        where = ""
+        if c.sf_id:
+            where = f" (was {c.sf_id})" if c.action == "create" else f" {c.sf_id}"
+        lines.append(
+            f"{action:<12} {c.user}  {c.start or '-'}  {c.subject or '(no subject)'!r}"
+            f"  owner {c.owner_id or '-'}{where}  ({c.reason})"
+        )
+    for u in result.users.values():
+        tail = "ok" if u.ok else f"FAILED: {u.error}"
+        if result.dry_run:
+            counts = (f"would create {u.created}, would update {u.updated}, "
+                      f"would delete {u.deleted}, unchanged {u.unchanged}")
+        else:
+            counts = (f"created {u.created}, updated {u.updated}, deleted {u.deleted}, "
+                      f"unchanged {u.unchanged}, failed {u.failed}")
+        lines.append(f"{u.user}: {u.meetings} meetings, {counts} {tail}")
+    if result.dry_run:
+        lines.append("dry run: nothing was written to Salesforce or the state database")
+    lines.append(f"Salesforce API calls: {result.salesforce_calls}")
+    return lines
