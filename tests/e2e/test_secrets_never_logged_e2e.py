@@ -1,0 +1,91 @@
+"""Every line of full runs, in every auth mode and both log formats, is free of secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+PASSWORD = "Tr0ub4dor&3-horse"
+SECURITY_TOKEN = "SECTOKEN8WqPz1"
+CLIENT_SECRET = "client-secret-7f3e9a1b2c"
+
+
+@pytest.fixture
+def jwt_key(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    path = tmp_path / "sf-jwt.key"
+    path.write_text(private)
+    return path, private, public
+
+
+def secrets_of(config_path, extra=()):
+    text = config_path.read_text()
+    found = list(extra)
+    token = re.search(r'access_token = "([^"]+)"', text)
+    if token:
+        found.append(token.group(1))
+    key_file = re.search(r'service_account_file = "([^"]+)"', text).group(1)
+    key = json.loads(open(key_file).read())
+    found.append(key["private_key_id"])
+    # Any single line of the PEM body would be a leak.
+    found += [line for line in key["private_key"].splitlines() if len(line) > 40]
+    return found
+
+
+def assert_clean(outputs, secrets):
+    for output in outputs:
+        for secret in secrets:
+            assert secret not in output, f"secret leaked: {secret[:6]}..."
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_full_runs_with_an_access_token_log_no_secret(cli, make_config, log_format):
+    path = make_config()
+    runs = [
+        cli("--config", str(path), "--log-level", "debug", "--log-format", log_format, "sync"),
+        cli("--config", str(path), "--log-level", "debug", "--log-format", log_format, "sync"),
+        cli("--config", str(path), "--log-level", "debug", "doctor"),
+        cli("--config", str(path), "status", "--json"),
+        cli("--config", str(path), "--log-level", "debug", "resync", "--dry-run"),
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert_clean([r.stdout + r.stderr for r in runs], secrets_of(path))
+
+
+def test_password_login_logs_no_password_token_or_secret(cli, make_config, sf_emu):
+    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=CLIENT_SECRET)
+    sf_emu.backend.set_password("alice@acme.test", PASSWORD, SECURITY_TOKEN)
+    path = make_config(salesforce={
+        "auth": "password", "access_token": None, "login_url": sf_emu.url, "client_id": "calsync-app",
+        "client_secret": CLIENT_SECRET, "username": "alice@acme.test", "password": PASSWORD,
+        "security_token": SECURITY_TOKEN,
+    })
+    ok = cli("--config", str(path), "--log-level", "debug", "sync")
+    assert ok.returncode == 0, ok.stderr
+    sessions = list(sf_emu.backend._sessions)  # every access token the emulator issued
+    wrong = make_config(salesforce={"password": "Wr0ng-" + PASSWORD})
+    refused = cli("--config", str(wrong), "--log-level", "debug", "sync")
+    assert refused.returncode != 0
+    assert_clean([ok.stdout + ok.stderr, refused.stdout + refused.stderr],
+                 secrets_of(path, [PASSWORD, SECURITY_TOKEN, CLIENT_SECRET, "Wr0ng-" + PASSWORD, *sessions]))
+
+
+def test_jwt_login_logs_no_private_key(cli, make_config, sf_emu, jwt_key):
+    key_path, private, public = jwt_key
+    sf_emu.backend.register_connected_app("calsync-jwt", public)
+    path = make_config(salesforce={
+        "auth": "jwt", "access_token": None, "login_url": sf_emu.url, "consumer_key": "calsync-jwt",
+        "private_key_file": str(key_path), "username": "alice@acme.test",
+    })
+    done = cli("--config", str(path), "--log-level", "debug", "sync")
+    assert done.returncode == 0, done.stderr
+    pem_lines = [line for line in private.splitlines() if len(line) > 40]
+    assert_clean([done.stdout + done.stderr], secrets_of(path, [*pem_lines, *sf_emu.backend._sessions]))
