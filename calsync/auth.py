@@ -38,19 +38,6 @@ PROMPT = (
 SUCCESS = "calsync is authorised. You can close this window and return to the terminal."
 
 
-def calendar_identity(calendar: Any) -> str | None:
-    """One events.list (maxResults=1) on `primary`; returns whose calendar it is, if Google says.
-
-    Raises the adapter's errors (AuthError for refused credentials, TransientError, ...).
-    `GoogleCalendar` offers no single-page call, so this goes through its request builder and
-    error mapping; it imports no client library itself.
-    """
-    request = calendar._service.events().list(calendarId="primary", maxResults=1)
-    page = calendar._execute(request, calendar._http())
-    summary = page.get("summary")
-    return summary.lower() if isinstance(summary, str) and "@" in summary else None
-
-
 def is_loopback_http(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme != "http":
@@ -172,7 +159,7 @@ def authorize_google(
     logs.register_secret(credentials.refresh_token)
     logs.register_secret(credentials.token)
 
-    seen = calendar_identity(GoogleCalendar(user, credentials, api_endpoint=google.api_endpoint))
+    seen = GoogleCalendar(user, credentials, api_endpoint=google.api_endpoint).probe()
     if seen is not None and seen != user:
         raise AuthError(
             f"the consent was given as {seen}, not {user}: nothing stored; run the command again "

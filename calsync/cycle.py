@@ -131,7 +131,7 @@ class Cycle:
         self._org_factory = org_factory
         self._org: SalesforceOrg | None = None
         self.clock = clock
-        self._settings = config.plan_settings()
+        self.settings = config.plan_settings()
         self._settings_checked = False
         self._upsert_field: str | None = None
         self._quota_spent: QuotaExhausted | None = None
@@ -148,7 +148,7 @@ class Cycle:
     def salesforce_calls(self) -> int:
         return self._org.calls if self._org is not None else 0
 
-    def _check_event_fields(self, now: dt.datetime) -> None:
+    def check_event_fields(self, now: dt.datetime) -> None:
         """Read Event's describe (cached a day) to vet the activity and External ID fields.
 
         A missing or read-only activity Date/Time field is reported once and then left out of
@@ -200,7 +200,7 @@ class Cycle:
                     extra={"fields": {"field": wanted_activity, "problem": problem,
                                       "action": "Events are written without it"}},
                 )
-                self._settings = replace(self._settings, activity_datetime_field=None)
+                self.settings = replace(self.settings, activity_datetime_field=None)
         if wanted_key:
             info = fields.get(wanted_key.lower())
             if info is None or not info["externalId"]:
@@ -279,7 +279,7 @@ class Cycle:
                     "no active Salesforce User with this email (add it to [sync] user_map)", now,
                 )
         try:
-            self._reconcile_creates(active, directory_users, now)
+            self.reconcile_creates(active, directory_users, now)
         except CalsyncError as exc:
             for user in active:
                 self._fail(result, user, f"cannot reconcile earlier creates: {exc}", now)
@@ -366,16 +366,16 @@ class Cycle:
         failed: dict[str, str] = {}
         directory = Directory(users=dict(users))
         try:
-            addresses = addresses_to_look_up(copies, self._settings)
+            addresses = addresses_to_look_up(copies, self.settings)
             if addresses:
-                directory = self._look_up(addresses, users)
-            operations = self._plan(copies, previous, directory, now)
+                directory = self.look_up(addresses, users)
+            operations = self.plan_operations(copies, previous, directory, now)
             if any(isinstance(op, (Create, Update)) for op in operations) and not self._settings_checked:
-                self._check_event_fields(now)
-                operations = self._plan(copies, previous, directory, now)
+                self.check_event_fields(now)
+                operations = self.plan_operations(copies, previous, directory, now)
             full = {p.user: p.time_min for p in pending if p.listing.full}
             operations = self._adopt(operations, full, users)
-            failed = self._write(operations, copies, now, {p.user: p.outcome for p in pending})
+            failed = self.write(operations, copies, now, {p.user: p.outcome for p in pending})
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
         except Exception as exc:  # nothing is committed: the next cycle lists the same changes
@@ -398,13 +398,13 @@ class Cycle:
             )
             log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
 
-    def _plan(self, copies, previous, directory, now) -> list[Operation]:  # type: ignore[no-untyped-def]
-        planned = plan(copies, previous, directory, self._settings, now)
+    def plan_operations(self, copies, previous, directory, now) -> list[Operation]:  # type: ignore[no-untyped-def]
+        planned = plan(copies, previous, directory, self.settings, now)
         for warning in planned.warnings:
             log.warning(warning)
         return list(planned.operations)
 
-    def _look_up(self, addresses: Iterable[str], users: Mapping[str, str]) -> Directory:
+    def look_up(self, addresses: Iterable[str], users: Mapping[str, str]) -> Directory:
         """Three batched queries at most per 400-odd addresses (reference C8)."""
         # Salesforce Email fields hold at most 80 characters: a longer or unprintable
         # "address" cannot match and must not make a statement Salesforce refuses.
@@ -447,7 +447,7 @@ class Cycle:
             log_event(log, "adopted existing Events", count=len(adopted))
         return [adopted.get(op.key, op) if isinstance(op, Create) else op for op in operations]
 
-    def _write(
+    def write(
         self,
         operations: Sequence[Operation],
         copies: Sequence[MeetingCopy],
@@ -577,12 +577,12 @@ class Cycle:
 
     # -- crash recovery ------------------------------------------------------------------------
 
-    def _reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
+    def reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
         """Adopt Events whose create landed but whose answer was never recorded."""
         pending = self.store.pending_creates(users)
         if not pending:
             return
-        self._check_event_fields(now)
+        self.check_event_fields(now)
         adopted = 0
         if self._upsert_field:
             found = self.org.events_by_key(self._upsert_field, [p.key for p in pending])
@@ -590,7 +590,7 @@ class Cycle:
                 if p.key in found:
                     intent = _without(p.intent, self._upsert_field)
                     self.store.record_written(p.key, p.owner, p.ical_uid, found[p.key],
-                                              fingerprint_of(intent, self._settings.activity_datetime_field), now)
+                                              fingerprint_of(intent, self.settings.activity_datetime_field), now)
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)
@@ -607,7 +607,7 @@ class Cycle:
                 if match is not None:
                     taken.add(match["Id"])
                     self.store.record_written(p.key, p.owner, p.ical_uid, match["Id"],
-                                              fingerprint_of(p.intent, self._settings.activity_datetime_field), now)
+                                              fingerprint_of(p.intent, self.settings.activity_datetime_field), now)
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)

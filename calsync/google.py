@@ -107,6 +107,15 @@ class GoogleCalendar:
                 return Listing(tuple(items), page.get("nextSyncToken"), not sync_token, calls)
             log.debug("listing page", extra={"fields": {"user": self.user, "items": len(items)}})
 
+    def probe(self) -> str | None:
+        """One events.list with maxResults=1 on `primary` (doctor, auth): whose calendar it is.
+
+        Raises the same mapped errors as a listing (AuthError for refused credentials, ...).
+        """
+        request = self._service.events().list(calendarId="primary", maxResults=1)
+        summary = self._execute(request, self._http()).get("summary")
+        return summary.lower() if isinstance(summary, str) and "@" in summary else None
+
     def _execute(self, request: Any, http: Any) -> dict[str, Any]:
         try:
             result = request.execute(http=http, num_retries=NUM_RETRIES)

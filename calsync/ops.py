@@ -1,6 +1,6 @@
 """The operator commands' logic: `calsync status` (read the state) and `calsync doctor` (check it all).
 
-`status` reads only the state database, through a private in-memory copy (`open_snapshot`), so it
+`status` reads only the state database, through a private in-memory copy (`StateStore.snapshot`), so it
 needs no network, changes nothing on disk and never creates a missing database. Per calendar it
 reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
 the records parked for retry and an estimate of the next run: the daemon records nothing of its
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,31 +58,6 @@ def _utcnow() -> dt.datetime:
 
 # ---------------------------------------------------------------------------------------------
 # The state database, read without touching it
-
-
-def open_snapshot(path: str | Path) -> StateStore:
-    """A private in-memory copy of the state database at `path` (which must exist).
-
-    Opened read-only and copied with SQLite's backup API (a consistent snapshot even while the
-    daemon writes), then checked like any store: a database written by a newer calsync is
-    refused (StateError). Whatever is written to the copy is lost when it is closed.
-    """
-    store = StateStore(":memory:")
-    try:
-        source = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
-        try:
-            source.backup(store.db.conn)
-        finally:
-            source.close()
-        # The copy replaced the fresh schema: check its migrations as opening a file would.
-        store._migrate()
-    except sqlite3.DatabaseError as exc:
-        store.close()
-        raise StateError(f"{path}: cannot read the state database: {exc}") from exc
-    except StateError:
-        store.close()
-        raise
-    return store
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +153,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
     if not path.exists():
         calendars = tuple(_never(user) for user in configured)
         return StatusReport(str(path), False, now, interval, calendars)
-    store = open_snapshot(path)
+    store = StateStore.snapshot(path)
     try:
         saved = {c.user: c for c in store.calendars()}
         found: list[CalendarStatus] = []
@@ -329,7 +303,7 @@ def _check_state(config: Config) -> Check:
             "create the directory and give the calsync user write access, or change [state] path",
         )
     try:
-        store = open_snapshot(path)
+        store = StateStore.snapshot(path)
     except StateError as exc:
         return Check("state database", False, str(exc),
                      "restore the file from a backup or point [state] path at a new file "
@@ -343,7 +317,6 @@ def _check_state(config: Config) -> Check:
 
 
 def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> Iterator[Check]:
-    from calsync.auth import calendar_identity
     from calsync.google import calendar_factory, user_token_path
 
     google = config.google
@@ -367,7 +340,7 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
                 continue
         try:
             calendar = make(user)
-            seen = calendar_identity(calendar)
+            seen = calendar.probe()
         except CalsyncError as exc:
             yield Check(name, False, str(exc), advice.format(user=user))
             continue

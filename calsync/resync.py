@@ -20,7 +20,7 @@ until the meeting changes in Google. A resync does not trust it. For each chosen
    before creates, refused records parked for retry.
 
 `dry_run` stops after step 3 and reports the plan. It works on an in-memory copy of the state
-(`ops.open_snapshot`), so neither the state database nor Salesforce is written. A second resync
+(`StateStore.snapshot`), so neither the state database nor Salesforce is written. A second resync
 right after a first one finds every Event as desired and writes nothing.
 
 Run it while the daemon is stopped, or with [salesforce] external_id_field set: a cycle and a
@@ -117,14 +117,13 @@ def resync(
     `progress(user, meetings)` is called after each calendar is listed.
     """
     from calsync.google import calendar_factory
-    from calsync.ops import open_snapshot
     from calsync.salesforce import SalesforceOrg
 
     now = now or dt.datetime.now(dt.timezone.utc)
     window = window or Window(now - dt.timedelta(days=config.sync.lookback_days))
     if dry_run:
         exists = Path(config.state.path).exists()
-        store = open_snapshot(config.state.path) if exists else StateStore(":memory:")
+        store = StateStore.snapshot(config.state.path) if exists else StateStore(":memory:")
     else:
         store = StateStore(config.state.path)
     try:
@@ -181,7 +180,7 @@ class Resync:
                 self._fail(user, "no active Salesforce User with this email (add it to [sync] user_map)")
         try:
             # Creates a crash left unanswered are adopted first, exactly as a cycle starts.
-            cycle._reconcile_creates(active, owner_ids, self.now)
+            cycle.reconcile_creates(active, owner_ids, self.now)
         except CalsyncError as exc:
             for user in active:
                 self._fail(user, f"cannot reconcile earlier creates: {exc}")
@@ -271,16 +270,16 @@ class Resync:
         # Meetings before the configured lookback are still inside a window the operator chose:
         # they must not be skipped as "before lookback window".
         days = (self.now - self.window.since).days + 1
-        if days > cycle._settings.lookback_days:
-            cycle._settings = replace(cycle._settings, lookback_days=days)
-        addresses = addresses_to_look_up(copies, cycle._settings)
-        directory = cycle._look_up(addresses, owners) if addresses else None
-        cycle._check_event_fields(self.now)
+        if days > cycle.settings.lookback_days:
+            cycle.settings = replace(cycle.settings, lookback_days=days)
+        addresses = addresses_to_look_up(copies, cycle.settings)
+        directory = cycle.look_up(addresses, owners) if addresses else None
+        cycle.check_event_fields(self.now)
         written = self.store.written(c.key for c in copies)
         forced = {
             key: replace(w, fingerprint=FORCE) if w.sf_id else w for key, w in written.items()
         }
-        planned = cycle._plan(copies, forced, directory or Directory(users=dict(owners)), self.now)
+        planned = cycle.plan_operations(copies, forced, directory or Directory(users=dict(owners)), self.now)
         current = self._events([op.sf_id for op in planned if isinstance(op, (Update, Delete)) and op.sf_id],
                                planned)
         operations, refresh = self._decide(planned, written, current)
@@ -296,7 +295,7 @@ class Resync:
             self.store.record_written(key, w.owner, w.ical_uid, w.sf_id, fingerprint, self.now)
         outcomes = {user: CalendarOutcome(user) for user in self.result.users}
         writes = [op for op in operations if not isinstance(op, Skip)]
-        failed = cycle._write(writes, copies, self.now, outcomes) if writes else {}
+        failed = cycle.write(writes, copies, self.now, outcomes) if writes else {}
         for user, outcome in outcomes.items():
             counts = self.result.users[user]
             counts.created += outcome.created

@@ -178,6 +178,30 @@ class StateStore:
             )
         migrations.apply(self.db)
 
+    @classmethod
+    def snapshot(cls, path: str | Path) -> "StateStore":
+        """A private in-memory copy of the state database at `path` (which must exist).
+
+        Opened read-only and copied with SQLite's backup API (a consistent snapshot even while
+        the daemon writes), then checked like any store: a database written by a newer calsync
+        is refused (StateError). Whatever is written to the copy is lost when it is closed.
+        """
+        store = cls(":memory:")
+        try:
+            source = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
+            try:
+                source.backup(store.db.conn)
+            finally:
+                source.close()
+            store._migrate()  # the copy replaced the fresh schema: check it as a file would be
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StateError(f"{path}: cannot read the state database: {exc}") from exc
+        except StateError:
+            store.close()
+            raise
+        return store
+
     def close(self) -> None:
         self.db.conn.close()
 
