@@ -39,7 +39,6 @@ from calsync.model import (
     Directory,
     MeetingCopy,
     Operation,
-    PlanSettings,
     Skip,
     Update,
     fingerprint_of,

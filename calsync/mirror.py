@@ -95,7 +95,7 @@ def view(
         for uid in delta.affected:
             rows[uid] = {r.event_id: r for r in old.get(uid, [])}
     dropped = set(delta.deletes)
-    for uid, by_id in rows.items():
+    for by_id in rows.values():
         for event_id in list(by_id):
             row = by_id[event_id]
             if event_id in dropped or (row.recurring_event_id or "") in dropped:

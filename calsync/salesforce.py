@@ -350,7 +350,7 @@ class SalesforceOrg:
         page = first
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             url = page["nextRecordsUrl"]
-            page = self._call("query", lambda sf: sf.query_more(url, identifier_is_url=True))
+            page = self._call("query", lambda sf, url=url: sf.query_more(url, identifier_is_url=True))
             records.extend(page.get("records", []))
         return records
 
@@ -489,7 +489,7 @@ class SalesforceOrg:
             params = {"ids": ",".join(chunk), "allOrNone": "false"}
             answer = self._call(
                 "delete Events",
-                lambda sf: sf.restful("composite/sobjects", method="DELETE", params=params),
+                lambda sf, params=params: sf.restful("composite/sobjects", method="DELETE", params=params),
             )
             results.extend(_results(answer, len(chunk)))
         return results
@@ -505,7 +505,7 @@ class SalesforceOrg:
             }
             answer = self._call(
                 f"{method} {path}",
-                lambda sf: sf.restful(path, method=method, json=body),
+                lambda sf, body=body: sf.restful(path, method=method, json=body),
                 idempotent=idempotent,
             )
             results.extend(_results(answer, len(chunk)))

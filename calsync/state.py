@@ -218,10 +218,10 @@ class StateStore:
         else:
             conn.execute("COMMIT")
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         cursor = self.db.conn.execute(sql, tuple(params))
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]  # type: ignore[misc]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> None:
         self.db.conn.execute(sql, tuple(params))

@@ -19,7 +19,7 @@ from calsync import config as config_module
 from calsync import logs
 from calsync.cycle import CycleResult
 from calsync.runtime import open_cycle
-from calsync.sandbox.demo import ACTIVITY_FIELD, KEY_FIELD, DemoCompany, seed
+from calsync.sandbox.demo import ACTIVITY_FIELD, DemoCompany, seed
 from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.google.oauth import generate_private_key_pem
 from calsync.sandbox.salesforce import SalesforceEmulator

@@ -138,7 +138,7 @@ def tokenize(text: str) -> list[Token]:
                     value = dt.date(int(m[1]), int(m[2]), int(m[3]))
                 except ValueError:
                     raise error_at(MALFORMED_QUERY, text, i,
-                                   f"invalid date literal: '{m[0]}'")
+                                   f"invalid date literal: '{m[0]}'") from None
                 tokens.append(Token("DATE", m[0], i, value=value))
                 i = m.end()
                 continue
@@ -177,7 +177,7 @@ def _datetime_token(text: str, m: re.Match[str]) -> Token:
                             millis * 1000, tzinfo=_parse_offset(m[8]))
     except ValueError:
         raise error_at(MALFORMED_QUERY, text, m.start(),
-                       f"invalid dateTime literal: '{m[0]}'")
+                       f"invalid dateTime literal: '{m[0]}'") from None
     return Token("DATETIME", m[0], m.start(), value=value)
 
 
