@@ -41,6 +41,7 @@ from calsync.model import (
     Operation,
     Skip,
     Update,
+    Written,
     fingerprint_of,
 )
 from calsync.planner import addresses_to_look_up, first_occurrence, plan
@@ -97,6 +98,16 @@ class CycleResult:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.calendars.values())
+
+
+@dataclass
+class _WritePass:
+    """What one pass of writes carries around: its time, the copies by key, the counts."""
+
+    now: dt.datetime
+    by_key: dict[str, MeetingCopy]
+    outcomes: Mapping[str, CalendarOutcome]
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -269,8 +280,9 @@ class Cycle:
         directory_users: dict[str, str] = {}
         active: list[str] = []
         for user in users:
-            if owners.get(user):
-                directory_users[user] = owners[user]  # type: ignore[assignment]
+            owner_id = owners.get(user)
+            if owner_id:
+                directory_users[user] = owner_id
                 active.append(user)
             else:
                 self._fail(
@@ -397,7 +409,13 @@ class Cycle:
             )
             log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
 
-    def plan_operations(self, copies, previous, directory, now) -> list[Operation]:  # type: ignore[no-untyped-def]
+    def plan_operations(
+        self,
+        copies: Sequence[MeetingCopy],
+        previous: Mapping[str, Written],
+        directory: Directory,
+        now: dt.datetime,
+    ) -> list[Operation]:
         planned = plan(copies, previous, directory, self.settings, now)
         for warning in planned.warnings:
             log.warning(warning)
@@ -454,79 +472,80 @@ class Cycle:
         outcomes: Mapping[str, CalendarOutcome],
     ) -> dict[str, str]:
         """Carry out the plan; returns the users whose calendars must not commit (and why)."""
-        by_key = {c.key: c for c in copies}
-        failed: dict[str, str] = {}
+        run = _WritePass(now, {c.key: c for c in copies}, outcomes)
+        skipped = [op for op in operations if isinstance(op, Skip)]
+        self.store.clear_retries(op.key for op in skipped)  # parked, but no longer needs a write
+        for op in skipped:
+            outcomes[op.owner].skipped += 1
+            if op.reason != "unchanged":
+                log_event(log, "skipped", user=op.owner, reason=op.reason,
+                          event_id=_google_id(run.by_key.get(op.key)), key=op.key)
         creates = [op for op in operations if isinstance(op, Create)]
         updates = [op for op in operations if isinstance(op, Update)]
-        deletes = [op for op in operations if isinstance(op, Delete)]
-        skipped = [op.key for op in operations if isinstance(op, Skip)]
-        self.store.clear_retries(skipped)  # a parked record that no longer needs writing
-        for op in operations:
-            if isinstance(op, Skip):
-                outcomes[op.owner].skipped += 1
-                if op.reason != "unchanged":
-                    log_event(log, "skipped", user=op.owner, reason=op.reason,
-                              event_id=_google_id(by_key.get(op.key)), key=op.key)
-
-        def abort(users: Iterable[str], exc: CalsyncError) -> None:
-            if isinstance(exc, QuotaExhausted):
-                # The allowance is spent: no further write this cycle (reference C11).
-                self._quota_spent = exc
-            for user in users:
-                failed.setdefault(user, f"Salesforce write stopped: {exc}")
-
-        # Deletes: gone already counts as done (a replay after a crash, or removed by hand).
-        gone_now = [op for op in deletes if op.sf_id is None]
-        for op in gone_now:
-            self.store.forget_written(op.key)
-        with_id = [op for op in deletes if op.sf_id is not None]
-        if with_id:
-            try:
-                results = self.org.delete([op.sf_id for op in with_id])  # type: ignore[misc]
-            except (TransientError, AuthError) as exc:
-                abort({op.owner for op in with_id}, exc)
-                results = []
-            for op, res in zip(with_id, results):
-                if res.ok or res.status_code in GONE:
-                    self.store.forget_written(op.key)
-                    outcomes[op.owner].deleted += 1
-                    log_event(log, "deleted", user=op.owner, sf_id=op.sf_id, reason=op.reason,
-                              event_id=_google_id(by_key.get(op.key)), key=op.key)
-                else:
-                    self._refused(op.key, op.owner, by_key, "delete", res, now, outcomes)
-
+        self._delete([op for op in operations if isinstance(op, Delete)], run)
         if updates and not self._quota_spent:
-            records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
-            try:
-                results = self.org.update(records)
-            except (TransientError, AuthError) as exc:
-                abort({op.copy.owner for op in updates}, exc)
-                results = []
-            except PermanentError as exc:
-                results = [WriteResult(False, None, exc.status_code, str(exc))] * len(updates)
-            for op, res in zip(updates, results):
-                owner = op.copy.owner
-                if res.ok:
-                    self.store.record_written(op.key, owner, op.copy.ical_uid, op.sf_id,
-                                              op.fields.fingerprint(), now)
-                    outcomes[owner].updated += 1
-                    log_event(log, "updated", user=owner, sf_id=op.sf_id,
-                              event_id=_google_id(op.copy), key=op.key)
-                elif res.status_code in GONE:
-                    # Deleted in Salesforce by someone: forget it, and recreate it next cycle.
-                    self.store.forget_written(op.key)
-                    self._refused(op.key, owner, by_key, "create", res, now, outcomes,
-                                  delay=dt.timedelta(0))
-                else:
-                    self._refused(op.key, owner, by_key, "update", res, now, outcomes)
-
+            self._update(updates, run)
         if creates and not self._quota_spent:
-            self._create(creates, now, outcomes, by_key, failed, abort)
+            self._create(creates, run)
         if self._quota_spent:
-            abort({op.copy.owner for op in (*creates, *updates)}, self._quota_spent)
-        return failed
+            owners = {op.copy.owner for op in creates} | {op.copy.owner for op in updates}
+            self._abort(run, owners, self._quota_spent)
+        return run.failed
 
-    def _create(self, creates, now, outcomes, by_key, failed, abort) -> None:  # type: ignore[no-untyped-def]
+    def _abort(self, run: "_WritePass", users: Iterable[str], exc: CalsyncError) -> None:
+        """A whole call failed: these calendars do not commit, so the next cycle replays them."""
+        if isinstance(exc, QuotaExhausted):
+            self._quota_spent = exc  # the allowance is spent: no further write (reference C11)
+        for user in users:
+            run.failed.setdefault(user, f"Salesforce write stopped: {exc}")
+
+    def _delete(self, deletes: list[Delete], run: "_WritePass") -> None:
+        for op in deletes:
+            if op.sf_id is None:  # a create that never landed: nothing to delete
+                self.store.forget_written(op.key)
+        with_id = [op for op in deletes if op.sf_id is not None]
+        if not with_id:
+            return
+        try:
+            results = self.org.delete([op.sf_id for op in with_id if op.sf_id])
+        except (TransientError, AuthError) as exc:
+            self._abort(run, {op.owner for op in with_id}, exc)
+            return
+        for op, res in zip(with_id, results):
+            # Already gone counts as done: a replay after a crash, or removed by hand.
+            if res.ok or res.status_code in GONE:
+                self.store.forget_written(op.key)
+                run.outcomes[op.owner].deleted += 1
+                log_event(log, "deleted", user=op.owner, sf_id=op.sf_id, reason=op.reason,
+                          event_id=_google_id(run.by_key.get(op.key)), key=op.key)
+            else:
+                self._refused(run, op.key, op.owner, "delete", res)
+
+    def _update(self, updates: list[Update], run: "_WritePass") -> None:
+        records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
+        try:
+            results = self.org.update(records)
+        except (TransientError, AuthError) as exc:
+            self._abort(run, {op.copy.owner for op in updates}, exc)
+            return
+        except PermanentError as exc:
+            results = [WriteResult(False, None, exc.status_code, str(exc))] * len(updates)
+        for op, res in zip(updates, results):
+            owner = op.copy.owner
+            if res.ok:
+                self.store.record_written(op.key, owner, op.copy.ical_uid, op.sf_id,
+                                          op.fields.fingerprint(), run.now)
+                run.outcomes[owner].updated += 1
+                log_event(log, "updated", user=owner, sf_id=op.sf_id,
+                          event_id=_google_id(op.copy), key=op.key)
+            elif res.status_code in GONE:
+                # Deleted in Salesforce by someone: forget it and create it again next cycle.
+                self.store.forget_written(op.key)
+                self._refused(run, op.key, owner, "create", res, delay=dt.timedelta(0))
+            else:
+                self._refused(run, op.key, owner, "update", res)
+
+    def _create(self, creates: list[Create], run: "_WritePass") -> None:
         bodies = []
         for op in creates:
             body = op.fields.to_salesforce()
@@ -535,7 +554,7 @@ class Cycle:
             bodies.append(body)
         self.store.record_create_intents(
             [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
-            now,
+            run.now,
         )
         try:
             if self._upsert_field:
@@ -544,7 +563,7 @@ class Cycle:
                 results = self.org.create(bodies)
         except (TransientError, AuthError) as exc:
             # The intents stay: whatever landed is found and adopted at the next run's start.
-            abort({op.copy.owner for op in creates}, exc)
+            self._abort(run, {op.copy.owner for op in creates}, exc)
             return
         except PermanentError as exc:
             results = [WriteResult(False, None, exc.status_code, str(exc))] * len(creates)
@@ -552,22 +571,30 @@ class Cycle:
             owner = op.copy.owner
             if res.ok and res.id:
                 self.store.record_written(op.key, owner, op.copy.ical_uid, res.id,
-                                          op.fields.fingerprint(), now)
-                outcomes[owner].created += 1
+                                          op.fields.fingerprint(), run.now)
+                run.outcomes[owner].created += 1
                 log_event(log, "created", user=owner, sf_id=res.id,
                           event_id=_google_id(op.copy), key=op.key)
             else:
                 self.store.abandon_create(op.key)
-                self._refused(op.key, owner, by_key, "create", res, now, outcomes)
+                self._refused(run, op.key, owner, "create", res)
 
-    def _refused(self, key, owner, by_key, operation, res, now, outcomes, delay=None) -> None:  # type: ignore[no-untyped-def]
-        copy = by_key.get(key)
-        ical_uid = copy.ical_uid if copy else ""
+    def _refused(
+        self,
+        run: "_WritePass",
+        key: str,
+        owner: str,
+        operation: str,
+        res: WriteResult,
+        delay: dt.timedelta | None = None,
+    ) -> None:
+        """Salesforce refused one record: park it with its statusCode for a later cycle."""
+        copy = run.by_key.get(key)
         retry = self.store.record_retry(
-            key, owner, ical_uid, operation, res.status_code, res.message, now,
-            dt.timedelta(minutes=self.config.sync.interval_minutes) if delay is None else delay,
+            key, owner, copy.ical_uid if copy else "", operation, res.status_code, res.message,
+            run.now, dt.timedelta(minutes=self.config.sync.interval_minutes) if delay is None else delay,
         )
-        outcomes[owner].failed += 1
+        run.outcomes[owner].failed += 1
         log_event(
             log, "failed", level=logging.WARNING, user=owner, operation=operation,
             status_code=res.status_code, error=res.message, event_id=_google_id(copy), key=key,
