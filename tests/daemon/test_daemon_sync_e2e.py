@@ -55,7 +55,7 @@ def subjects(sf_emu) -> dict[str, list[dict]]:
     return found
 
 
-def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listener, sf_emu, google_emu, company):
+def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listener, sf_emu, google_emu, company, tmp_path):
     proc = daemon()
     listener.wait_for("READY", "1", timeout=15)
     wait_until(lambda: len(sf_emu.backend.list_records("Event")) == 7, timeout=20)
@@ -70,6 +70,14 @@ def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listene
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0, daemon.log.read_text()
     listener.wait_for("STOPPING", "1", timeout=2)
+    from calsync.state import StateStore
+
+    store = StateStore(tmp_path / "state.db")  # make_config's state path
+    saved = {c.user: c for c in store.calendars()}
+    assert set(saved) == set(company.users)
+    assert all(c.sync_token and c.last_success_at for c in saved.values())
+    assert len(store.written_for_owner("alice@acme.test")) == 3
+    store.close()
 
 
 def test_unmapped_user_fails_alone_and_the_daemon_keeps_running(daemon, listener, sf_emu, company):
