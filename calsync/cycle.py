@@ -175,7 +175,9 @@ class Cycle:
         if cached is None or now - cached[1] > DESCRIBE_TTL:
             try:
                 describe = self.org.describe("Event")
-            except PermanentError as exc:
+            except QuotaExhausted:
+                raise
+            except (PermanentError, TransientError) as exc:
                 # Without a describe the configured fields are taken on trust; a wrong one then
                 # shows as per-record INVALID_FIELD failures, parked for retry.
                 log.warning("cannot describe Event", extra={"fields": {"error": str(exc)}})
@@ -450,8 +452,12 @@ class Cycle:
         if self._upsert_field or not creates:
             return operations
         owners = sorted({op.copy.owner for op in creates})
-        since = min(full[o] for o in owners)
-        rows = self.org.events_starting_since([users[o] for o in owners], since)
+        since = min(full[o] for o in owners) - dt.timedelta(seconds=1)
+        try:
+            rows = self.org.events_starting_since([users[o] for o in owners], since)
+        except PermanentError as exc:
+            log.warning("cannot list existing Events to adopt", extra={"fields": {"error": str(exc)}})
+            return operations
         taken = self.store.known_sf_ids()
         adopted: dict[str, Update] = {}
         for op in creates:
@@ -603,6 +609,15 @@ class Cycle:
 
     # -- crash recovery ------------------------------------------------------------------------
 
+    @staticmethod
+    def _cannot_reconcile(exc: PermanentError) -> None:
+        """Salesforce refuses the reconciling query itself: better to go on than to stay stuck."""
+        log.error(
+            "cannot reconcile interrupted creates",
+            extra={"fields": {"error": str(exc),
+                              "action": "retrying them; an Event that did land may be doubled"}},
+        )
+
     def reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
         """Adopt Events whose create landed but whose answer was never recorded."""
         pending = self.store.pending_creates(users)
@@ -611,7 +626,11 @@ class Cycle:
         self.check_event_fields(now)
         adopted = 0
         if self._upsert_field:
-            found = self.org.events_by_key(self._upsert_field, [p.key for p in pending])
+            try:
+                found = self.org.events_by_key(self._upsert_field, [p.key for p in pending])
+            except PermanentError as exc:
+                self._cannot_reconcile(exc)
+                found = {}
             for p in pending:
                 if p.key in found:
                     intent = _without(p.intent, self._upsert_field)
@@ -623,7 +642,11 @@ class Cycle:
         else:
             since = min(p.intent_at for p in pending) - dt.timedelta(minutes=5)
             ids = sorted({owner_ids[p.owner] for p in pending if p.owner in owner_ids})
-            candidates = self.org.events_created_since(ids, since) if ids else []
+            try:
+                candidates = self.org.events_created_since(ids, since) if ids else []
+            except PermanentError as exc:
+                self._cannot_reconcile(exc)
+                candidates = []
             taken = self.store.known_sf_ids()
             for p in pending:
                 match = next(

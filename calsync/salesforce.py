@@ -354,11 +354,14 @@ class SalesforceOrg:
             records.extend(page.get("records", []))
         return records
 
-    def query_in(self, head: str, values: Iterable[str], tail: str = "") -> list[dict[str, Any]]:
+    def query_in(
+        self, head: str, values: Iterable[str], tail: str = "", *, bisect: bool = True
+    ) -> list[dict[str, Any]]:
         """Rows of `head IN (values) tail`, batched; a value Salesforce refuses is left out.
 
         One odd address must not stop the lookup of every other one: a batch refused as a
         whole is halved until the culprit stands alone, which is then skipped with a warning.
+        Without `bisect` a refusal raises (the statement itself is the problem).
         """
         rows: list[dict[str, Any]] = []
         pending = list(in_batches(head, values, tail))
@@ -367,6 +370,8 @@ class SalesforceOrg:
             try:
                 rows.extend(self.query(in_statement(head, batch, tail)))
             except PermanentError as exc:
+                if not bisect:
+                    raise
                 if len(batch) == 1:
                     log.warning("lookup refused one value", extra={"fields": {
                         "status_code": exc.status_code, "value": batch[0][:100]}})
@@ -449,7 +454,7 @@ class SalesforceOrg:
     def events_by_key(self, field: str, keys: Iterable[str]) -> dict[str, str]:
         """Event ids by External ID value (reconciling creates in upsert mode)."""
         found: dict[str, str] = {}
-        for row in self.query_in(f"SELECT Id, {field} FROM Event WHERE {field}", keys):
+        for row in self.query_in(f"SELECT Id, {field} FROM Event WHERE {field}", keys, bisect=False):
             found[str(row[field])] = row["Id"]
         return found
 
@@ -457,18 +462,18 @@ class SalesforceOrg:
         """Events of these owners starting after `since` (adopting Events on a full sync)."""
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
-            f" WhoId, WhatId FROM Event WHERE StartDateTime >= {soql_datetime(since)} AND OwnerId"
+            f" WhoId, WhatId FROM Event WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
         )
-        return self.query_in(head, owner_ids)
+        return self.query_in(head, owner_ids, bisect=False)
 
     def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
         """Events of these owners created after `since` (reconciling creates without External ID)."""
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
             " WhoId, WhatId, CreatedDate FROM Event WHERE"
-            f" CreatedDate >= {soql_datetime(since)} AND OwnerId"
+            f" CreatedDate > {soql_datetime(since)} AND OwnerId"
         )
-        return self.query_in(head, owner_ids)
+        return self.query_in(head, owner_ids, bisect=False)
 
     # -- writes ----------------------------------------------------------------------------------
 
