@@ -81,9 +81,10 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # HTTP Authorization: Bearer <token>
     (re.compile(r"\bBearer\s+[^\s\"']+", re.IGNORECASE), f"Bearer {MASK}"),
     # key=value, key: value, "key": "value", 'key': 'value' (JSON bodies, dict reprs, queries).
+    # Not after a ".": "salesforce.access_token: required key missing" names a config key.
     (
         re.compile(
-            r"""(?P<key>(?<![A-Za-z0-9])(?:%s))(?P<sep>["']?\s*[:=]\s*)"""
+            r"""(?P<key>(?<![A-Za-z0-9.])(?:%s))(?P<sep>["']?\s*[:=]\s*)"""
             r"""(?P<val>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"'&,;}\]\)]+)"""
             % _SENSITIVE_KEY_ALTERNATION,
             re.IGNORECASE,

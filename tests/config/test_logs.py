@@ -363,3 +363,10 @@ def test_redact_exception_covers_the_whole_chain() -> None:
         text = logs.redact_exception(exc)
     assert "inner-pass" not in text and "outer-token" not in text
     assert "OSError: password=***" in text
+
+
+def test_config_key_paths_in_messages_are_not_mistaken_for_secrets():
+    from calsync.logs import redact
+
+    text = "salesforce.access_token: required key missing (or set CALSYNC_SALESFORCE_ACCESS_TOKEN)"
+    assert redact(text) == text
