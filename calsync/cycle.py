@@ -34,6 +34,7 @@ from calsync.errors import (
 from calsync.google import Listing
 from calsync.logs import event as log_event
 from calsync.model import (
+    Contact,
     Create,
     Delete,
     Directory,
@@ -44,7 +45,13 @@ from calsync.model import (
     Written,
     fingerprint_of,
 )
-from calsync.planner import addresses_to_look_up, first_occurrence, plan
+from calsync.planner import (
+    addresses_to_look_up,
+    contacts_to_relate,
+    first_occurrence,
+    name_candidates,
+    plan,
+)
 from calsync.salesforce import SalesforceOrg, WriteResult
 from calsync.state import StateStore
 
@@ -379,9 +386,8 @@ class Cycle:
         failed: dict[str, str] = {}
         directory = Directory(users=dict(users))
         try:
-            addresses = addresses_to_look_up(copies, self.settings)
-            if addresses:
-                directory = self.look_up(addresses, users)
+            if addresses_to_look_up(copies, self.settings):
+                directory = self.look_up(copies, users)
             operations = self.plan_operations(copies, previous, directory, now)
             if any(isinstance(op, (Create, Update)) for op in operations) and not self._settings_checked:
                 self.check_event_fields(now)
@@ -423,19 +429,39 @@ class Cycle:
             log.warning(warning)
         return list(planned.operations)
 
-    def look_up(self, addresses: Iterable[str], users: Mapping[str, str]) -> Directory:
-        """Three batched queries at most per 400-odd addresses (reference C8)."""
-        # Salesforce Email fields hold at most 80 characters: a longer or unprintable
-        # "address" cannot match and must not make a statement Salesforce refuses.
-        addresses = sorted(a for a in addresses if len(a) <= EMAIL_MAX and a.isprintable())
-        contacts = self.org.find_contacts(addresses)
-        # An address that is a Contact needs no Lead lookup: the Contact wins (issue rule).
-        leads = self.org.find_leads([a for a in addresses if a not in contacts])
-        contact_ids = sorted({c.id for found in contacts.values() for c in found})
-        opportunities = self.org.find_primary_opportunities(contact_ids) if contact_ids else {}
-        return Directory(
-            contacts=contacts, leads=leads, primary_opportunities=opportunities, users=dict(users)
-        )
+    def look_up(self, copies: Sequence[MeetingCopy], users: Mapping[str, str]) -> Directory:
+        """Contacts by rank of candidate, Leads for the rest, Opportunities of the Names.
+
+        Batched queries (reference C8). Most meetings' first candidate is a Contact, which
+        settles their Name: only the meetings it does not settle get their other attendees
+        looked up, and only those still without a Contact, or with an external organizer who
+        is not a Contact, need Leads.
+        """
+        ranks = name_candidates(copies, self.settings)
+        contacts: dict[str, tuple[Contact, ...]] = {}
+        asked: set[str] = set()
+
+        def ask(addresses: Iterable[str]) -> None:
+            # Salesforce Email fields hold at most 80 characters: a longer or unprintable
+            # "address" cannot match and must not make a statement Salesforce refuses.
+            wanted = {a for a in addresses if len(a) <= EMAIL_MAX and a.isprintable()} - asked
+            asked.update(wanted)
+            if wanted:
+                contacts.update(self.org.find_contacts(sorted(wanted)))
+
+        ask(r.first for r in ranks if r.first)
+        unsettled = [r for r in ranks if r.first not in contacts]
+        ask(a for r in unsettled for a in r.attendees)
+        lead_wanted = {r.organizer for r in unsettled if r.organizer}
+        for r in unsettled:
+            if not any(a in contacts for a in r.attendees):
+                lead_wanted.update(r.attendees)
+        lead_wanted = {a for a in lead_wanted if a in asked and a not in contacts}
+        leads = self.org.find_leads(sorted(lead_wanted)) if lead_wanted else {}
+        people = Directory(contacts=contacts, leads=leads, users=dict(users))
+        names = sorted(contacts_to_relate(copies, people, self.settings))
+        opportunities = self.org.find_primary_opportunities(names) if names else {}
+        return replace(people, primary_opportunities=opportunities)
 
     # -- writes ----------------------------------------------------------------------------------
 

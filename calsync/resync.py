@@ -273,7 +273,7 @@ class Resync:
         if days > cycle.settings.lookback_days:
             cycle.settings = replace(cycle.settings, lookback_days=days)
         addresses = addresses_to_look_up(copies, cycle.settings)
-        directory = cycle.look_up(addresses, owners) if addresses else None
+        directory = cycle.look_up(copies, owners) if addresses else None
         cycle.check_event_fields(self.now)
         written = self.store.written(c.key for c in copies)
         forced = {

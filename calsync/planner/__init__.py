@@ -35,10 +35,20 @@ from calsync.planner.selection import (
     before_lookback,
     candidates,
     first_occurrence,
+    is_candidate,
+    organizer_of,
     select,
 )
 
-__all__ = ["Plan", "addresses_to_look_up", "first_occurrence", "plan"]
+__all__ = [
+    "NameCandidates",
+    "Plan",
+    "addresses_to_look_up",
+    "contacts_to_relate",
+    "first_occurrence",
+    "name_candidates",
+    "plan",
+]
 
 UNCHANGED = "unchanged"
 
@@ -62,6 +72,60 @@ def addresses_to_look_up(copies: Iterable[MeetingCopy], settings: PlanSettings) 
         chosen = select(copy, settings)
         if isinstance(chosen, Meeting):
             found.update(candidates(chosen.occurrence, copy.owner, settings))
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class NameCandidates:
+    """Who could be a meeting's Name, in the order the Name rule looks at them."""
+
+    organizer: str | None  # the organizer, when external (checked as Contact, then Lead)
+    attendees: tuple[str, ...]  # candidate attendees in Google's order
+
+    @property
+    def first(self) -> str | None:
+        return self.organizer or (self.attendees[0] if self.attendees else None)
+
+
+def name_candidates(copies: Iterable[MeetingCopy], settings: PlanSettings) -> list[NameCandidates]:
+    """Per synced meeting, its Name candidates: lets the lookups go one rank at a time.
+
+    If the first candidate is a Contact the Name is settled whoever the others are, so most
+    meetings never need their other attendees looked up.
+    """
+    found = []
+    for copy in copies:
+        chosen = select(copy, settings)
+        if not isinstance(chosen, Meeting):
+            continue
+        people = candidates(chosen.occurrence, copy.owner, settings)
+        organizer = organizer_of(chosen.occurrence)
+        external = (
+            organizer.address
+            if organizer is not None and organizer.address and is_candidate(organizer, copy.owner, settings)
+            else None
+        )
+        attendees = {p.address: None for p in chosen.occurrence.attendees if p.address in people}
+        if people:
+            found.append(NameCandidates(external, tuple(a for a in attendees if a is not None)))
+    return found
+
+
+def contacts_to_relate(
+    copies: Iterable[MeetingCopy], directory: Directory, settings: PlanSettings
+) -> frozenset[str]:
+    """Ids of the Contacts that become a Name: only theirs need Opportunity lookups.
+
+    `directory` needs contacts and leads; its opportunities are not read. A meeting with five
+    Contacts names one, so this keeps the Opportunity query to one id per meeting.
+    """
+    found: set[str] = set()
+    for copy in copies:
+        chosen = select(copy, settings)
+        if isinstance(chosen, Meeting):
+            name, _ = choose_name(chosen.occurrence, copy.owner, directory, settings)
+            if name is not None and name.is_contact:
+                found.add(name.who_id)
     return frozenset(found)
 
 

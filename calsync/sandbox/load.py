@@ -10,17 +10,23 @@ import datetime as dt
 from typing import Any
 
 
-def seed_meetings(google: Any, salesforce: Any, owners: list[str], count: int, now: dt.datetime) -> None:
-    """`count` one-hour meetings spread over `owners`, each with a distinct customer Contact;
-    every third Contact is primary on an open Opportunity."""
+def seed_meetings(
+    google: Any, salesforce: Any, owners: list[str], count: int, now: dt.datetime, guests: int = 1
+) -> None:
+    """`count` one-hour meetings spread over `owners`, each with `guests` distinct customer
+    Contacts; every third meeting's first Contact is primary on an open Opportunity."""
     start = (now + dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     for i in range(count):
         domain = f"customer{i:05d}.test"
         account = salesforce.create_record("Account", {"Name": f"Customer {i:05d}"})
-        email = f"buyer.{i:05d}@{domain}"
-        contact = salesforce.create_record(
-            "Contact", {"FirstName": "Buyer", "LastName": f"{i:05d}", "Email": email, "AccountId": account}
-        )
+        emails = [f"buyer{g}.{i:05d}@{domain}" for g in range(guests)]
+        contacts = [
+            salesforce.create_record(
+                "Contact", {"FirstName": f"Buyer{g}", "LastName": f"{i:05d}", "Email": e, "AccountId": account}
+            )
+            for g, e in enumerate(emails)
+        ]
+        contact = contacts[0]
         if i % 3 == 0:
             opp = salesforce.create_record(
                 "Opportunity",
@@ -35,11 +41,11 @@ def seed_meetings(google: Any, salesforce: Any, owners: list[str], count: int, n
             "summary": f"Call with customer {i:05d}",
             "start": {"dateTime": begin.isoformat().replace("+00:00", "Z")},
             "end": {"dateTime": (begin + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")},
-            "attendees": [owners[i % len(owners)], email],
+            "attendees": [owners[i % len(owners)], *emails],
         })
 
 
-def measure(count: int, external_id: bool = True) -> dict[str, Any]:
+def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, Any]:
     """Seed the demo company plus `count` meetings, sync twice, and count calls and time."""
     import tempfile
     import time
@@ -57,7 +63,7 @@ def measure(count: int, external_id: bool = True) -> dict[str, Any]:
         try:
             now = dt.datetime.now(dt.timezone.utc)
             company = seed(google.backend, salesforce.backend, now)
-            seed_meetings(google.backend, salesforce.backend, company.users, count, now)
+            seed_meetings(google.backend, salesforce.backend, company.users, count, now, guests)
             key = directory / "key.json"
             import json
 
@@ -68,7 +74,7 @@ def measure(count: int, external_id: bool = True) -> dict[str, Any]:
                 path.write_text("\n".join(
                     line for line in path.read_text().splitlines() if not line.startswith("external_id_field")
                 ))
-            figures: dict[str, Any] = {"meetings": count, "external_id": external_id}
+            figures: dict[str, Any] = {"meetings": count, "guests": guests, "external_id": external_id}
             for run in ("first", "second"):
                 before, kinds = salesforce.backend.api_calls, dict(salesforce.backend.calls_by_kind())
                 began = time.monotonic()
@@ -96,9 +102,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Measure a first and a second sync of N extra meetings.")
     parser.add_argument("--meetings", type=int, default=1000)
+    parser.add_argument("--guests", type=int, default=1, help="customer Contacts per meeting")
     parser.add_argument("--no-external-id", action="store_true",
                         help="configure no External ID field: creates use recorded intents")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("calsync").setLevel(logging.WARNING)
-    print(json.dumps(measure(args.meetings, external_id=not args.no_external_id), indent=2))
+    print(json.dumps(measure(args.meetings, external_id=not args.no_external_id, guests=args.guests), indent=2))

@@ -7,8 +7,15 @@ import datetime as dt
 from calsync.sandbox.load import seed_meetings
 
 
-def test_first_sync_of_a_thousand_events_costs_at_most_fifteen_calls(google_emu, sf_emu, company, make_config, sync):
-    seed_meetings(google_emu.backend, sf_emu.backend, company.users, 1000, dt.datetime.now(dt.timezone.utc))
+import pytest
+
+
+@pytest.mark.parametrize("guests", [1, 3])
+def test_first_sync_of_a_thousand_events_costs_at_most_fifteen_calls(
+    google_emu, sf_emu, company, make_config, sync, guests
+):
+    now = dt.datetime.now(dt.timezone.utc)
+    seed_meetings(google_emu.backend, sf_emu.backend, company.users, 1000, now, guests)
     path = make_config()
     before = sf_emu.backend.api_calls
     result = sync(path)

@@ -138,3 +138,31 @@ def test_later_occurrence_cancelled_leaves_the_event_unchanged() -> None:
     before = written(plan_one(copy_of(series(start=at(12)))))
     op = plan_one(copy_of(series(start=at(12)), cancelled(at(19))), previous=before)
     assert isinstance(op, Skip) and op.reason == "unchanged"
+
+
+def test_only_the_named_contact_needs_opportunity_lookups():
+    from calsync.planner import contacts_to_relate
+    from planner_builders import OWNER, contact, copy_of, directory, event, settings
+
+    meeting = event(attendees=[OWNER, "first@cust.test", "second@cust.test"])
+    found = directory(contact("003A", "first@cust.test"), contact("003B", "second@cust.test"))
+    assert contacts_to_relate([copy_of(meeting)], found, settings()) == {"003A"}
+
+
+def test_name_candidates_put_an_external_organizer_first():
+    from calsync.planner import name_candidates
+    from planner_builders import OWNER, copy_of, event, settings
+
+    meeting = event(organizer="boss@cust.test", attendees=["boss@cust.test", OWNER, "a@cust.test", "b@cust.test"])
+    (ranks,) = name_candidates([copy_of(meeting)], settings())
+    assert ranks.organizer == "boss@cust.test"
+    assert ranks.first == "boss@cust.test"
+    assert ranks.attendees == ("boss@cust.test", "a@cust.test", "b@cust.test")
+
+
+def test_name_candidates_of_an_internal_meeting_start_with_the_first_attendee():
+    from calsync.planner import name_candidates
+    from planner_builders import OWNER, copy_of, event, settings
+
+    (ranks,) = name_candidates([copy_of(event(attendees=[OWNER, "a@cust.test", "b@cust.test"]))], settings())
+    assert (ranks.organizer, ranks.first) == (None, "a@cust.test")
