@@ -1,0 +1,51 @@
+"""Hostile meetings never crash a cycle or block the other Events."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def by_subject(sf_emu):
+    found: dict[str, list[dict]] = {}
+    for row in sf_emu.backend.list_records("Event"):
+        found.setdefault(row["Subject"], []).append(row)
+    return found
+
+
+def test_huge_fields_and_odd_addresses_are_cut_or_skipped_and_the_rest_lands(
+    sync, make_config, sf_emu, google_emu, company
+):
+    day = dt.date.today() + dt.timedelta(days=3)
+    odd = ["o'brien\\x@globex.test", "ünïcode@globex.test", "x" * 300 + "@globex.test",
+           "'; DROP TABLE Contact; --@globex.test"]
+    sf_emu.backend.create_record("Contact", {"LastName": "O'Brien", "Email": "o'brien\\x@globex.test"})
+    google_emu.backend.create_event("alice@acme.test", {
+        "summary": "S" * 5000, "description": "D" * 100_000, "location": "L" * 1000,
+        "start": {"dateTime": f"{day}T10:00:00Z"}, "end": {"dateTime": f"{day}T11:00:00Z"},
+        "attendees": ["alice@acme.test", *odd],
+    })
+    result = sync(make_config())
+    assert result.ok, {u: c.error for u, c in result.calendars.items()}
+    (hostile,) = by_subject(sf_emu)["S" * 255]
+    assert len(hostile["Description"]) == 32_000 and len(hostile["Location"]) == 255
+    assert hostile["WhoId"][:15] == sf_emu.backend.list_records("Contact")[-1]["Id"][:15]
+    assert len(sf_emu.backend.list_records("Event")) == 8  # the demo's seven as well
+
+
+def test_a_meeting_longer_than_fourteen_days_is_skipped_with_the_reason(sync, make_config, sf_emu, google_emu, caplog):
+    day = dt.date.today() + dt.timedelta(days=3)
+    google_emu.backend.create_event("alice@acme.test", {
+        "summary": "Month-long residency", "attendees": ["alice@acme.test", "hank@globex.test"],
+        "start": {"date": day.isoformat()}, "end": {"date": (day + dt.timedelta(days=20)).isoformat()},
+    })
+    with caplog.at_level("INFO"):
+        assert sync(make_config()).ok
+    assert "Month-long residency" not in by_subject(sf_emu)
+    assert any("longer than 14 days" in str(getattr(r, "fields", "")) for r in caplog.records)
+
+
+def test_private_meeting_with_sync_keeps_the_links_and_withholds_the_content(sync, make_config, sf_emu, company):
+    assert sync(make_config(sync={"private_events": "sync"})).ok
+    (row,) = by_subject(sf_emu)["Private meeting"]
+    assert row["WhoId"][:15] == company.contact_ids["bill@initech.test"][:15]
+    assert row["IsPrivate"] is False and row["Description"] is None and row["Location"] is None
