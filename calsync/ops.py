@@ -245,10 +245,10 @@ def render_status(report: StatusReport) -> list[str]:
         lines.append(f"  Events written: {c.events_written}")
         if c.retries:
             lines.append(f"  waiting for retry: {len(c.retries)}")
-            for r in c.retries:
+            for retry in c.retries:
                 lines.append(
-                    f"    {r.operation} {r.status_code or '?'} attempt {r.attempts}, next "
-                    f"{_when(r.next_attempt_at)}: {logs.redact((r.message or '')[:200])}"
+                    f"    {retry.operation} {retry.status_code or '?'} attempt {retry.attempts}, next "
+                    f"{_when(retry.next_attempt_at)}: {logs.redact((retry.message or '')[:200])}"
                 )
         else:
             lines.append("  waiting for retry: none")
