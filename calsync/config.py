@@ -67,7 +67,7 @@ class SyncConfig:
     user_map: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
-    shared_activities: bool = False  # reserved: EventWhoIds (reference B3)
+    shared_activities: bool = False  # relate every Contact (EventWhoIds, reference B3)
     concurrency: int = 4
 
     def __post_init__(self) -> None:
@@ -139,6 +139,7 @@ class Config:
             lookback_days=self.sync.lookback_days,
             private_events=self.sync.private_events,
             activity_datetime_field=self.sync.activity_datetime_field,
+            shared_activities=self.sync.shared_activities,
         )
 
 

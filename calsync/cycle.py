@@ -450,9 +450,10 @@ class Cycle:
                 contacts.update(self.org.find_contacts(sorted(wanted)))
 
         ask(r.first for r in ranks if r.first)
-        unsettled = [r for r in ranks if r.first not in contacts]
+        # Shared Activities relate every Contact, so then every candidate is looked up.
+        unsettled = [r for r in ranks if self.settings.shared_activities or r.first not in contacts]
         ask(a for r in unsettled for a in r.attendees)
-        lead_wanted = {r.organizer for r in unsettled if r.organizer}
+        lead_wanted = {r.organizer for r in unsettled if r.organizer and r.organizer not in contacts}
         for r in unsettled:
             if not any(a in contacts for a in r.attendees):
                 lead_wanted.update(r.attendees)

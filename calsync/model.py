@@ -168,6 +168,7 @@ class EventFields:
     event_type: str = "Meeting"
     show_as: str = "Busy"
     activity_datetime_field: str | None = None  # custom Date/Time field, gets `start`
+    who_ids: tuple[str, ...] = ()  # Shared Activities: every Contact, the Name first (<= 50)
 
     def to_salesforce(self) -> dict[str, Any]:
         """The record body for the REST API (without `attributes`/`Id`)."""
@@ -194,6 +195,8 @@ class EventFields:
             record["EndDateTime"] = sf_datetime(self.end)
         if self.activity_datetime_field:
             record[self.activity_datetime_field] = sf_datetime(self.start)
+        if self.who_ids:
+            record["EventWhoIds"] = list(self.who_ids)
         return record
 
     def fingerprint(self) -> str:
@@ -237,6 +240,7 @@ class PlanSettings:
     lookback_days: int = 30
     private_events: Literal["skip", "sync"] = "skip"
     activity_datetime_field: str | None = None
+    shared_activities: bool = False  # relate every Contact of the meeting (EventWhoIds)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from calsync.model import (
     Written,
 )
 from calsync.planner.fields import event_fields
-from calsync.planner.name import choose_name
+from calsync.planner.name import choose_name, shared_contacts
 from calsync.planner.related_to import related_to
 from calsync.planner.selection import (
     Meeting,
@@ -186,6 +186,11 @@ def _plan_one(
         what_id=related_to(name, directory),
         private=chosen.private,
         settings=settings,
+        who_ids=(
+            shared_contacts(chosen.occurrence, copy.owner, name, directory, settings)
+            if settings.shared_activities
+            else ()
+        ),
     )
     if before is None:
         if before_lookback(chosen.timing, settings, now):

@@ -122,6 +122,7 @@ def event_fields(
     what_id: str | None,
     private: bool,
     settings: PlanSettings,
+    who_ids: tuple[str, ...] = (),
 ) -> EventFields:
     """The Event calsync wants for this occurrence.
 
@@ -145,4 +146,5 @@ def event_fields(
         event_type="Meeting",
         show_as="Busy",
         activity_datetime_field=settings.activity_datetime_field,
+        who_ids=who_ids,
     )

@@ -90,3 +90,22 @@ def choose_name(
         if lead is not None:
             return Name(address, lead), tuple(warnings)
     return None, tuple(warnings)
+
+
+SHARED_ACTIVITY_MAX = 50  # Contacts one Event may relate to (reference B3, seed 004)
+
+
+def shared_contacts(
+    occurrence: GoogleEvent, owner: str, name: Name, directory: Directory, settings: PlanSettings
+) -> tuple[str, ...]:
+    """With Shared Activities: the Name's Contact first, then every other candidate who is a
+    Contact, in Google's order, at most 50 (a Lead Name relates to nobody else)."""
+    if not name.is_contact:
+        return ()
+    ids: dict[str, None] = {name.who_id: None}
+    warnings: list[str] = []  # several Contacts per address were already reported for the Name
+    for address in candidates(occurrence, owner, settings):
+        contact = contact_for(address, directory, warnings)
+        if contact is not None:
+            ids.setdefault(contact.id, None)
+    return tuple(ids)[:SHARED_ACTIVITY_MAX]

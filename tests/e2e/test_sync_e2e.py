@@ -308,3 +308,19 @@ def test_lost_state_database_does_not_duplicate_events(sync, make_config, sf_emu
     assert sum(c.created for c in result.calendars.values()) == 0
     counts = Counter((r["Subject"], r["OwnerId"]) for r in events(sf_emu))
     assert len(counts) == 7 and max(counts.values()) == 1
+
+
+def test_shared_activities_relate_every_contact_of_the_meeting(sync, make_config, sf_emu, google_emu, company):
+    sf_emu.backend.shared_activities = True
+    google_emu.backend.update_event(company.meetings["internal"], {
+        "attendees": ["alice@acme.test", "bill@initech.test", "peter@initech.test", "carol@acme.test"],
+    })
+    assert sync(make_config(sync={"shared_activities": True})).ok
+    event_ids = {r["Id"] for r in by_subject(sf_emu)["Initech expansion workshop"]}
+    relations = [r for r in sf_emu.backend.list_records("EventRelation") if r["EventId"] in event_ids]
+    related = {(r["EventId"], r["RelationId"][:15]) for r in relations if not r.get("IsWhat")}
+    for event_id in event_ids:
+        assert (event_id, company.contact_ids["bill@initech.test"][:15]) in related
+        assert (event_id, company.contact_ids["peter@initech.test"][:15]) in related
+    for row in by_subject(sf_emu)["Initech expansion workshop"]:
+        assert row["WhoId"][:15] == company.contact_ids["bill@initech.test"][:15]

@@ -103,3 +103,30 @@ def test_shared_address_same_age_takes_the_lowest_id() -> None:
 
 def test_one_contact_per_address_gives_no_warning() -> None:
     assert plan_all(copy_of(event())).warnings == ()
+
+
+def test_shared_activities_relate_every_contact_with_the_name_first():
+    from planner_builders import OWNER, contact, copy_of, directory, event, plan_one, settings
+
+    meeting = event(attendees=[OWNER, "a@cust.test", "lead@cust.test", "b@cust.test"])
+    found = directory(contact("003A", "a@cust.test"), contact("003B", "b@cust.test"))
+    op = plan_one(copy_of(meeting), answers=found, config=settings(shared_activities=True))
+    assert op.fields.who_id == "003A"
+    assert op.fields.to_salesforce()["EventWhoIds"] == ["003A", "003B"]
+
+
+def test_shared_activities_stop_at_fifty_contacts():
+    from planner_builders import OWNER, contact, copy_of, directory, event, plan_one, settings
+
+    guests = [f"g{i:02d}@cust.test" for i in range(60)]
+    found = directory(*(contact(f"003{i:02d}", g) for i, g in enumerate(guests)))
+    op = plan_one(copy_of(event(attendees=[OWNER, *guests])), answers=found, config=settings(shared_activities=True))
+    assert len(op.fields.who_ids) == 50 and op.fields.who_ids[0] == "00300"
+
+
+def test_without_shared_activities_no_event_who_ids_are_written():
+    from planner_builders import OWNER, contact, copy_of, directory, event, plan_one
+
+    found = directory(contact("003A", "a@cust.test"), contact("003B", "b@cust.test"))
+    op = plan_one(copy_of(event(attendees=[OWNER, "a@cust.test", "b@cust.test"])), answers=found)
+    assert "EventWhoIds" not in op.fields.to_salesforce()
