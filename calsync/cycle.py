@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -214,20 +215,18 @@ class Cycle:
             elif not (info["createable"] and info["updateable"]):
                 problem = "is not writable by this user"
             if problem:
-                log.error(
-                    "activity field unusable",
-                    extra={"fields": {"field": wanted_activity, "problem": problem,
-                                      "action": "Events are written without it"}},
+                _report_once(
+                    "activity field unusable", field=wanted_activity, problem=problem,
+                    action="Events are written without it",
                 )
                 self.settings = replace(self.settings, activity_datetime_field=None)
         if wanted_key:
             info = fields.get(wanted_key.lower())
             if info is None or not info["externalId"]:
-                log.error(
-                    "external id field unusable",
-                    extra={"fields": {"field": wanted_key,
-                                      "problem": "missing or not an External ID",
-                                      "action": "creates use recorded intents instead of upserts"}},
+                _report_once(
+                    "external id field unusable", field=wanted_key,
+                    problem="missing or not an External ID",
+                    action="creates use recorded intents instead of upserts",
                 )
             else:
                 self._upsert_field = info["name"]
@@ -688,6 +687,20 @@ class Cycle:
                 else:
                     self.store.abandon_create(p.key)
         log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted)
+
+
+_reported: set[tuple[str, str]] = set()
+_reported_lock = threading.Lock()
+
+
+def _report_once(msg: str, **fields: Any) -> None:
+    """A configuration problem is logged once per process (the daemon runs many cycles)."""
+    with _reported_lock:
+        key = (msg, str(fields.get("field")))
+        if key in _reported:
+            return
+        _reported.add(key)
+    log_event(log, msg, level=logging.ERROR, **fields)
 
 
 def _without(record: Mapping[str, Any], name: str) -> dict[str, Any]:
