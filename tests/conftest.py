@@ -122,7 +122,11 @@ def _toml(tables: dict[str, dict[str, Any]]) -> str:
     for table, values in tables.items():
         lines.append(f"[{table}]")
         for name, value in values.items():
-            lines.append(f"{name} = {json.dumps(value)}")
+            if isinstance(value, dict):  # an inline table: { "a" = "b" }
+                pairs = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{name} = {{ {pairs} }}")
+            else:
+                lines.append(f"{name} = {json.dumps(value)}")
         lines.append("")
     return "\n".join(lines)
 

@@ -324,3 +324,21 @@ def test_shared_activities_relate_every_contact_of_the_meeting(sync, make_config
         assert (event_id, company.contact_ids["peter@initech.test"][:15]) in related
     for row in by_subject(sf_emu)["Initech expansion workshop"]:
         assert row["WhoId"][:15] == company.contact_ids["bill@initech.test"][:15]
+
+
+def test_user_map_names_the_salesforce_user_whose_email_differs(sync, make_config, sf_emu, company):
+    other = sf_emu.backend.create_user("alice.sales@acme-org.test", first_name="Alice", last_name="Sales",
+                                       email="alice.sales@acme-org.test")
+    path = make_config(sync={"users": ["alice@acme.test"],
+                             "user_map": {"alice@acme.test": "alice.sales@acme-org.test"}})
+    assert sync(path).ok
+    owners_seen = {r["OwnerId"][:15] for r in events(sf_emu)}
+    assert owners_seen == {other[:15]}
+
+
+def test_inactive_salesforce_user_is_not_an_owner(sync, make_config, sf_emu, company):
+    sf_emu.backend.set_user_active("bob@acme.test", False)
+    result = sync(make_config())
+    assert not result.ok
+    assert "no active Salesforce User" in result.calendars["bob@acme.test"].error
+    assert result.calendars["alice@acme.test"].ok
