@@ -386,7 +386,7 @@ class Daemon:
         self._stopping.set()
         with self._lock:
             running = sorted(self._running)
-        log_event(log, "stopping", running=",".join(running) or None)
+        log_event(log, "stopping", running=",".join(running) or "none")
         self.notifier.stopping("stopping")
         if self._scheduler is not None and self._scheduler.running:
             # wait=False: queued runs find `_stopping` set and return at once; running ones get
