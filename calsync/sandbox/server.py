@@ -78,9 +78,14 @@ class Fault:
     times: int = 1  # how many requests it hits (-1 = until cleared)
     delay: float = 0.0  # seconds to sleep before answering (or before the fault's answer)
     drop: bool = False  # close the connection without an answer
+    query_contains: str = ""  # only requests with a query parameter value containing this
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
+            return False
+        if self.query_contains and not any(
+            self.query_contains in value for values in request.query.values() for value in values
+        ):
             return False
         return request.path.startswith(self.path_prefix)
 

@@ -342,3 +342,32 @@ def test_inactive_salesforce_user_is_not_an_owner(sync, make_config, sf_emu, com
     assert not result.ok
     assert "no active Salesforce User" in result.calendars["bob@acme.test"].error
     assert result.calendars["alice@acme.test"].ok
+
+
+def test_org_refusing_the_adoption_query_still_syncs(sync, make_config, sf_emu):
+    from calsync.sandbox.salesforce.errors import error_body
+    from calsync.sandbox.server import Fault
+
+    fault = sf_emu.faults.add(Fault(status=400, body=error_body("MALFORMED_QUERY", "unexpected token: '>'"),
+                                    query_contains="StartDateTime >", times=1))
+    result = sync(make_config())
+    assert fault.times == 0  # the adoption query was refused
+    assert result.ok
+    assert len(events(sf_emu)) == 7
+
+
+def test_org_refusing_the_reconcile_query_goes_on_rather_than_stay_stuck(make_config, sync, sf_emu):
+    from calsync import config as config_module
+    from calsync.runtime import open_cycle
+    from calsync.sandbox.salesforce.errors import error_body
+    from calsync.sandbox.server import Fault
+
+    path = make_config()
+    with open_cycle(config_module.load(path)) as cycle:
+        cycle.store.record_create_intents([("k-lost", "alice@acme.test", "uid-lost", {"Subject": "x"})],
+                                          dt.datetime.now(dt.timezone.utc))
+    fault = sf_emu.faults.add(Fault(status=400, body=error_body("MALFORMED_QUERY", "unexpected token: '>'"),
+                                    query_contains="CreatedDate >", times=1))
+    result = sync(path)
+    assert fault.times == 0
+    assert result.ok and len(events(sf_emu)) == 7
