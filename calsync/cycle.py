@@ -543,10 +543,11 @@ class Cycle:
         except (TransientError, AuthError) as exc:
             self._abort(run, {op.owner for op in with_id}, exc)
             return
+        done = [op for op, res in zip(with_id, results) if res.ok or res.status_code in GONE]
+        self.store.forget_written_many(op.key for op in done)
         for op, res in zip(with_id, results):
             # Already gone counts as done: a replay after a crash, or removed by hand.
             if res.ok or res.status_code in GONE:
-                self.store.forget_written(op.key)
                 run.outcomes[op.owner].deleted += 1
                 log_event(log, "deleted", user=op.owner, sf_id=op.sf_id, reason=op.reason,
                           event_id=_google_id(run.by_key.get(op.key)), key=op.key)
@@ -562,11 +563,14 @@ class Cycle:
             return
         except PermanentError as exc:
             results = [WriteResult(False, None, exc.status_code, str(exc))] * len(updates)
+        self.store.record_written_many(
+            ((op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, op.fields.fingerprint())
+             for op, res in zip(updates, results) if res.ok),
+            run.now,
+        )
         for op, res in zip(updates, results):
             owner = op.copy.owner
             if res.ok:
-                self.store.record_written(op.key, owner, op.copy.ical_uid, op.sf_id,
-                                          op.fields.fingerprint(), run.now)
                 run.outcomes[owner].updated += 1
                 log_event(log, "updated", user=owner, sf_id=op.sf_id,
                           event_id=_google_id(op.copy), key=op.key)
@@ -599,11 +603,14 @@ class Cycle:
             return
         except PermanentError as exc:
             results = [WriteResult(False, None, exc.status_code, str(exc))] * len(creates)
+        self.store.record_written_many(
+            ((op.key, op.copy.owner, op.copy.ical_uid, res.id, op.fields.fingerprint())
+             for op, res in zip(creates, results) if res.ok and res.id),
+            run.now,
+        )
         for op, res in zip(creates, results):
             owner = op.copy.owner
             if res.ok and res.id:
-                self.store.record_written(op.key, owner, op.copy.ical_uid, res.id,
-                                          op.fields.fingerprint(), run.now)
                 run.outcomes[owner].created += 1
                 log_event(log, "created", user=owner, sf_id=res.id,
                           event_id=_google_id(op.copy), key=op.key)

@@ -409,22 +409,39 @@ class StateStore:
         self, key: str, owner: str, ical_uid: str, sf_id: str, fingerprint: str, at: dt.datetime
     ) -> None:
         """An Event now holds these fields: store its id and fingerprint, clear any retry."""
+        self.record_written_many([(key, owner, ical_uid, sf_id, fingerprint)], at)
+
+    def record_written_many(
+        self, rows: Iterable[tuple[str, str, str, str, str]], at: dt.datetime
+    ) -> None:
+        """`record_written` for a whole Collections answer, in one transaction."""
+        rows = list(rows)
+        if not rows:
+            return
         with self.transaction():
-            self._exec(
-                "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
-                " intent_at, updated_at) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?)"
-                " ON CONFLICT(key) DO UPDATE SET sf_id = excluded.sf_id,"
-                " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
-                " intent_at = NULL, updated_at = excluded.updated_at",
-                [key, owner, ical_uid, sf_id, fingerprint, _iso(at)],
-            )
-            self._exec("DELETE FROM retries WHERE key = ?", [key])
+            for key, owner, ical_uid, sf_id, fingerprint in rows:
+                self._exec(
+                    "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
+                    " intent_at, updated_at) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET sf_id = excluded.sf_id,"
+                    " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
+                    " intent_at = NULL, updated_at = excluded.updated_at",
+                    [key, owner, ical_uid, sf_id, fingerprint, _iso(at)],
+                )
+                self._exec("DELETE FROM retries WHERE key = ?", [key])
 
     def forget_written(self, key: str) -> None:
         """The Event is gone (deleted, or a create intent found nothing): drop the row."""
+        self.forget_written_many([key])
+
+    def forget_written_many(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
         with self.transaction():
-            self._exec("DELETE FROM written WHERE key = ?", [key])
-            self._exec("DELETE FROM retries WHERE key = ?", [key])
+            for key in keys:
+                self._exec("DELETE FROM written WHERE key = ?", [key])
+                self._exec("DELETE FROM retries WHERE key = ?", [key])
 
     def abandon_create(self, key: str) -> None:
         """A create was refused: nothing landed, so the key goes back to having no Event."""

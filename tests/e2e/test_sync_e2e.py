@@ -249,7 +249,7 @@ def test_crash_after_create_before_commit_leaves_no_duplicate(
         def die(*args, **kwargs):
             raise Killed()
 
-        cycle.store.record_written = die  # the Salesforce answer is lost with the process
+        cycle.store.record_written_many = die  # the Salesforce answer is lost with the process
         with pytest.raises(Killed):
             cycle.run()
     landed = len(events(sf_emu))
