@@ -206,14 +206,7 @@ class Cycle:
         else:
             fields = cached[0]
         if wanted_activity:
-            info = fields.get(wanted_activity.lower())
-            problem = None
-            if info is None:
-                problem = "does not exist on Event"
-            elif info["type"] != "datetime":
-                problem = f"is a {info['type']} field, not Date/Time"
-            elif not (info["createable"] and info["updateable"]):
-                problem = "is not writable by this user"
+            problem = activity_field_problem(fields.get(wanted_activity.lower()))
             if problem:
                 _report_once(
                     "activity field unusable", field=wanted_activity, problem=problem,
@@ -222,10 +215,10 @@ class Cycle:
                 self.settings = replace(self.settings, activity_datetime_field=None)
         if wanted_key:
             info = fields.get(wanted_key.lower())
-            if info is None or not info["externalId"]:
+            problem = external_id_problem(info)
+            if problem or info is None:
                 _report_once(
-                    "external id field unusable", field=wanted_key,
-                    problem="missing or not an External ID",
+                    "external id field unusable", field=wanted_key, problem=problem,
                     action="creates use recorded intents instead of upserts",
                 )
             else:
@@ -694,6 +687,28 @@ class Cycle:
                 else:
                     self.store.abandon_create(p.key)
         log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted)
+
+
+def activity_field_problem(info: Mapping[str, Any] | None) -> str | None:
+    """What makes a described field unusable as the activity Date/Time field (None: usable)."""
+    if info is None:
+        return "does not exist on Event"
+    if info.get("type") != "datetime":
+        return f"is a {info.get('type')} field, not Date/Time"
+    if not (info.get("createable") and info.get("updateable")):
+        return "is not writable by this user"
+    return None
+
+
+def external_id_problem(info: Mapping[str, Any] | None) -> str | None:
+    """What makes a described field unusable as the Event External ID (None: usable)."""
+    if info is None:
+        return "does not exist on Event"
+    if not info.get("externalId"):
+        return "is not marked External ID"
+    if not (info.get("createable") and info.get("updateable")):
+        return "is not writable by this user"
+    return None
 
 
 _reported: set[tuple[str, str]] = set()

@@ -397,6 +397,8 @@ def _check_salesforce(
 
 
 def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]:
+    from calsync.cycle import activity_field_problem, external_id_problem  # the sync's own rules
+
     missing = [p for p in ("createable", "updateable", "deletable") if not describe.get(p)]
     if missing:
         yield Check("Event permissions", False, "Event is not " + ", ".join(missing) + " for this user",
@@ -426,14 +428,8 @@ def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]
             "→ Fields & Relationships), give the integration user edit access to it, or remove "
             "[sync] activity_datetime_field"
         )
-        if info is None:
-            yield Check(name, False, "does not exist on Event", advice)
-        elif info.get("type") != "datetime":
-            yield Check(name, False, f"is a {info.get('type')} field, not Date/Time", advice)
-        elif not writable(info):
-            yield Check(name, False, "is not writable by this user", advice)
-        else:
-            yield Check(name, True, "Date/Time, writable")
+        problem = activity_field_problem(info)
+        yield Check(name, problem is None, problem or "Date/Time, writable", advice if problem else None)
 
     key = config.salesforce.external_id_field
     if key:
@@ -443,14 +439,8 @@ def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]
             f"create a Text(255) field {key} on Activity marked External ID (and Unique), give the "
             "integration user edit access, or remove [salesforce] external_id_field"
         )
-        if info is None:
-            yield Check(name, False, "does not exist on Event", advice)
-        elif not info.get("externalId"):
-            yield Check(name, False, "is not marked External ID", advice)
-        elif not writable(info):
-            yield Check(name, False, "is not writable by this user", advice)
-        else:
-            yield Check(name, True, "External ID, writable")
+        problem = external_id_problem(info)
+        yield Check(name, problem is None, problem or "External ID, writable", advice if problem else None)
 
     if config.sync.shared_activities:
         info = fields.get("eventwhoids")
