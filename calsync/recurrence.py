@@ -112,6 +112,28 @@ def _bound(rules: rrule.rruleset, horizon: dt.datetime) -> None:
             setattr(rules, name, bounded)
 
 
+def _start_is_first(rules: rrule.rruleset, dtstart: dt.datetime) -> None:
+    """DTSTART is always the first instance, even where the rule does not match it.
+
+    RFC 5545 §3.8.5.3: "The "DTSTART" property value always counts as the first occurrence",
+    COUNT included; Google gives the master the first instance's start (reference A4). dateutil
+    only yields dates the rule matches, so a Tuesday start with BYDAY=MO,WE would lose its first
+    instance: add it as an RDATE and let a COUNT rule that does not match it count one less.
+    """
+    kept = []
+    for rule in rules._rrule:
+        count = rule._count
+        if count is not None and next(iter(rule), None) != dtstart:
+            if count <= 1:
+                continue  # the start alone is the whole series
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                rule = rule.replace(count=count - 1)
+        kept.append(rule)
+    rules._rrule = kept
+    rules.rdate(dtstart)
+
+
 def _slots(
     start: EventTime,
     end: EventTime | None,
@@ -136,6 +158,7 @@ def _slots(
             rules = rrule.rrulestr(text, dtstart=dtstart, forceset=True, unfold=True)
             _refuse_impossible(rules)
             _bound(rules, dtstart + HORIZON)
+            _start_is_first(rules, dtstart)
         except Exception as exc:  # dateutil raises ValueError/TypeError/KeyError/Overflow...
             raise RecurrenceError(f"cannot read recurrence {text!r}: {exc}") from exc
         candidates = iter(rules)

@@ -1,11 +1,11 @@
 """Which meetings count, and which occurrence of a series is the one calsync syncs.
 
 A recurring series becomes one Salesforce Event: its first occurrence (moved with it when that
-occurrence was modified, the next one when it was cancelled). An occurrence is then dropped when
-it is cancelled, not a meeting (eventType), declined by the owner, private (unless private events
-are synced), longer than 14 days or without a start. Which addresses can make it a Salesforce
-meeting (external, not excluded, not a room) is decided here too; the Name rule (name.py) only
-picks among them.
+occurrence was modified, the next one when it was cancelled or when the owner declined only that
+one). An occurrence is then dropped when it is cancelled, not a meeting (eventType), declined by
+the owner, private (unless private events are synced), longer than 14 days or without a start.
+Which addresses can make it a Salesforce meeting (external, not excluded, not a room, not
+declined) is decided here too; the Name rule (name.py) only picks among them.
 """
 
 from __future__ import annotations
@@ -46,37 +46,51 @@ def first_occurrence(copy: MeetingCopy) -> GoogleEvent | None:
     """The occurrence calsync syncs for this copy, or None if nothing is left of it.
 
     Single event: itself. Series master (items = master + exceptions, singleEvents=false,
-    reference A4): the first slot that is not cancelled (EXDATE removes slots too), as the
-    master with that slot's start/end, or the exception's own item when that slot was modified.
-    No live master (the owner was invited to single occurrences only): the earliest
-    non-cancelled exception.
+    reference A4): the first slot that is neither cancelled (EXDATE removes slots too) nor
+    declined by the owner in an exception of its own, as the master with that slot's start/end,
+    or the exception's own item when that slot was modified. A series the owner declined as a
+    whole leaves only the exceptions they did not decline. No live master (the owner was invited
+    to single occurrences only): the earliest such exception.
+
+    What is left may still be declined (a single event, or a series declined throughout):
+    `select` rejects it then.
     """
     masters = [item for item in copy.items if item.recurring_event_id is None]
     # Every exception on one calendar with this iCalUID belongs to the series; Google's ids
     # are opaque (A4), so they are not matched against the master's id.
     exceptions = [item for item in copy.items if item.recurring_event_id is not None]
     master = next((item for item in masters if not item.is_cancelled), None)
+    live = [item for item in exceptions if not item.is_cancelled]
     if master is None:
-        return _earliest(item for item in exceptions if not item.is_cancelled)
+        return _earliest(_attended(live, copy.owner)) or _earliest(iter(live))
     if not master.recurrence:
         return master
+    if declined_by_owner(master, copy.owner):
+        # The whole series was declined: an occurrence the owner accepted on its own is what
+        # is left of it; failing that the master stands, and `select` rejects it as declined.
+        return _earliest(_attended(live, copy.owner)) or master
     try:
-        return _first_slot(master, exceptions)
+        return _first_slot(master, exceptions, copy.owner)
     except Exception:
         # Unreadable recurrence (RecurrenceError) and anything dateutil or the time arithmetic
         # throws on hostile input: the master's own start/end is the first instance (A4).
         return master
 
 
-def _first_slot(master: GoogleEvent, exceptions: list[GoogleEvent]) -> GoogleEvent | None:
+def _attended(items: list[GoogleEvent], owner: str) -> Iterator[GoogleEvent]:
+    return (item for item in items if not declined_by_owner(item, owner))
+
+
+def _first_slot(master: GoogleEvent, exceptions: list[GoogleEvent], owner: str) -> GoogleEvent | None:
     if master.start is None:
         return master
     cancelled = [e.original_start for e in exceptions if e.is_cancelled and e.original_start]
     modified = [e for e in exceptions if not e.is_cancelled and e.original_start is not None]
-    # k cancelled exceptions remove at most k slots, so slot k+1 is the answer if it exists;
-    # the bound keeps a hostile FREQ=SECONDLY rule from being walked for long.
+    declined = [e for e in modified if declined_by_owner(e, owner)]
+    # k cancelled or declined exceptions remove at most k slots, so slot k+1 is the answer if it
+    # exists; the bound keeps a hostile FREQ=SECONDLY rule from being walked for long.
     for slot_start, slot_end in slots(
-        master.start, master.end, master.recurrence, limit=len(cancelled) + 1
+        master.start, master.end, master.recurrence, limit=len(cancelled) + len(declined) + 1
     ):
         if any(same_slot(original, slot_start) for original in cancelled):
             continue
@@ -84,6 +98,8 @@ def _first_slot(master: GoogleEvent, exceptions: list[GoogleEvent]) -> GoogleEve
             (e for e in modified if e.original_start and same_slot(e.original_start, slot_start)),
             None,
         )
+        if moved is not None and moved in declined:
+            continue  # the owner declined this occurrence only: the series goes on without them
         if moved is not None:
             return moved
         return replace(master, start=slot_start, end=slot_end, recurrence=())
@@ -148,8 +164,17 @@ def declined_by_owner(occurrence: GoogleEvent, owner: str) -> bool:
 
 
 def organizer_of(occurrence: GoogleEvent) -> Person | None:
-    """The organizer; failing `organizer`, the attendee flagged `organizer: true` (A5)."""
+    """The organizer; failing `organizer`, the attendee flagged `organizer: true` (A5).
+
+    `organizer` carries no responseStatus; an attending organizer's own attendee entry does,
+    so theirs is taken from there (an organizer can decline their own meeting).
+    """
     if occurrence.organizer is not None and occurrence.organizer.address:
+        entry = next(
+            (p for p in occurrence.attendees if p.address == occurrence.organizer.address), None
+        )
+        if entry is not None:
+            return replace(occurrence.organizer, response_status=entry.response_status)
         return occurrence.organizer
     return next((p for p in occurrence.attendees if p.organizer and p.address), None)
 
@@ -158,10 +183,13 @@ def is_candidate(person: Person, owner: str, settings: PlanSettings) -> bool:
     """Whether this person could be a Salesforce Contact or Lead of the meeting.
 
     Not internal (domain in internal_domains, case-insensitive), not a configured user nor the
-    owner, not matched by an `exclude` glob, not a room or other resource.
+    owner, not matched by an `exclude` glob, not a room or other resource, and did not decline
+    the invitation: a meeting is logged with the people who took part in it.
     """
     address = person.address
     if not address or "@" not in address or person.resource:
+        return False
+    if person.response_status == "declined":
         return False
     if address == owner.strip().lower() or address in _lowered(settings.configured_users):
         return False

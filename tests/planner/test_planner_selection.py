@@ -7,6 +7,7 @@ import datetime as dt
 from planner_builders import (
     CLIENT,
     COLLEAGUE,
+    OTHER_CLIENT,
     OWNER,
     all_day,
     at,
@@ -100,6 +101,57 @@ def test_all_day_series_cancelled_first_day_moves_to_next() -> None:
     assert found is not None and found.start == EventTime(date=dt.date(2026, 1, 13))
 
 
+def test_owner_declining_only_the_first_occurrence_moves_the_event_to_the_next() -> None:
+    mine = person(OWNER, self=True, response_status="declined")
+    declined_first = moved(at(12), to=at(12), attendees=(mine, CLIENT))
+    copy = copy_of(series(start=at(12)), declined_first)
+    found = first_occurrence(copy)
+    assert found is not None and found.start == EventTime(date_time=at(19))
+    assert isinstance(plan_one(copy), Create)
+
+
+def test_owner_declining_the_first_two_occurrences_moves_the_event_to_the_third() -> None:
+    mine = person(OWNER, self=True, response_status="declined")
+    copy = copy_of(
+        series(start=at(12)),
+        moved(at(12), to=at(12), attendees=(mine, CLIENT)),
+        cancelled(at(19)),
+        moved(at(26), to=at(26), attendees=(mine, CLIENT)),
+    )
+    found = first_occurrence(copy)
+    assert found is not None and found.start == EventTime(date_time=at(2, month=2))
+
+
+def test_owner_declining_the_whole_series_removes_its_event() -> None:
+    mine = person(OWNER, self=True, response_status="declined")
+    copy = copy_of(series(start=at(12), attendees=(mine, CLIENT)))
+    op = plan_one(copy, previous=written_before(copy))
+    assert isinstance(op, Delete) and op.reason == "declined"
+
+
+def test_series_declined_but_one_occurrence_accepted_syncs_that_occurrence() -> None:
+    mine = person(OWNER, self=True, response_status="declined")
+    accepted = moved(at(26), to=at(27, 9), attendees=(OWNER, CLIENT))
+    copy = copy_of(series(start=at(12), attendees=(mine, CLIENT)), accepted)
+    assert first_occurrence(copy) == accepted
+
+
+def test_a_colleague_declining_the_first_occurrence_does_not_move_the_owners_event() -> None:
+    theirs = person(COLLEAGUE, response_status="declined")
+    first = moved(at(12), to=at(12), attendees=(OWNER, theirs, CLIENT))
+    found = first_occurrence(copy_of(series(start=at(12)), first))
+    assert found == first
+
+
+def test_masters_start_is_the_first_occurrence_even_off_the_rule() -> None:
+    # 12 Jan 2026 is a Monday; the rule names Wednesdays and Fridays only (reference A4).
+    master = series("RRULE:FREQ=WEEKLY;BYDAY=WE,FR;COUNT=3", start=at(12))
+    found = first_occurrence(copy_of(master))
+    assert found is not None and found.start == EventTime(date_time=at(12))
+    gone = first_occurrence(copy_of(master, cancelled(at(12))))
+    assert gone is not None and gone.start == EventTime(date_time=at(14))
+
+
 # --- which meetings are synced ---------------------------------------------------------------
 
 
@@ -139,9 +191,18 @@ def test_declined_by_owner_address_without_self_counts() -> None:
     assert isinstance(op, Skip) and op.reason == "declined"
 
 
-def test_declined_by_someone_else_still_syncs() -> None:
+def test_meeting_whose_only_contact_declined_is_not_logged() -> None:
     theirs = person(CLIENT, response_status="declined")
-    assert isinstance(plan_one(copy_of(event(attendees=(OWNER, theirs)))), Create)
+    copy = copy_of(event(attendees=(OWNER, theirs)))
+    assert isinstance(plan_one(copy), Skip)
+    op = plan_one(copy, previous=written_before(copy))
+    assert isinstance(op, Delete) and op.reason == "no Contact or Lead"
+
+
+def test_declined_contact_is_not_a_candidate_but_others_are() -> None:
+    theirs = person(CLIENT, response_status="declined")
+    copy = copy_of(event(attendees=(OWNER, theirs, OTHER_CLIENT)))
+    assert addresses_to_look_up([copy], settings()) == {OTHER_CLIENT}
 
 
 def test_private_meeting_is_skipped_by_default() -> None:

@@ -63,3 +63,20 @@ def test_odd_start_gives_slots_or_recurrence_error_never_another_exception(year)
         list(slots(start, None, ["RRULE:FREQ=DAILY"], limit=10))
     except RecurrenceError:
         pass
+
+
+def test_start_off_the_rule_is_the_first_slot_and_counts_toward_count():
+    # 6 Jan 2026 is a Tuesday. RFC 5545 §3.8.5.3: DTSTART always counts as the first occurrence.
+    got = list(slots(timed(2026, 1, 6, 10), timed(2026, 1, 6, 11), ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"]))
+    assert [s.date_time.strftime("%a %d") for s, _ in got] == ["Tue 06", "Wed 07", "Mon 12", "Wed 14"]
+
+
+def test_start_on_the_rule_is_not_doubled():
+    got = list(slots(timed(2026, 1, 5, 10), None, ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=3"]))
+    assert [s.date_time.day for s, _ in got] == [5, 7, 12]
+
+
+def test_exdate_can_remove_a_start_that_is_off_the_rule():
+    lines = ["RRULE:FREQ=WEEKLY;BYDAY=MO;UNTIL=20260120T000000Z", "EXDATE;TZID=Europe/Berlin:20260106T100000"]
+    got = list(slots(timed(2026, 1, 6, 10), None, lines))
+    assert [s.date_time.day for s, _ in got] == [12, 19]
