@@ -93,6 +93,7 @@ class MeetingCopy:
     owner: str  # the configured user's address, lowercased
     ical_uid: str
     items: tuple[GoogleEvent, ...] = ()
+    time_zone: str | None = None  # the calendar's zone (the listing's timeZone), for all-day dates
 
     @property
     def key(self) -> str:
@@ -167,8 +168,9 @@ class EventFields:
     is_private: bool = False
     event_type: str = "Meeting"
     show_as: str = "Busy"
-    activity_datetime_field: str | None = None  # custom Date/Time field, gets `start`
+    activity_datetime_field: str | None = None  # custom Date/Time field, gets `activity_at`
     who_ids: tuple[str, ...] = ()  # Shared Activities: every Contact, the Name first (<= 50)
+    activity_at: dt.datetime | None = None  # the activity field's value when not `start` (all-day)
 
     def to_salesforce(self) -> dict[str, Any]:
         """The record body for the REST API (without `attributes`/`Id`)."""
@@ -194,7 +196,7 @@ class EventFields:
             record["StartDateTime"] = sf_datetime(self.start)
             record["EndDateTime"] = sf_datetime(self.end)
         if self.activity_datetime_field:
-            record[self.activity_datetime_field] = sf_datetime(self.start)
+            record[self.activity_datetime_field] = sf_datetime(self.activity_at or self.start)
         if self.who_ids:
             record["EventWhoIds"] = list(self.who_ids)
         return record

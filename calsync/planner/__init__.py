@@ -178,6 +178,10 @@ def _plan_one(
             *warnings,
             f"no active Salesforce User for {copy.owner}",
         )
+    who_ids: tuple[str, ...] = ()
+    if settings.shared_activities:
+        who_ids, left_out = shared_contacts(chosen.occurrence, copy.owner, name, directory, settings)
+        warnings = (*warnings, *left_out)
     fields = event_fields(
         chosen.occurrence,
         chosen.timing,
@@ -186,11 +190,8 @@ def _plan_one(
         what_id=related_to(name, directory),
         private=chosen.private,
         settings=settings,
-        who_ids=(
-            shared_contacts(chosen.occurrence, copy.owner, name, directory, settings)
-            if settings.shared_activities
-            else ()
-        ),
+        who_ids=who_ids,
+        time_zone=copy.time_zone,
     )
     if before is None:
         if before_lookback(chosen.timing, settings, now):

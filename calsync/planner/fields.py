@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from calsync.model import EventFields, GoogleEvent, PlanSettings
 
@@ -123,12 +124,14 @@ def event_fields(
     private: bool,
     settings: PlanSettings,
     who_ids: tuple[str, ...] = (),
+    time_zone: str | None = None,
 ) -> EventFields:
     """The Event calsync wants for this occurrence.
 
     `private`: the meeting is private/confidential and `private_events = "sync"`: keep the Who and
     What links but withhold subject, description and location; IsPrivate stays false because a
     private Event cannot be linked to Contacts, Leads, Opportunities or Accounts (reference B3, C7).
+    `time_zone`: the calendar's zone; an all-day meeting's activity Date/Time is its midnight there.
     """
     return EventFields(
         owner_id=owner_id,
@@ -147,4 +150,20 @@ def event_fields(
         show_as="Busy",
         activity_datetime_field=settings.activity_datetime_field,
         who_ids=who_ids,
+        activity_at=local_midnight(when.activity_date, time_zone) if when.is_all_day else None,
     )
+
+
+def local_midnight(day: dt.date | None, time_zone: str | None) -> dt.datetime | None:
+    """Midnight starting `day` in `time_zone`, as a UTC instant (None: midnight UTC is used).
+
+    An all-day meeting has a date, not an instant (reference A5); the instant a person means by
+    "that day" is its start in their calendar's zone, not in UTC.
+    """
+    if day is None or not time_zone:
+        return None
+    try:
+        zone = ZoneInfo(time_zone)
+    except Exception:  # ZoneInfoNotFoundError, ValueError, OSError on hostile names
+        return None  # an unknown zone name from the listing: midnight UTC as before
+    return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(UTC)

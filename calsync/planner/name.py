@@ -97,15 +97,28 @@ SHARED_ACTIVITY_MAX = 50  # Contacts one Event may relate to (reference B3, seed
 
 def shared_contacts(
     occurrence: GoogleEvent, owner: str, name: Name, directory: Directory, settings: PlanSettings
-) -> tuple[str, ...]:
-    """With Shared Activities: the Name's Contact first, then every other candidate who is a
-    Contact, in Google's order, at most 50 (a Lead Name relates to nobody else)."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """With Shared Activities: the EventWhoIds to write, and a warning when some are left out.
+
+    A Contact Name: that Contact first, then every other candidate who is a Contact, in Google's
+    order, at most 50. A Lead Name: the Lead alone. EventWhoIds replaces the Event's Who
+    relations, and Salesforce takes "up to 50 Contacts or one Lead", never both (reference B3):
+    so switching the Name between Contacts and a Lead must send the whole new list, or the old
+    relations stay and the update is refused.
+    """
     if not name.is_contact:
-        return ()
+        return (name.who_id,), ()
     ids: dict[str, None] = {name.who_id: None}
     warnings: list[str] = []  # several Contacts per address were already reported for the Name
     for address in candidates(occurrence, owner, settings):
         contact = contact_for(address, directory, warnings)
         if contact is not None:
             ids.setdefault(contact.id, None)
-    return tuple(ids)[:SHARED_ACTIVITY_MAX]
+    left_out = len(ids) - SHARED_ACTIVITY_MAX
+    if left_out > 0:
+        meeting = f"{occurrence.summary or '(No title)'!r} (Google event {occurrence.id})"
+        return tuple(ids)[:SHARED_ACTIVITY_MAX], (
+            f"{meeting} has {len(ids)} Contacts; Salesforce relates at most "
+            f"{SHARED_ACTIVITY_MAX} to an Event, so {left_out} were left out",
+        )
+    return tuple(ids), ()

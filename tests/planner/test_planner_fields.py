@@ -88,3 +88,22 @@ def test_event_is_a_busy_public_meeting() -> None:
 def test_activity_datetime_field_comes_from_settings() -> None:
     fields = fields_of(event(), config=settings(activity_datetime_field="MixmaxActivityDateTime"))
     assert fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T15:00:00.000+0000"
+
+
+def test_all_day_activity_datetime_is_midnight_in_the_calendars_zone() -> None:
+    from dataclasses import replace
+
+    copy = replace(copy_of(event(**all_day(dt.date(2026, 1, 12)))), time_zone="America/Los_Angeles")
+    op = plan_one(copy, config=settings(activity_datetime_field="MixmaxActivityDateTime"))
+    assert isinstance(op, Create)
+    # Midnight in Los Angeles (UTC-8 in January) is 08:00 UTC, not midnight UTC.
+    assert op.fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T08:00:00.000+0000"
+    assert op.fields.to_salesforce()["ActivityDate"] == "2026-01-12"
+
+
+def test_all_day_activity_datetime_with_an_unknown_zone_is_midnight_utc() -> None:
+    from dataclasses import replace
+
+    copy = replace(copy_of(event(**all_day(dt.date(2026, 1, 12)))), time_zone="Mars/Olympus\x00")
+    op = plan_one(copy, config=settings(activity_datetime_field="MixmaxActivityDateTime"))
+    assert op.fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T00:00:00.000+0000"

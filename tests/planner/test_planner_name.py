@@ -124,6 +124,28 @@ def test_shared_activities_stop_at_fifty_contacts():
     assert len(op.fields.who_ids) == 50 and op.fields.who_ids[0] == "00300"
 
 
+def test_shared_activities_over_fifty_contacts_warn_once_naming_the_meeting():
+    from planner_builders import OWNER, contact, copy_of, directory, event, plan_all, settings
+
+    guests = [f"g{i:02d}@cust.test" for i in range(60)]
+    found = directory(*(contact(f"003{i:02d}", g) for i, g in enumerate(guests)))
+    meeting = event("big1", summary="All hands", attendees=[OWNER, *guests])
+    planned = plan_all(copy_of(meeting), answers=found, config=settings(shared_activities=True))
+    assert len(planned.warnings) == 1
+    assert "'All hands'" in planned.warnings[0] and "big1" in planned.warnings[0]
+    assert "10 were left out" in planned.warnings[0]
+
+
+def test_shared_activities_with_a_lead_name_relate_the_lead_alone():
+    from planner_builders import OWNER, copy_of, directory, event, lead, plan_one, settings
+
+    meeting = event(attendees=[OWNER, "lead@cust.test"])
+    op = plan_one(copy_of(meeting), answers=directory(lead("00QA", "lead@cust.test")),
+                  config=settings(shared_activities=True))
+    body = op.fields.to_salesforce()
+    assert body["WhoId"] == "00QA" and body["EventWhoIds"] == ["00QA"] and body["WhatId"] is None
+
+
 def test_without_shared_activities_no_event_who_ids_are_written():
     from planner_builders import OWNER, contact, copy_of, directory, event, plan_one
 
