@@ -20,9 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from calsync import mirror
+from calsync import changes
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -49,7 +49,6 @@ from calsync.model import (
 from calsync.planner import (
     addresses_to_look_up,
     contacts_to_relate,
-    first_occurrence,
     name_candidates,
     plan,
 )
@@ -63,10 +62,6 @@ MISSING_USER_TTL = dt.timedelta(hours=1)
 DESCRIBE_TTL = dt.timedelta(hours=24)
 GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_ID_FIELD")
 EMAIL_MAX = 80
-
-
-class CalendarSource(Protocol):
-    def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing: ...
 
 
 @dataclass
@@ -125,8 +120,7 @@ class _Pending:
     user: str
     outcome: CalendarOutcome
     listing: Listing
-    delta: mirror.MirrorDelta
-    copies: list[MeetingCopy]
+    found: changes.Changes  # the listing's changes and the meetings to plan
     started: float
     time_min: dt.datetime
 
@@ -138,7 +132,7 @@ class Cycle:
         self,
         config: Config,
         store: StateStore,
-        calendar_for: Callable[[str], CalendarSource],
+        calendar_for: Callable[[str], changes.CalendarSource],
         org_factory: Callable[[], SalesforceOrg],
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
@@ -333,7 +327,8 @@ class Cycle:
         try:
             listing = source.list_changes(token, time_min)
         except SyncTokenExpired:
-            # 410: the token is dead; list the window again and reconcile (reference A2, C3).
+            # 410: the token is dead; list the window again (reference A2, C3). What the window
+            # does not show is not gone: `changes.collect` keeps it or checks it by id.
             log.warning("sync token expired, full sync", extra={"fields": {"user": user}})
             self.store.drop_sync_token(user)
             outcome.google_calls += 1
@@ -343,28 +338,10 @@ class Cycle:
         outcome.items = len(listing.items)
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")
-
-        known = self.store.mirror_by_ids(user, mirror.ids_to_look_up(listing.items))
-        delta = mirror.merge(listing.items, known)
-        affected = set(delta.affected)
-        if listing.full:
-            # Everything calsync knew of this calendar is re-planned: meetings missing from the
-            # new listing are gone, unless they simply ended before the window.
-            old_uids = self.store.mirror_uids(user) | {
-                w.ical_uid for w in self.store.written_for_owner(user).values()
-            }
-            old_rows = self.store.mirror_by_uids(user, old_uids - affected)
-            for uid in old_uids - affected:
-                occurrence = first_occurrence(mirror.meeting_copy(user, uid, old_rows.get(uid, [])))
-                if occurrence is None or not _ended_before(occurrence, time_min):
-                    affected.add(uid)
-        for retry in self.store.due_retries(user, now):
-            affected.add(retry.ical_uid)
-        old = self.store.mirror_by_uids(user, affected)
-        delta = mirror.MirrorDelta(delta.upserts, delta.deletes, frozenset(affected))
-        rows = mirror.view(old, delta, full=listing.full)
-        copies = [mirror.meeting_copy(user, uid, rows.get(uid, [])) for uid in sorted(affected)]
-        return _Pending(user, outcome, listing, delta, copies, started, time_min)
+        again = {retry.ical_uid for retry in self.store.due_retries(user, now)}
+        found = changes.collect(self.store, source, user, listing, time_min, self.settings, also=again)
+        outcome.google_calls += found.google_calls
+        return _Pending(user, outcome, listing, found, started, time_min)
 
     def _plan_and_write(
         self,
@@ -373,7 +350,7 @@ class Cycle:
         now: dt.datetime,
         result: CycleResult,
     ) -> None:
-        copies = [c for p in pending for c in p.copies]
+        copies = [c for p in pending for c in p.found.copies]
         previous = self.store.written(c.key for c in copies)
         failed: dict[str, str] = {}
         directory = Directory(users=dict(users))
@@ -400,10 +377,11 @@ class Cycle:
             p.outcome.ok = True
             self.store.commit_listing(
                 p.user,
-                upserts=p.delta.upserts,
-                deletes=p.delta.deletes,
-                full=p.listing.full,
+                upserts=p.found.delta.upserts,
+                deletes=p.found.delta.deletes,
+                suspects=p.found.suspects,
                 sync_token=p.listing.next_sync_token,
+                time_zone=p.found.time_zone,
                 result=p.outcome.counts(),
                 at=now,
             )
@@ -749,15 +727,6 @@ def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
     if intent.get("IsAllDayEvent"):
         return bool(row.get("IsAllDayEvent")) and row.get("ActivityDate") == intent.get("ActivityDate")
     return _instant(row.get("StartDateTime")) == _instant(intent.get("StartDateTime"))
-
-
-def _ended_before(occurrence: Any, moment: dt.datetime) -> bool:
-    end = occurrence.end or occurrence.start
-    if end is None:
-        return False
-    if end.date is not None:
-        return dt.datetime.combine(end.date, dt.time(), dt.timezone.utc) <= moment
-    return end.date_time is not None and end.date_time <= moment
 
 
 def _google_id(copy: MeetingCopy | None) -> str | None:

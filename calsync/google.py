@@ -42,12 +42,16 @@ HTTP_TIMEOUT = 60
 
 @dataclass(frozen=True)
 class Listing:
-    """Every item of one listing (all pages), the token of its last page and the calls made."""
+    """Every item of one listing (all pages), the token of its last page and the calls made.
+
+    `time_zone` is the calendar's zone as the listing gives it (`timeZone`, reference A1).
+    """
 
     items: tuple[dict[str, Any], ...]
     next_sync_token: str | None
     full: bool
     calls: int
+    time_zone: str | None = None
 
 
 class GoogleCalendar:
@@ -91,6 +95,36 @@ class GoogleCalendar:
             params["timeMin"] = time_min.astimezone(dt.timezone.utc).isoformat().replace(
                 "+00:00", "Z"
             )
+        return self._list_all(params, full=not sync_token)
+
+    def list_series(self, ical_uid: str) -> Listing:
+        """Every item of one meeting (a series master and all its exceptions), whenever it is.
+
+        events.list with `iCalUID` and no time bounds (reference A1, A4): what a windowed
+        listing leaves out of a series that began before the window.
+        """
+        params: dict[str, Any] = {
+            "calendarId": "primary",
+            "iCalUID": ical_uid,
+            "singleEvents": False,
+            "showDeleted": True,
+            "maxResults": MAX_RESULTS,
+        }
+        return self._list_all(params, full=False)
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """events.get: the item as Google holds it now, or None when Google no longer has it.
+
+        `get` returns cancelled events too (reference A3), so None (404, or 410 `deleted`) is the
+        evidence that the event is gone; every other error is raised as for a listing.
+        """
+        request = self._service.events().get(calendarId="primary", eventId=event_id)
+        try:
+            return self._execute(request, self._http(), missing_ok=True)
+        except _Missing:
+            return None
+
+    def _list_all(self, params: dict[str, Any], *, full: bool) -> Listing:
         items: list[dict[str, Any]] = []
         calls = 0
         page_token: str | None = None
@@ -104,7 +138,11 @@ class GoogleCalendar:
             items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
             page_token = page.get("nextPageToken")
             if not page_token:
-                return Listing(tuple(items), page.get("nextSyncToken"), not sync_token, calls)
+                zone = page.get("timeZone")
+                return Listing(
+                    tuple(items), page.get("nextSyncToken"), full, calls,
+                    zone if isinstance(zone, str) and zone else None,
+                )
             log.debug("listing page", extra={"fields": {"user": self.user, "items": len(items)}})
 
     def probe(self) -> str | None:
@@ -116,10 +154,12 @@ class GoogleCalendar:
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
-    def _execute(self, request: Any, http: Any) -> dict[str, Any]:
+    def _execute(self, request: Any, http: Any, *, missing_ok: bool = False) -> dict[str, Any]:
         try:
             result = request.execute(http=http, num_retries=NUM_RETRIES)
         except HttpError as exc:
+            if missing_ok and exc.resp.status in (404, 410):
+                raise _Missing() from exc
             raise _map_http_error(exc, self.user) from exc
         except google.auth.exceptions.RefreshError as exc:
             raise AuthError(
@@ -132,6 +172,10 @@ class GoogleCalendar:
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
         return result
+
+
+class _Missing(Exception):
+    """events.get answered 404/410: the event is gone (only raised inside this module)."""
 
 
 def _reason(exc: HttpError) -> str:

@@ -5,16 +5,22 @@ event) or ids plus originalStartTime (a cancelled occurrence), reference A3. `me
 from the listing and the rows already known for those ids, which rows to write, which to drop and
 which meetings (iCalUIDs) changed; `view` gives the items of each changed meeting after the
 listing, which is what the planner sees.
+
+A full listing is windowed (`timeMin` bounds the event's end, reference A1): `covered` says
+whether a known item lies where such a listing would have shown it, and `absent` which covered
+items it left out. Only those may have gone; the rest of the mirror is history and stays.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from calsync.google import to_google_event
-from calsync.model import MeetingCopy
+from calsync.model import EventTime, GoogleEvent, MeetingCopy
+from calsync.recurrence import MAX_SLOTS, RecurrenceError, slots
 from calsync.state import MirrorRow
 
 
@@ -86,14 +92,11 @@ def merge(items: Iterable[Mapping[str, Any]], known: Mapping[str, MirrorRow]) ->
     return MirrorDelta(tuple(upserts.values()), tuple(deletes), frozenset(affected))
 
 
-def view(
-    old: Mapping[str, list[MirrorRow]], delta: MirrorDelta, *, full: bool
-) -> dict[str, list[MirrorRow]]:
-    """The rows of every affected meeting once the delta applies (full: old rows all go)."""
+def view(old: Mapping[str, list[MirrorRow]], delta: MirrorDelta) -> dict[str, list[MirrorRow]]:
+    """The rows of every affected meeting once the delta applies to the `old` rows."""
     rows: dict[str, dict[str, MirrorRow]] = {}
-    if not full:
-        for uid in delta.affected:
-            rows[uid] = {r.event_id: r for r in old.get(uid, [])}
+    for uid in delta.affected:
+        rows[uid] = {r.event_id: r for r in old.get(uid, [])}
     dropped = set(delta.deletes)
     for by_id in rows.values():
         for event_id in list(by_id):
@@ -110,7 +113,128 @@ def view(
     return {uid: list(by_id.values()) for uid, by_id in rows.items()}
 
 
-def meeting_copy(owner: str, ical_uid: str, rows: Iterable[MirrorRow]) -> MeetingCopy:
+def meeting_copy(
+    owner: str, ical_uid: str, rows: Iterable[MirrorRow], time_zone: str | None = None
+) -> MeetingCopy:
     """The planner's view of one meeting: master or single first, then its exceptions."""
     ordered = sorted(rows, key=lambda r: (r.recurring_event_id is not None, r.event_id))
-    return MeetingCopy(owner=owner, ical_uid=ical_uid, items=tuple(to_google_event(r.payload) for r in ordered))
+    return MeetingCopy(
+        owner=owner,
+        ical_uid=ical_uid,
+        items=tuple(to_google_event(r.payload) for r in ordered),
+        time_zone=time_zone,
+    )
+
+
+# A windowed listing compares timeMin with the end in the calendar's zone; all-day dates are read
+# here at midnight UTC, so an item within a day of the bound counts as covered: checking it costs
+# one events.get, while taking it as uncovered would hide a deletion.
+MARGIN = dt.timedelta(days=1)
+
+
+def covered(row: MirrorRow, time_min: dt.datetime) -> bool:
+    """Whether a full listing from `time_min` would have shown this item (reference A1).
+
+    Single events and modified occurrences: ending after `time_min`. A series master: any of its
+    occurrences ends after it. Anything that cannot be placed in time counts as covered.
+    """
+    item = to_google_event(row.payload)
+    if item.start is None:
+        return True
+    bound = time_min - MARGIN
+    if item.recurrence and item.recurring_event_id is None:
+        last = _last_start(item)
+        return last is None or last + _length(item.start, item.end) > bound
+    end = _at(item.end if item.end is not None and not item.end_time_unspecified else item.start)
+    return end is None or end > bound
+
+
+def _last_start(master: GoogleEvent) -> dt.datetime | None:
+    """When a series' last occurrence starts, if it provably has one (None: open-ended/unsure).
+
+    Only rules bounded by UNTIL or COUNT end; RDATE lines may add any date, and an expansion cut
+    by its limit proves nothing, so those count as still running.
+    """
+    rules = [line for line in master.recurrence if line.upper().startswith("RRULE")]
+    if not rules or any(line.upper().startswith("RDATE") for line in master.recurrence):
+        return None
+    if all("UNTIL=" in line.upper() for line in rules):
+        untils = [_until(line) for line in rules]
+        return None if any(u is None for u in untils) else max(u for u in untils if u)
+    if not all("COUNT=" in line.upper() for line in rules) or master.start is None:
+        return None
+    try:
+        found = [start for start, _ in slots(master.start, master.end, master.recurrence, limit=MAX_SLOTS)]
+    except RecurrenceError:
+        return None
+    if not found or len(found) >= MAX_SLOTS:
+        return None
+    return _at(found[-1])
+
+
+def _until(line: str) -> dt.datetime | None:
+    for part in line.split(":", 1)[-1].split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().upper() != "UNTIL":
+            continue
+        value = value.strip().rstrip("Zz")
+        for fmt, size in (("%Y%m%dT%H%M%S", 15), ("%Y%m%d", 8)):
+            try:
+                moment = dt.datetime.strptime(value[:size], fmt)
+            except ValueError:
+                continue
+            # UNTIL is UTC or floating; a day's slack covers a local reading (MARGIN does too).
+            return moment.replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    return None
+
+
+def absent(
+    rows: Iterable[MirrorRow], listed: Iterable[str], time_min: dt.datetime
+) -> list[MirrorRow]:
+    """Known items a full listing from `time_min` covered but did not show.
+
+    Cancelled occurrences are left out: they only remove a slot, and the listing that shows
+    their series would show them (reference A4) whether they still stand or not.
+    """
+    shown = set(listed)
+    return [
+        row
+        for row in rows
+        if row.event_id not in shown
+        and row.payload.get("status") != "cancelled"
+        and covered(row, time_min)
+    ]
+
+
+def gone(row: MirrorRow) -> dict[str, Any]:
+    """The item standing for a known one that events.get no longer finds (404).
+
+    A bare cancelled id, as Google lists a deleted event (reference A3): `merge` drops the row
+    (a master with its exceptions; a modified occurrence alone, its slot back to the series').
+    """
+    return {"id": row.event_id, "status": "cancelled"}
+
+
+def start_of(item: GoogleEvent) -> dt.datetime | None:
+    """The item's start as a UTC instant (all-day: midnight UTC), None if it has none."""
+    return _at(item.start)
+
+
+def _at(value: EventTime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        if value.date is not None:
+            return dt.datetime.combine(value.date, dt.time(), tzinfo=dt.timezone.utc)
+        if value.date_time is not None:
+            return value.date_time.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    return None
+
+
+def _length(start: EventTime, end: EventTime | None) -> dt.timedelta:
+    a, b = _at(start), _at(end)
+    if a is None or b is None or b < a:
+        return dt.timedelta(0)
+    return b - a

@@ -4,13 +4,16 @@ A cycle trusts its state store: an Event deleted or edited by hand in Salesforce
 until the meeting changes in Google. A resync does not trust it. For each chosen calendar it
 
 1. lists the window afresh (a full listing from `since`, ``timeMin`` only; meetings whose synced
-   occurrence starts at or after `until` are dropped here), never reading or storing the sync
-   token and never changing the mirror of Google items: the next incremental cycle still gets
-   every change since its token and, with the fingerprints written here, finds nothing to do;
+   occurrence starts at or after `until` are dropped here), combined with what the mirror knows
+   as a cycle's full listing is (`changes.collect`: exceptions of a series from before the
+   window are kept, meetings the listing left out are checked by id), never reading or storing
+   the sync token and never changing the mirror of Google items: the next incremental cycle
+   still gets every change since its token and, with the fingerprints written here, finds
+   nothing to do;
 2. plans every meeting of the window as if each written Event had unknown content, so the
    planner returns the desired fields of each (Update), a Create for meetings without an Event,
-   and a Delete for Events whose meeting is gone or no longer wanted (meetings calsync wrote for
-   that vanished from Google within the window included, as a full sync after a 410 does);
+   and a Delete for Events whose meeting is gone (on evidence: cancelled, or not found by
+   events.get) or no longer wanted;
 3. reads those Events back (``SELECT Id, <fields calsync writes> FROM Event WHERE Id IN (...)``,
    batched) and keeps only real work: an Event deleted in Salesforce is created again (planned
    as an unanswered create, so the write is an upsert on the key where the org has one); one
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from calsync import mirror
+from calsync import changes, mirror
 from calsync.config import Config
 from calsync.cycle import CalendarOutcome, Cycle
 from calsync.errors import CalsyncError
@@ -49,6 +52,9 @@ log = logging.getLogger(__name__)
 
 Action = Literal["create", "update", "delete"]
 FORCE = "resync"  # a fingerprint no record has: makes the planner return its desired fields
+# events.get calls per calendar for meetings the listing left out (a cycle makes at most
+# changes.MAX_CHECKS): an operator's resync may spend more to settle them at once.
+MAX_CHECKS = 1000
 
 
 @dataclass(frozen=True)
@@ -216,38 +222,33 @@ class Resync:
     # -- Google --------------------------------------------------------------------------------
 
     def _list(self, user: str, event_id: str | None) -> list[MeetingCopy]:
-        """The meetings of the window on `user`'s calendar, fresh from Google."""
-        listing = self.cycle.calendar_for(user).list_changes(None, self.window.since)
-        known = self.store.mirror_by_ids(user, mirror.ids_to_look_up(listing.items))
-        delta = mirror.merge(listing.items, known)
-        rows = mirror.view({}, delta, full=True)
-        listed = {uid: mirror.meeting_copy(user, uid, rows.get(uid, [])) for uid in delta.affected}
+        """The meetings of the window on `user`'s calendar, fresh from Google.
+
+        The listing is combined with what the mirror knows, as a cycle's full listing is
+        (`changes.collect`): a series keeps the exceptions from before the window, and an Event
+        whose meeting the listing left out is deleted only once events.get says it is gone.
+        """
+        source = self.cycle.calendar_for(user)
+        listing = source.list_changes(None, self.window.since)
+        found = changes.collect(
+            self.store, source, user, listing, self.window.since, self.cycle.settings,
+            max_checks=MAX_CHECKS,
+        )
+        listed = {copy.ical_uid: copy for copy in found.copies}
         if event_id is not None:
-            uid = _uid_of(event_id, delta, known)
+            known = self.store.mirror_by_ids(user, [event_id, event_id.rsplit("_", 1)[0]])
+            uid = _uid_of(event_id, found.delta, known)
             if uid is None and "_" in event_id:
                 # An unmodified occurrence (`<masterId>_<start>`, reference A4) is not an item
                 # of its own: its series is.
-                uid = _uid_of(event_id.rsplit("_", 1)[0], delta, known)
+                uid = _uid_of(event_id.rsplit("_", 1)[0], found.delta, known)
             if uid is None:
                 raise CalsyncError(
                     f"Google event {event_id} is not on {user}'s calendar from "
                     f"{self.window.since:%Y-%m-%d} on (give an earlier --since?)"
                 )
             return [listed.get(uid) or MeetingCopy(user, uid)]
-        chosen = [copy for uid, copy in sorted(listed.items()) if self._starts_before_until(copy)]
-        # Events calsync wrote for meetings that vanished from Google within the window: the
-        # listing no longer shows them (a deleted event's stub may have expired), so plan them
-        # with no items, which deletes their Event.
-        written_uids = {w.ical_uid for w in self.store.written_for_owner(user).values()}
-        vanished = written_uids - set(listed)
-        if vanished:
-            old = self.store.mirror_by_uids(user, vanished)
-            for uid in sorted(vanished):
-                occurrence = first_occurrence(mirror.meeting_copy(user, uid, old.get(uid, [])))
-                if occurrence is not None and not self._overlaps(occurrence):
-                    continue
-                chosen.append(MeetingCopy(user, uid))
-        return chosen
+        return [copy for uid, copy in sorted(listed.items()) if self._starts_before_until(copy)]
 
     def _starts_before_until(self, copy: MeetingCopy) -> bool:
         if self.window.until is None:
@@ -255,13 +256,6 @@ class Resync:
         occurrence = first_occurrence(copy)
         start = _instant(occurrence.start) if occurrence is not None else None
         return start is None or start < self.window.until
-
-    def _overlaps(self, occurrence: Any) -> bool:
-        start = _instant(occurrence.start)
-        end = _instant(occurrence.end) or start
-        if end is not None and end <= self.window.since:
-            return False
-        return not (self.window.until is not None and start is not None and start >= self.window.until)
 
     # -- plan, compare, write --------------------------------------------------------------------
 

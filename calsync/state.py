@@ -3,9 +3,12 @@
 Tables (created by the named migrations below, recorded by sqlite-utils in `_sqlite_migrations`):
 
 - `calendars`: per configured user, the Google sync token and the last cycle's outcome.
-- `google_items`: the items each calendar last listed (raw JSON). Incremental answers carry only
-  what changed (a cancelled occurrence may hold nothing but ids, reference A3), so working out a
-  series' first occurrence needs the rest of the series from here.
+- `google_items`: every item calsync knows of each calendar (raw JSON), the calendar's whole
+  history, not only the last window. Incremental answers carry only what changed (a cancelled
+  occurrence may hold nothing but ids, reference A3), so working out a series' first occurrence
+  needs the rest of the series from here; and a windowed listing says nothing of what lies before
+  its window, so nothing is dropped from here but on evidence (`changes.py`). `suspect_since`
+  marks items a full listing should have shown but did not, until events.get settles them.
 - `written`: per Event key (owner + iCalUID, `model.event_key`), the Salesforce Event id and the
   fingerprint of the fields last written. `state` is `creating` between the intent and the answer
   of a create, so a crash in between is reconciled on the next run instead of duplicated.
@@ -100,6 +103,20 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_history(db: sqlite_utils.Database) -> None:
+    # suspect_since: a full listing covered the item's time but did not list it. The item is
+    # kept (a listing's silence is no evidence) until events.get says what became of it.
+    # time_zone: the calendar's zone from its listing, for all-day activity dates.
+    db.executescript(
+        """
+        ALTER TABLE google_items ADD COLUMN suspect_since TEXT;
+        CREATE INDEX google_items_suspect ON google_items (user, suspect_since);
+        ALTER TABLE calendars ADD COLUMN time_zone TEXT;
+        """
+    )
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -118,6 +135,7 @@ class CalendarState:
     last_result: dict[str, Any]
     last_error: str | None
     consecutive_failures: int
+    time_zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +264,7 @@ class StateStore:
             last_result=json.loads(row["last_result"] or "{}"),
             last_error=row["last_error"],
             consecutive_failures=row["consecutive_failures"],
+            time_zone=row.get("time_zone"),
         )
 
     def _ensure_calendar(self, user: str) -> None:
@@ -299,14 +318,29 @@ class StateStore:
         rows = self._rows("SELECT DISTINCT ical_uid FROM google_items WHERE user = ?", [user])
         return {r["ical_uid"] for r in rows}
 
+    def mirror_rows(self, user: str) -> list[MirrorRow]:
+        """Every item known of `user`'s calendar."""
+        rows = self._rows("SELECT * FROM google_items WHERE user = ? ORDER BY event_id", [user])
+        return [_mirror_row(r) for r in rows]
+
+    def suspects(self, user: str) -> list[MirrorRow]:
+        """Items a full listing left out although its window covered them, oldest first."""
+        rows = self._rows(
+            "SELECT * FROM google_items WHERE user = ? AND suspect_since IS NOT NULL"
+            " ORDER BY suspect_since, event_id",
+            [user],
+        )
+        return [_mirror_row(r) for r in rows]
+
     def commit_listing(
         self,
         user: str,
         *,
         upserts: Iterable[MirrorRow],
         deletes: Iterable[str],
-        full: bool,
+        suspects: Iterable[str] = (),
         sync_token: str | None,
+        time_zone: str | None = None,
         result: Mapping[str, Any],
         at: dt.datetime,
     ) -> None:
@@ -314,12 +348,18 @@ class StateStore:
 
         Called only after every item of the listing was planned and written (reference C1): a
         crash before this point makes the next run list the same changes again.
-        `deletes` are event ids; deleting a series master also drops its exceptions.
+        `deletes` are event ids; deleting a series master also drops its exceptions. Nothing
+        else leaves the mirror: a full listing is authoritative only for what it covers, and
+        what it should have shown but did not is marked `suspects` (kept, checked later).
         """
         with self.transaction():
             self._ensure_calendar(user)
-            if full:
-                self._exec("DELETE FROM google_items WHERE user = ?", [user])
+            for event_id in suspects:
+                self._exec(
+                    "UPDATE google_items SET suspect_since = COALESCE(suspect_since, ?)"
+                    " WHERE user = ? AND event_id = ?",
+                    [_iso(at), user, event_id],
+                )
             for event_id in deletes:
                 self._exec(
                     "DELETE FROM google_items WHERE user = ? AND"
@@ -342,8 +382,8 @@ class StateStore:
             self._exec(
                 "UPDATE calendars SET sync_token = ?, token_saved_at = ?, last_attempt_at = ?,"
                 " last_success_at = ?, last_result = ?, last_error = NULL,"
-                " consecutive_failures = 0 WHERE user = ?",
-                [sync_token, _iso(at), _iso(at), _iso(at), json.dumps(dict(result)), user],
+                " consecutive_failures = 0, time_zone = COALESCE(?, time_zone) WHERE user = ?",
+                [sync_token, _iso(at), _iso(at), _iso(at), json.dumps(dict(result)), time_zone, user],
             )
 
     # -- Events written ----------------------------------------------------------------------

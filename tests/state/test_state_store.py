@@ -28,7 +28,6 @@ def test_listing_commit_stores_token_and_items_together(store):
         "alice@acme.test",
         upserts=[MirrorRow("e1", "uid1", None, {"id": "e1", "summary": "Hi"})],
         deletes=[],
-        full=True,
         sync_token="tok-1",
         result={"created": 1},
         at=NOW,
@@ -37,17 +36,34 @@ def test_listing_commit_stores_token_and_items_together(store):
     assert store.mirror_by_uids("alice@acme.test", ["uid1"])["uid1"][0].payload["summary"] == "Hi"
 
 
-def test_full_listing_replaces_the_whole_mirror(store):
+def test_a_listing_never_drops_what_it_does_not_mention(store):
     common = dict(deletes=[], sync_token="t", result={}, at=NOW)
-    store.commit_listing("a@x.test", upserts=[MirrorRow("e1", "u1", None, {})], full=True, **common)
-    store.commit_listing("a@x.test", upserts=[MirrorRow("e2", "u2", None, {})], full=True, **common)
-    assert store.mirror_uids("a@x.test") == {"u2"}
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e1", "u1", None, {})], **common)
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e2", "u2", None, {})], **common)
+    assert store.mirror_uids("a@x.test") == {"u1", "u2"}
+
+
+def test_suspects_are_kept_marked_and_cleared_by_a_later_listing(store):
+    common = dict(deletes=[], sync_token="t", result={}, at=NOW)
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e1", "u1", None, {"id": "e1"})], **common)
+    store.commit_listing("a@x.test", upserts=[], suspects=["e1"], **common)
+    assert [r.event_id for r in store.suspects("a@x.test")] == ["e1"]
+    assert store.mirror_uids("a@x.test") == {"u1"}
+    store.commit_listing("a@x.test", upserts=[MirrorRow("e1", "u1", None, {"id": "e1"})], **common)
+    assert store.suspects("a@x.test") == []
+
+
+def test_the_calendars_time_zone_is_kept_when_a_listing_gives_none(store):
+    common = dict(upserts=[], deletes=[], sync_token="t", result={}, at=NOW)
+    store.commit_listing("a@x.test", time_zone="Europe/Berlin", **common)
+    store.commit_listing("a@x.test", **common)
+    assert store.calendar("a@x.test").time_zone == "Europe/Berlin"
 
 
 def test_deleting_a_master_drops_its_exceptions(store):
     rows = [MirrorRow("m", "u", None, {}), MirrorRow("m_1", "u", "m", {"status": "cancelled"})]
-    store.commit_listing("a@x.test", upserts=rows, deletes=[], full=True, sync_token="t", result={}, at=NOW)
-    store.commit_listing("a@x.test", upserts=[], deletes=["m"], full=False, sync_token="t2", result={}, at=NOW)
+    store.commit_listing("a@x.test", upserts=rows, deletes=[], sync_token="t", result={}, at=NOW)
+    store.commit_listing("a@x.test", upserts=[], deletes=["m"], sync_token="t2", result={}, at=NOW)
     assert store.mirror_by_uids("a@x.test", ["u"]) == {}
 
 
@@ -129,7 +145,7 @@ def test_garbage_file_is_a_state_error(tmp_path):
 def test_mirror_rows_round_trip(tmp_path_factory, event_id, uid, payload):
     store = StateStore(tmp_path_factory.mktemp("m") / "s.db")
     store.commit_listing("a@x.test", upserts=[MirrorRow(event_id, uid, None, payload)], deletes=[],
-                         full=True, sync_token="t", result={}, at=NOW)
+                         sync_token="t", result={}, at=NOW)
     assert store.mirror_by_ids("a@x.test", [event_id])[event_id] == MirrorRow(event_id, uid, None, payload)
     store.close()
 
