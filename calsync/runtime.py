@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from calsync.config import Config
@@ -13,8 +14,12 @@ from calsync.state import StateStore
 
 
 @contextmanager
-def open_cycle(config: Config) -> Iterator[Cycle]:
-    """A Cycle on its own state connection; Salesforce is only contacted when needed."""
+def open_cycle(
+    config: Config, clock: Callable[[], dt.datetime] | None = None
+) -> Iterator[Cycle]:
+    """A Cycle on its own state connection; Salesforce is only contacted when needed.
+
+    `clock` replaces the wall clock (tests that let time pass)."""
     store = StateStore(config.state.path)
     try:
         yield Cycle(
@@ -22,6 +27,7 @@ def open_cycle(config: Config) -> Iterator[Cycle]:
             store,
             calendar_for=calendar_factory(config.google),
             org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
+            **({"clock": clock} if clock is not None else {}),
         )
     finally:
         store.close()

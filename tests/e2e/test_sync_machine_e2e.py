@@ -1,7 +1,17 @@
 """A hypothesis state machine over whole cycles: meetings change, writes fail, tokens expire,
-syncs run; after every clean sync Salesforce holds exactly one right Event per (meeting, owner).
+time passes, syncs run; after every clean sync Salesforce holds exactly what the rules give for
+the calendars' whole history, not only the current window.
 
-Like vdirsyncer's SyncMachine, but through the real client libraries and both emulators.
+Like vdirsyncer's SyncMachine, but through the real client libraries and both emulators. Time is
+calsync's clock (`Cycle(clock=...)`): as it passes, meetings fall out of the lookback window, and
+a 410 then lists only the window. The model says what each sync may know:
+
+- an incremental listing reports every change since the last sync;
+- a full listing (after a 410) shows what ends after `timeMin`; calsync also checks by id what
+  it knew that ends within a day before `timeMin` (`mirror.MARGIN`); a change further back is
+  never learnt, so the Event stays as it was (no evidence, no change);
+- a meeting without an Event gets one only if its start is inside the window when it is seen;
+  an Event follows its meeting's changes wherever the meeting is.
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ import datetime as dt
 import json
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -24,7 +35,24 @@ from calsync.sandbox.salesforce import SalesforceEmulator
 
 OWNERS = ["ann@acme.test", "ben@acme.test"]
 CUSTOMERS = ["c1@cust.test", "c2@cust.test", "c3@cust.test"]
+LOOKBACK = 7  # days
 TODAY = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass
+class Meeting:
+    summary: str
+    attendees: list[str]
+    day: int  # days from TODAY
+    hour: int
+    deleted: bool = False
+    pending: set[str] = field(default_factory=set)  # owners whose calendar changed since a sync
+    logged: dict[str, tuple[int, int]] = field(default_factory=dict)  # owner -> Event's (day, hour)
+
+    @property
+    def start(self) -> dt.datetime:
+        return TODAY + dt.timedelta(days=self.day, hours=self.hour)
 
 
 class SyncMachine(RuleBasedStateMachine):
@@ -45,19 +73,33 @@ class SyncMachine(RuleBasedStateMachine):
         text = path.read_text().replace('["alice@acme.test", "bob@acme.test", "carol@acme.test"]', json.dumps(OWNERS))
         text = text.replace('activity_datetime_field = "Calsync_Activity_DateTime__c"\n', "")
         text = text.replace('external_id_field = "Calsync_Key__c"\n', "")
+        text = text.replace("lookback_days = 30", f"lookback_days = {LOOKBACK}")
+        assert f"lookback_days = {LOOKBACK}" in text
         path.write_text(text)
         self.config = config_module.load(path)
-        self.meetings: dict[str, dict] = {}  # id -> {"summary", "hour", "attendees", "organizer"}
+        self.meetings: dict[str, Meeting] = {}
         self.counter = 0
+        self.today = 0  # calsync's clock: TODAY + this many days, at noon
+        self.full_next = False
 
     def teardown(self):
         self.google.stop()
         self.sf.stop()
 
+    @property
+    def now(self) -> dt.datetime:
+        return TODAY + dt.timedelta(days=self.today, hours=12)
+
     def _times(self, day, hour):
         start = TODAY + dt.timedelta(days=day, hours=hour)
         fmt = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
-        return {"start": {"dateTime": fmt(start)}, "end": {"dateTime": fmt(start + dt.timedelta(hours=1))}}
+        return {"start": {"dateTime": fmt(start)}, "end": {"dateTime": fmt(start + HOUR)}}
+
+    def _touch(self, meeting: Meeting, *attendee_lists: list[str]) -> None:
+        for attendees in attendee_lists:
+            meeting.pending.update(a for a in attendees if a in OWNERS)
+
+    # -- what people do in Google ----------------------------------------------------------------
 
     @rule(organizer=st.sampled_from(OWNERS), guests=st.lists(st.sampled_from(OWNERS + CUSTOMERS), max_size=3),
           day=st.integers(1, 20), hour=st.integers(8, 17))
@@ -65,32 +107,46 @@ class SyncMachine(RuleBasedStateMachine):
         self.counter += 1
         summary = f"Meeting {self.counter}"
         attendees = [organizer] + [g for g in dict.fromkeys(guests) if g != organizer]
+        day += self.today
         made = self.google.backend.create_event(organizer, {"summary": summary, "attendees": attendees,
                                                             **self._times(day, hour)})
-        self.meetings[made["id"]] = {"summary": summary, "attendees": attendees, "day": day, "hour": hour}
+        meeting = Meeting(summary, attendees, day, hour)
+        self._touch(meeting, attendees)
+        self.meetings[made["id"]] = meeting
 
-    @precondition(lambda self: self.meetings)
+    def _live(self):
+        return sorted(k for k, m in self.meetings.items() if not m.deleted)
+
+    @precondition(lambda self: self._live())
     @rule(data=st.data(), day=st.integers(1, 20), hour=st.integers(8, 17))
     def move_meeting(self, data, day, hour):
-        event_id = data.draw(st.sampled_from(sorted(self.meetings)))
-        self.google.backend.update_event(event_id, self._times(day, hour))
-        self.meetings[event_id].update(day=day, hour=hour)
+        event_id = data.draw(st.sampled_from(self._live()))
+        meeting = self.meetings[event_id]
+        self.google.backend.update_event(event_id, self._times(self.today + day, hour))
+        meeting.day, meeting.hour = self.today + day, hour
+        self._touch(meeting, meeting.attendees)
 
-    @precondition(lambda self: self.meetings)
+    @precondition(lambda self: self._live())
     @rule(data=st.data(), guests=st.lists(st.sampled_from(OWNERS + CUSTOMERS), max_size=3))
     def change_attendees(self, data, guests):
-        event_id = data.draw(st.sampled_from(sorted(self.meetings)))
-        organizer = self.meetings[event_id]["attendees"][0]
+        event_id = data.draw(st.sampled_from(self._live()))
+        meeting = self.meetings[event_id]
+        organizer = meeting.attendees[0]
         attendees = [organizer] + [g for g in dict.fromkeys(guests) if g != organizer]
         self.google.backend.update_event(event_id, {"attendees": attendees})
-        self.meetings[event_id]["attendees"] = attendees
+        self._touch(meeting, meeting.attendees, attendees)
+        meeting.attendees = attendees
 
-    @precondition(lambda self: self.meetings)
+    @precondition(lambda self: self._live())
     @rule(data=st.data())
     def cancel_meeting(self, data):
-        event_id = data.draw(st.sampled_from(sorted(self.meetings)))
+        event_id = data.draw(st.sampled_from(self._live()))
+        meeting = self.meetings[event_id]
         self.google.backend.delete_event(event_id)
-        del self.meetings[event_id]
+        meeting.deleted = True
+        self._touch(meeting, meeting.attendees)
+
+    # -- faults and time ------------------------------------------------------------------------
 
     @rule(count=st.integers(1, 3))
     def fail_some_writes(self, count):
@@ -99,14 +155,49 @@ class SyncMachine(RuleBasedStateMachine):
     @rule()
     def expire_sync_tokens(self):
         self.google.backend.invalidate_sync_tokens()
+        self.full_next = True
+
+    @rule(days=st.integers(2, 12))
+    def time_passes(self, days):
+        # Parked records are retried before time moves on, so a retry never meets a window
+        # that has moved past its meeting (the model keeps no list of parked records).
+        self.clean_sync_converges()
+        self.today += days
+
+    # -- syncs and the model --------------------------------------------------------------------
 
     def _sync(self):
-        with open_cycle(self.config) as cycle:
-            return cycle.run()
+        with open_cycle(self.config, clock=lambda: self.now) as cycle:
+            result = cycle.run()
+        assert result.ok, {u: c.error for u, c in result.calendars.items()}
+        self._learn()
+
+    def _learn(self):
+        """What a successful sync of every calendar tells calsync, by the rules."""
+        full, self.full_next = self.full_next, False
+        window = self.now - dt.timedelta(days=LOOKBACK)
+        for meeting in self.meetings.values():
+            end = meeting.start + HOUR
+            for owner in OWNERS:
+                if full:
+                    # A full listing shows what ends after timeMin; calsync checks by id what it
+                    # knew ending within a day before (mirror.MARGIN). Earlier changes are lost.
+                    seen = end > window - dt.timedelta(days=1)
+                else:
+                    seen = owner in meeting.pending
+                if not seen:
+                    continue
+                has_copy = owner in meeting.attendees and not meeting.deleted
+                wanted = has_copy and any(a in CUSTOMERS for a in meeting.attendees)
+                if not wanted:
+                    meeting.logged.pop(owner, None)
+                elif owner in meeting.logged or meeting.start >= window:
+                    meeting.logged[owner] = (meeting.day, meeting.hour)
+            meeting.pending.clear()
 
     @rule()
     def sync(self):
-        assert self._sync().ok
+        self._sync()
 
     @invariant()
     def never_a_duplicate(self):
@@ -119,20 +210,17 @@ class SyncMachine(RuleBasedStateMachine):
     def expected(self):
         want = {}
         for meeting in self.meetings.values():
-            if not any(a in CUSTOMERS for a in meeting["attendees"]):
-                continue
-            for owner in OWNERS:
-                if owner in meeting["attendees"]:
-                    want[(meeting["summary"], self.user_ids[owner][:15])] = (meeting["day"], meeting["hour"])
+            for owner, (day, hour) in meeting.logged.items():
+                want[(meeting.summary, self.user_ids[owner][:15])] = (day, hour)
         return want
 
     @rule()
     def clean_sync_converges(self):
         self.sf.backend.clear_record_failures()
-        for _ in range(2):  # parked records are due after their delay; a resync makes them due
-            with open_cycle(self.config) as cycle:
+        for _ in range(2):  # parked records are due after their delay: make them due now
+            with open_cycle(self.config, clock=lambda: self.now) as cycle:
                 cycle.store._exec("UPDATE retries SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
-                assert cycle.run().ok
+            self._sync()
         got = {}
         for r in self.sf.backend.list_records("Event"):
             start = dt.datetime.fromisoformat(r["StartDateTime"].replace("+0000", "+00:00"))
@@ -141,7 +229,7 @@ class SyncMachine(RuleBasedStateMachine):
 
 
 SyncMachine.TestCase.settings = settings(
-    max_examples=12, stateful_step_count=12, deadline=None,
+    max_examples=15, stateful_step_count=14, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_sync_machine = SyncMachine.TestCase

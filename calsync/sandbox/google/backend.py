@@ -555,6 +555,24 @@ class GoogleBackend:
                     count += 1
         return count
 
+    def purge_deleted(self, user: str | None = None) -> int:
+        """Forget deleted items (of one calendar, or all), as Google eventually does (reference
+        A3): listings no longer show their stubs and events.get answers 404. Sync tokens issued
+        before are invalidated, since they can no longer report those deletions."""
+        address = user.strip().lower() if user else None
+        purged = 0
+        with self._lock:
+            for calendar in self.calendars.values():
+                if address is not None and calendar.owner != address:
+                    continue
+                gone = [item_id for item_id, item in calendar.items.items() if item.deleted]
+                for item_id in gone:
+                    del calendar.items[item_id]
+                purged += len(gone)
+        if purged:
+            self.invalidate_sync_tokens(user)
+        return purged
+
     # -- events.list ----------------------------------------------------------------------
 
     def authenticate(self, bearer: str | None) -> AccessToken:

@@ -245,6 +245,7 @@ class GoogleRoutes:
             ("POST", r"/events/(?P<event_id>[^/]+)/split", self.c_split_series),
             ("POST", r"/events/(?P<event_id>[^/]+)/copy-fields", self.c_copy_fields),
             ("POST", r"/sync-tokens/invalidate", self.c_invalidate),
+            ("POST", r"/deleted/purge", self.c_purge_deleted),
             ("GET", r"/faults", self.c_list_faults),
             ("POST", r"/faults", self.c_add_fault),
             ("DELETE", r"/faults", self.c_clear_faults),
@@ -418,6 +419,10 @@ class GoogleRoutes:
     def c_invalidate(self, request: Request, match: re.Match[str]) -> Any:
         data = self._json(request)
         return {"invalidated": self.backend.invalidate_sync_tokens(data.get("user"))}
+
+    def c_purge_deleted(self, request: Request, match: re.Match[str]) -> Any:
+        data = self._json(request)
+        return {"purged": self.backend.purge_deleted(data.get("user"))}
 
     def c_list_faults(self, request: Request, match: re.Match[str]) -> Any:
         return {"faults": [vars(f) for f in self.emulator.faults.pending()]}
