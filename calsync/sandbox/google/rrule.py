@@ -7,12 +7,15 @@ expansion shows up as a disagreement between the two instead of being copied int
 
 Readings chosen (RFC 5545, Google where it says more):
 - The master's start (DTSTART) is always the first instance and counts toward COUNT, even when the
-  BYxxx parts do not match it (§3.3.10 COUNT: "The DTSTART property value always counts as the
-  first occurrence"; §3.8.5.3: the set is generated "considering the initial DTSTART"; Google
-  shows such a first instance). EXDATE can still remove it. A start after UNTIL stays an instance.
-- COUNT counts the rule's slots before EXDATE removes any (§3.8.5.3: EXDATE applies to the set the
-  rules generated); RDATE slots come on top of COUNT. A cancelled exception is the emulator's
-  business: its slot is still generated here, so it still uses up its place in COUNT.
+  BYxxx parts do not match it. §3.8.5.3: "The DTSTART property defines the first instance in the
+  recurrence set" (it also calls a set whose DTSTART is "not synchronized with the recurrence
+  rule" undefined); §3.3.10 COUNT: "The DTSTART property value always counts as the first
+  occurrence"; Google shows such a first instance. EXDATE can still remove it. A start after
+  UNTIL stays an instance.
+- COUNT counts the rule's slots before EXDATE removes any (§3.8.5.3: the set is gathered from
+  RRULE and RDATE, "and then excluding any start DATE-TIME values specified by EXDATE"); RDATE
+  slots come on top of COUNT. A cancelled exception is the emulator's business: its slot is
+  still generated here, so it still uses up its place in COUNT.
 - Slots are expanded in wall-clock time of `start.timeZone`, for every FREQ (HOURLY and finer
   included, as dateutil does). A local time in a spring-forward gap takes the UTC offset from
   before the gap, so 02:30 becomes 03:30 summer time; an ambiguous autumn time is its first
@@ -34,8 +37,10 @@ Readings chosen (RFC 5545, Google where it says more):
   slot of that local day and a DATE RDATE adds that day at the start's time (unconfirmed: Google
   documents neither). EXRULE, deprecated by RFC 5545 (Appendix A.3), is ignored, as is any line
   that is not RRULE/EXRULE/RDATE/EXDATE.
+- An all-day series repeating more often than daily (FREQ=HOURLY, BYHOUR) gives each date once.
 - Bounds, so that no hostile rule can hang the emulator: no slot later than HORIZON after the
   start, at most MAX_PERIODS periods (FREQ intervals) examined per rule, at most `limit` slots.
+  A sub-daily rule that matches rarely (FREQ=SECONDLY;BYHOUR=3) is thereby cut short.
 """
 
 from __future__ import annotations

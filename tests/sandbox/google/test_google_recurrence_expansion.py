@@ -88,10 +88,11 @@ def test_start_in_the_spring_gap_moves_forward_an_hour(emulator: Any, make_servi
 def test_start_off_the_byday_days_is_the_first_instance_and_counts(
     emulator: Any, make_service: Any
 ) -> None:
-    # Start Tuesday 6 Jan, rule Mondays and Wednesdays. RFC 5545 §3.3.10 (COUNT): "The DTSTART
-    # property value always counts as the first occurrence", and §3.8.5.3 builds the set from
-    # "the initial DTSTART"; Google shows that first instance too. So COUNT=4 is Tue 6, Wed 7,
-    # Mon 12, Wed 14 (not Wed 7, Mon 12, Wed 14, Mon 19).
+    # Start Tuesday 6 Jan, rule Mondays and Wednesdays. RFC 5545 §3.8.5.3: "The DTSTART property
+    # defines the first instance in the recurrence set" (a DTSTART off the rule makes the set
+    # "undefined" there), and §3.3.10 COUNT: "The DTSTART property value always counts as the
+    # first occurrence"; Google shows that first instance. Reading used: COUNT=4 is Tue 6,
+    # Wed 7, Mon 12, Wed 14 (not Wed 7, Mon 12, Wed 14, Mon 19 as dateutil gives).
     master_id = _series(
         emulator, "2026-01-06T10:00:00+01:00", ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"]
     )
