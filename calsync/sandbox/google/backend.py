@@ -28,9 +28,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from calsync.model import EventTime
-from calsync.recurrence import RecurrenceError, instance_suffix, slots
 from calsync.sandbox.google.errors import GoogleError, invalid_value
 from calsync.sandbox.google.oauth import READONLY_SCOPES, AccessToken, GoogleAuth
+from calsync.sandbox.google.rrule import RuleError, instance_suffix, slots
 
 log = logging.getLogger(__name__)
 
@@ -1000,8 +1000,9 @@ class GoogleBackend:
                 body["recurrence"] = [body["recurrence"]]
             body["recurrence"] = [str(line) for line in body["recurrence"]]
             try:
+                # Reads every line and the zone; the first slot is the start itself, so cheap.
                 next(iter(slots(start, end, body["recurrence"], limit=1)), None)
-            except RecurrenceError as exc:
+            except RuleError as exc:
                 raise ValueError(str(exc)) from exc
 
         old = {
@@ -1141,9 +1142,10 @@ def _expand(
     after: dt.datetime | None = None,
     before: dt.datetime | None = None,
 ) -> Iterator[tuple[EventTime, EventTime]]:
+    """The series' slots by the emulator's own expander (rrule.py); none if it cannot read them."""
     try:
         yield from slots(start, end, recurrence, after=after, before=before)
-    except RecurrenceError:
+    except RuleError:
         log.warning("cannot expand recurrence %r", recurrence)
 
 
