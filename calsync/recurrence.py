@@ -47,11 +47,12 @@ def _dtstart(start: EventTime) -> dt.datetime:
 
 
 def _normalise_lines(lines: Sequence[str], all_day: bool) -> str:
+    """The RRULE/EXRULE lines for dateutil (RDATE/EXDATE are read by `_dates`)."""
     kept = []
     for line in lines:
         line = line.strip()
         name = line.split(":", 1)[0].split(";", 1)[0].upper()
-        if name not in {"RRULE", "EXRULE", "RDATE", "EXDATE"}:
+        if name not in {"RRULE", "EXRULE"}:
             continue  # Google never sends DTSTART here; ignore anything else rather than fail
         if all_day:
             # All-day series are naive dates; dateutil refuses a UTC UNTIL with a naive DTSTART.
@@ -112,6 +113,46 @@ def _bound(rules: rrule.rruleset, horizon: dt.datetime) -> None:
             setattr(rules, name, bounded)
 
 
+def _dates(lines: Sequence[str], name: str, dtstart: dt.datetime, zone: dt.tzinfo | None) -> list[dt.datetime]:
+    """The dates of every `name` line (RDATE or EXDATE), in the form the rule set compares.
+
+    RFC 5545 §3.8.5.1-2: a list of DATE-TIME values, floating, UTC (`Z`) or with `TZID=`, or of
+    DATE values (`VALUE=DATE`). dateutil refuses `RDATE;TZID=` and cannot compare a floating
+    value with a zoned series, so they are read here: floating values are in the series' zone;
+    a date on a timed series means that day at the series' time; PERIOD values are skipped.
+    """
+    found: list[dt.datetime] = []
+    all_day = dtstart.tzinfo is None and zone is None
+    for line in lines:
+        head, _, values = line.strip().partition(":")
+        parts = head.split(";")
+        if parts[0].strip().upper() != name:
+            continue
+        params = {k.strip().upper(): v.strip() for k, _, v in (p.partition("=") for p in parts[1:])}
+        if params.get("VALUE", "").upper() == "PERIOD":
+            continue
+        where = ZoneInfo(params["TZID"]) if params.get("TZID") else zone
+        for raw in values.split(","):
+            raw = raw.strip()
+            if not raw:
+                continue
+            if len(raw) == 8:
+                day = dt.datetime.strptime(raw, "%Y%m%d")
+                moment = day if all_day else day.replace(
+                    hour=dtstart.hour, minute=dtstart.minute, second=dtstart.second, tzinfo=zone
+                )
+            else:
+                utc = raw.upper().endswith("Z")
+                moment = dt.datetime.strptime(raw.rstrip("Zz"), "%Y%m%dT%H%M%S")
+                moment = moment.replace(tzinfo=dt.timezone.utc if utc else where)
+                if all_day:
+                    moment = dt.datetime.combine(moment.date(), dt.time())
+                elif zone is not None and moment.tzinfo is not None:
+                    moment = moment.astimezone(zone)
+            found.append(moment)
+    return found
+
+
 def _start_is_first(rules: rrule.rruleset, dtstart: dt.datetime) -> None:
     """DTSTART is always the first instance, even where the rule does not match it.
 
@@ -147,21 +188,32 @@ def _slots(
     if end is not None and end.date is not None and all_day:
         length = dt.datetime.combine(end.date, dt.time()) - dtstart
     elif end is not None and end.date_time is not None and not all_day:
-        length = end.date_time - start.date_time  # type: ignore[operator]
+        # The exact duration, not the wall-clock one: an instance across a DST change lasts as
+        # long as the master (RFC 5545 §3.8.5.3); aware datetimes of one zone subtract and add
+        # in wall-clock time, so both ends go through UTC.
+        length = end.date_time.astimezone(dt.timezone.utc) - start.date_time.astimezone(dt.timezone.utc)  # type: ignore[union-attr]
     else:
         length = dt.timedelta(days=1) if all_day else dt.timedelta(0)
     text = _normalise_lines(recurrence, all_day)
-    if not text:
-        candidates: Iterator[dt.datetime] = iter([dtstart])
-    else:
-        try:
+    try:
+        zone = None if all_day else dtstart.tzinfo
+        rdates = _dates(recurrence, "RDATE", dtstart, zone)
+        exdates = _dates(recurrence, "EXDATE", dtstart, zone)
+        if text:
             rules = rrule.rrulestr(text, dtstart=dtstart, forceset=True, unfold=True)
             _refuse_impossible(rules)
             _bound(rules, dtstart + HORIZON)
             _start_is_first(rules, dtstart)
-        except Exception as exc:  # dateutil raises ValueError/TypeError/KeyError/Overflow...
-            raise RecurrenceError(f"cannot read recurrence {text!r}: {exc}") from exc
-        candidates = iter(rules)
+        else:
+            rules = rrule.rruleset()
+            rules.rdate(dtstart)
+        for moment in rdates:
+            rules.rdate(moment)
+        for moment in exdates:
+            rules.exdate(moment)
+    except Exception as exc:  # dateutil raises ValueError/TypeError/KeyError/Overflow...
+        raise RecurrenceError(f"cannot read recurrence {list(recurrence)!r}: {exc}") from exc
+    candidates: Iterator[dt.datetime] = iter(rules)
     count = 0
     while count < limit:
         try:
@@ -182,9 +234,10 @@ def _slots(
         if all_day:
             yield EventTime(date=slot.date()), EventTime(date=(slot + length).date())
         else:
+            slot_end = (slot.astimezone(dt.timezone.utc) + length).astimezone(slot.tzinfo)
             yield (
                 EventTime(date_time=slot, time_zone=start.time_zone),
-                EventTime(date_time=slot + length, time_zone=start.time_zone),
+                EventTime(date_time=slot_end, time_zone=start.time_zone),
             )
 
 

@@ -2,9 +2,9 @@
 
 The emulator's expander is checked on its own against hand-computed instances
 (tests/sandbox/google/test_google_rrule.py); here both read the same rules and must give the
-same first slots, start and end compared as instants (dates for all-day series). Where they
-differ and RFC 5545/Google side with the emulator, the case is a strict xfail naming the fault,
-so it turns red once calsync is fixed and the mark can go.
+same first slots, start and end compared as instants (dates for all-day series). The cases
+include every disagreement found so far (a start off the rule, RDATE with TZID, instances across
+a DST change, a floating EXDATE on a zoned series), each fixed on calsync's side.
 """
 
 from __future__ import annotations
@@ -49,22 +49,6 @@ def _first(slots: Slots, series: tuple[EventTime, EventTime], lines: list[str]) 
     start, end = series
     return [(_point(s), _point(e)) for s, e in itertools.islice(slots(start, end, lines), FIRST)]
 
-
-DROPS_DTSTART = pytest.mark.xfail(
-    strict=True,
-    reason="calsync.recurrence drops DTSTART when the rule does not match it (dateutil); RFC "
-    "5545 §3.3.10 counts DTSTART as the first occurrence and Google shows it: fixed by issue 8",
-)
-NO_RDATE_TZID = pytest.mark.xfail(
-    strict=True,
-    reason="calsync.recurrence refuses RDATE;TZID= (dateutil: 'unsupported RDATE parm'), a form "
-    "RFC 5545 §3.8.5.2 allows: the whole series becomes unreadable",
-)
-WALL_CLOCK_END = pytest.mark.xfail(
-    strict=True,
-    reason="calsync.recurrence adds the master's length in wall-clock time, so an instance at a "
-    "DST change is 0 h or 2 h long; RFC 5545 §3.8.5.3: with DTEND the same exact duration applies",
-)
 
 CASES = [
     pytest.param(timed("2026-03-02T16:00"), ["RRULE:FREQ=WEEKLY;COUNT=40"], id="weekly-dst"),
@@ -124,24 +108,27 @@ CASES = [
     ),
     pytest.param(
         timed("2026-01-06T10:00"), ["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"],
-        id="start-off-byday", marks=DROPS_DTSTART,
+        id="start-off-byday",
     ),
     pytest.param(
         timed("2026-01-13T10:00"), ["RRULE:FREQ=MONTHLY;INTERVAL=5;BYMONTHDAY=1,-1"],
-        id="start-off-bymonthday", marks=DROPS_DTSTART,
+        id="start-off-bymonthday",
     ),
     pytest.param(
         timed("2026-01-05T16:00"),
         ["RRULE:FREQ=WEEKLY;COUNT=3", "RDATE;TZID=Europe/Berlin:20260107T120000"],
-        id="rdate-tzid", marks=NO_RDATE_TZID,
+        id="rdate-tzid",
     ),
     pytest.param(
         timed("2026-03-22T02:30"), ["RRULE:FREQ=WEEKLY;COUNT=3"], id="spring-gap",
-        marks=WALL_CLOCK_END,
     ),
     pytest.param(
         timed("2026-10-24T02:30"), ["RRULE:FREQ=DAILY;COUNT=3"], id="autumn-repeat",
-        marks=WALL_CLOCK_END,
+    ),
+    pytest.param(
+        timed("2026-01-05T16:00"),
+        ["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:20260112T160000"],
+        id="floating-exdate",
     ),
 ]
 
