@@ -56,8 +56,9 @@ class Meeting:
 
 
 class SyncMachine(RuleBasedStateMachine):
-    @initialize()
-    def start(self):
+    @initialize(meetings=st.lists(st.tuples(st.sampled_from(OWNERS), st.sampled_from(CUSTOMERS),
+                                            st.integers(1, 20), st.integers(8, 17)), max_size=3))
+    def start(self, meetings):
         self.tmp = Path(tempfile.mkdtemp(prefix="calsync-machine-"))
         self.google = GoogleEmulator().start()
         self.sf = SalesforceEmulator(state_dir=self.tmp / "tls").start()
@@ -81,6 +82,8 @@ class SyncMachine(RuleBasedStateMachine):
         self.counter = 0
         self.today = 0  # calsync's clock: TODAY + this many days, at noon
         self.full_next = False
+        for organizer, customer, day, hour in meetings:
+            self.create_meeting(organizer, [customer], day, hour)
 
     def teardown(self):
         self.google.stop()
@@ -152,12 +155,19 @@ class SyncMachine(RuleBasedStateMachine):
     def fail_some_writes(self, count):
         self.sf.backend.fail_records(count, status_code="UNABLE_TO_LOCK_ROW", times=1)
 
-    @rule()
-    def expire_sync_tokens(self):
+    @rule(then_sync=st.booleans())
+    def expire_sync_tokens(self, then_sync):
         self.google.backend.invalidate_sync_tokens()
         self.full_next = True
+        if then_sync:  # a 410 answered at once: several in a row reach history quickly
+            self._sync()
 
-    @rule(days=st.integers(2, 12))
+    @rule(times=st.integers(2, 3))
+    def several_410s(self, times):
+        for _ in range(times):
+            self.expire_sync_tokens(then_sync=True)
+
+    @rule(days=st.integers(3, 25))
     def time_passes(self, days):
         # Parked records are retried before time moves on, so a retry never meets a window
         # that has moved past its meeting (the model keeps no list of parked records).
