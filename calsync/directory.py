@@ -18,14 +18,16 @@ stored meetings inside the lookback window, which are queued for re-planning
 (`StateStore.queue_replans`); nothing is re-listed from Google.
 
 The watermark, and why it is safe against clock skew: SystemModstamp is Salesforce's clock, not
-ours. The watermark is the latest SystemModstamp seen so far (Salesforce time), and each refresh
+ours. The watermark is the latest SystemModstamp in the last answer that had rows (Salesforce
+time; an empty answer leaves it where it was), and each refresh
 asks for `SystemModstamp > watermark - OVERLAP` (15 minutes), so a change committed late (a
 long transaction stamps its rows when it starts) or stamped slightly behind is still seen. The
 (Id, SystemModstamp) pairs already acted on inside the overlap are remembered
 (`directory_seen`) and skipped, so an unchanged record is acted on once, however often it comes
 back. Only the very first watermark comes from calsync's clock: a first sync looks everything up
 anyway, so `note_full_lookup()` (or a refresh that finds no watermark) sets it to `now` without
-asking Salesforce; a calsync clock up to OVERLAP ahead of Salesforce's loses nothing there.
+asking Salesforce; a calsync clock up to OVERLAP ahead of Salesforce's loses nothing there, and
+the first change seen replaces it with Salesforce's time.
 
 Concurrency: daemon threads run cycles side by side, each with its own store connection. The
 refresh is claimed in one `BEGIN IMMEDIATE` transaction (due? nobody else on it? then mark it
@@ -203,7 +205,9 @@ def _refresh(
     queued: set[tuple[str, str]] = set()
     if not changes.empty:
         queued = store.meetings_touching(changes.addresses, changes.record_ids, now - lookback)
-    watermark = max([claimed, *(r.stamp for r in rows)])
+    # Salesforce's own clock from here on, even below a first watermark that came from ours
+    # (a lower watermark only widens the next window; the seen set keeps that harmless).
+    watermark = max((r.stamp for r in rows), default=claimed)
     with store.transaction():
         store.queue_replans(queued)
         store.remember_directory_seen(

@@ -213,7 +213,10 @@ def test_a_salesforce_clock_behind_ours_loses_no_change(store, org, clock, compa
     assert run(store, org, clock).outcome == "started"
     clock.advance(2)  # after the first sync, but stamped before its watermark
     sf_emu.backend.update_record("Contact", company.contact_ids["ada@umbrella.test"], {"Title": "CTO"})
+    stamped = clock.salesforce()
     assert due(store, org, clock).queued == {(ALICE, "weekly")}
+    # From then on the watermark is Salesforce's time, below the one calsync's clock gave.
+    assert store.meta(WATERMARK)[0] == stamped.isoformat(timespec="microseconds")
 
 
 def test_a_refused_query_keeps_the_watermark_and_queues_nothing(store, org, clock, started, sf_emu, company):
