@@ -69,6 +69,8 @@ class SyncConfig:
     )
     shared_activities: bool = False  # relate every Contact (EventWhoIds, reference B3)
     concurrency: int = 4
+    # How often Salesforce is asked what changed (directory.py); 0 = every cycle.
+    directory_refresh_minutes: int = 60
 
     def __post_init__(self) -> None:
         if not self.internal_domains:
@@ -201,6 +203,8 @@ def parse(
     return config
 
 
+DIRECTORY_REFRESH_MAX = 7 * 24 * 60  # a week: a longer gap re-plans nothing new, only later
+
 _SYNC_KEYS = (
     "users",
     "internal_domains",
@@ -212,6 +216,7 @@ _SYNC_KEYS = (
     "user_map",
     "shared_activities",
     "concurrency",
+    "directory_refresh_minutes",
 )
 _STATE_KEYS = ("path",)
 _GOOGLE_KEYS = ("service_account_file", "oauth_client_file", "token_dir", "api_endpoint", "scopes")
@@ -478,6 +483,9 @@ def _sync(t: _Table) -> SyncConfig:
         user_map=_user_map(t, users),
         shared_activities=t.boolean("shared_activities", False),
         concurrency=t.integer("concurrency", 4, minimum=1, maximum=16),
+        directory_refresh_minutes=t.integer(
+            "directory_refresh_minutes", 60, minimum=0, maximum=DIRECTORY_REFRESH_MAX
+        ),
     )
 
 
@@ -664,6 +672,9 @@ activity_datetime_field = "Calsync_Activity_DateTime__c"
 concurrency = 4
 # Reserved: relate one Event to several Contacts (Shared Activities). Not used yet.
 shared_activities = false
+# How often to ask Salesforce which Contacts, Leads and Opportunities changed, and re-plan the
+# meetings they affect (minutes, 0 = every cycle, at most 10080 = a week).
+directory_refresh_minutes = 60
 
 # For users whose Salesforce login differs from their Google address:
 # [sync.user_map]

@@ -60,6 +60,23 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class ChangedRecord:
+    """One row of a "changed since" query (directory refresh, `directory.py`).
+
+    `stamp` is the SystemModstamp that made the row match (for a contact role, the later of its
+    own and its Opportunity's). `email` is a Contact's or Lead's address as stored now;
+    `linked` the ids the change touches besides the record itself: a converted Lead's Contact,
+    a contact role's Contact and Opportunity.
+    """
+
+    id: str
+    stamp: dt.datetime
+    email: str | None = None
+    linked: tuple[str, ...] = ()
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
 class SalesforceUser:
     id: str
     email: str | None
@@ -343,9 +360,12 @@ class SalesforceOrg:
                     continue
                 raise TransientError(f"{what}: cannot reach Salesforce ({type(exc).__name__})") from exc
 
-    def query(self, soql: str) -> list[dict[str, Any]]:
-        """All rows of a query; each further page (nextRecordsUrl) is one more call."""
-        first = self._call("query", lambda sf: sf.query(soql))
+    def query(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """All rows of a query; each further page (nextRecordsUrl) is one more call.
+
+        `include_deleted` asks queryAll, which adds rows in the recycle bin (reference B1).
+        """
+        first = self._call("query", lambda sf: sf.query(soql, include_deleted=include_deleted))
         records = list(first.get("records", []))
         page = first
         while not page.get("done", True) and page.get("nextRecordsUrl"):
@@ -475,6 +495,53 @@ class SalesforceOrg:
         )
         return self.query_in(head, owner_ids, bisect=False)
 
+    # -- what changed since a moment (directory.py) ---------------------------------------------
+    #
+    # Every create, edit and delete moves a record's SystemModstamp (server time); queryAll also
+    # returns the rows deleted since, which matter as much (a primary role removed). Each is one
+    # call unless more than 2,000 rows changed (paging, reference B1).
+
+    def contacts_changed_since(self, since: dt.datetime) -> list[ChangedRecord]:
+        """Contacts created, edited (Email, AccountId, anything) or deleted after `since`."""
+        rows = self.query(
+            "SELECT Id, Email, AccountId, SystemModstamp, IsDeleted FROM Contact"
+            f" WHERE SystemModstamp > {soql_datetime(since)}",
+            include_deleted=True,
+        )
+        return [_changed(row, email=row.get("Email")) for row in rows]
+
+    def leads_changed_since(self, since: dt.datetime) -> list[ChangedRecord]:
+        """Leads created, edited, converted (IsConverted, ConvertedContactId) or deleted."""
+        rows = self.query(
+            "SELECT Id, Email, IsConverted, ConvertedContactId, SystemModstamp, IsDeleted FROM Lead"
+            f" WHERE SystemModstamp > {soql_datetime(since)}",
+            include_deleted=True,
+        )
+        return [_changed(row, email=row.get("Email"), linked=(row.get("ConvertedContactId"),)) for row in rows]
+
+    def roles_changed_since(self, since: dt.datetime) -> list[ChangedRecord]:
+        """OpportunityContactRoles added, edited or removed after `since`, and every role of an
+        Opportunity edited since (stage, close date: what makes it open or the latest).
+
+        One statement: a parent's field may be filtered on with the dot notation and combined
+        with OR (SOQL "Using Relationship Queries": child-to-parent relationships go "directly
+        in the SELECT, FROM, or WHERE clauses"); only semi-joins are refused under OR.
+        """
+        at = soql_datetime(since)
+        rows = self.query(
+            "SELECT Id, ContactId, OpportunityId, SystemModstamp, IsDeleted, Opportunity.SystemModstamp"
+            f" FROM OpportunityContactRole WHERE SystemModstamp > {at} OR Opportunity.SystemModstamp > {at}",
+            include_deleted=True,
+        )
+        return [
+            _changed(
+                row,
+                linked=(row.get("ContactId"), row.get("OpportunityId")),
+                also=(row.get("Opportunity") or {}).get("SystemModstamp"),
+            )
+            for row in rows
+        ]
+
     # -- writes ----------------------------------------------------------------------------------
 
     def create(self, records: Sequence[Mapping[str, Any]]) -> list[WriteResult]:
@@ -515,6 +582,30 @@ class SalesforceOrg:
             )
             results.extend(_results(answer, len(chunk)))
         return results
+
+
+def _changed(
+    row: Mapping[str, Any], *, email: Any = None, linked: Iterable[Any] = (), also: Any = None
+) -> ChangedRecord:
+    stamps = [s for s in (_sf_instant(row.get("SystemModstamp")), _sf_instant(also)) if s is not None]
+    return ChangedRecord(
+        id=str(row["Id"]),
+        # A row without a readable stamp still counts; the epoch keeps it from moving a watermark.
+        stamp=max(stamps, default=dt.datetime.fromtimestamp(0, dt.timezone.utc)),
+        email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
+        linked=tuple(str(i) for i in linked if i),
+        deleted=bool(row.get("IsDeleted")),
+    )
+
+
+def _sf_instant(value: Any) -> dt.datetime | None:
+    """A Salesforce dateTime (2026-01-05T15:00:00.000+0000) as an aware UTC datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
+    except ValueError:
+        return None
 
 
 def _results(answer: Any, expected: int) -> list[WriteResult]:

@@ -14,7 +14,14 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   of a create, so a crash in between is reconciled on the next run instead of duplicated.
 - `retries`: records Salesforce refused, with its statusCode, re-planned on a later cycle.
 - `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
-- `meta`: small cached facts (Event describe) with the time they were read.
+- `meta`: small cached facts (Event describe, the directory refresh watermark) with the time
+  they were saved.
+- `meeting_index` + `meeting_links` (m003): per (user, iCalUID) the synced occurrence's start and
+  what ties the meeting to Salesforce: its candidate addresses (lowercased) and the records it
+  names or relates to (15-character ids, reference B2), so a change in Salesforce finds the
+  meetings it affects (`directory.py`).
+- `replans` (m003): meetings queued for re-planning because Salesforce changed under them.
+- `directory_seen` (m003): changes already acted on inside the refresh overlap (`directory.py`).
 
 Writes go through `transaction()` with plain SQL (BEGIN IMMEDIATE), never sqlite-utils' own
 insert helpers, which commit on their own and would split a transaction. A database written by a
@@ -117,6 +124,41 @@ def m002_history(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_directory(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meeting_index (
+            user TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            start TEXT,
+            PRIMARY KEY (user, ical_uid)
+        );
+        CREATE TABLE meeting_links (
+            user TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (user, ical_uid, kind, value)
+        );
+        CREATE INDEX meeting_links_value ON meeting_links (kind, value);
+        CREATE TABLE replans (
+            user TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            PRIMARY KEY (user, ical_uid)
+        );
+        CREATE TABLE directory_seen (
+            key TEXT PRIMARY KEY,
+            stamp TEXT NOT NULL
+        );
+        CREATE INDEX directory_seen_stamp ON directory_seen (stamp);
+        """
+    )
+
+
+ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
+
+
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -156,6 +198,37 @@ class Retry:
     message: str | None
     attempts: int
     next_attempt_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What ties one meeting of one user's calendar to Salesforce (the meeting index).
+
+    `addresses`: the candidate addresses (external people who could be its Name), kept even when
+    none is a Contact or Lead yet. `record_ids`: the Contacts, Leads, Opportunities and Accounts
+    its Event names or relates to. `start`: the synced occurrence's start (UTC). No addresses
+    and no ids: the meeting is not indexed (`index_meetings` removes it).
+    """
+
+    user: str
+    ical_uid: str
+    addresses: frozenset[str] = frozenset()
+    record_ids: frozenset[str] = frozenset()
+    start: dt.datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.addresses and not self.record_ids
+
+
+def index_address(address: str) -> str:
+    """Addresses compare case-insensitively (Salesforce Email, reference B1)."""
+    return address.strip().lower()
+
+
+def index_id(record_id: str) -> str:
+    """Ids compare by their case-sensitive 15-character form (reference B2)."""
+    return record_id.strip()[:15]
 
 
 @dataclass(frozen=True)
@@ -225,8 +298,15 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One exclusive write transaction; everything inside commits together or not at all."""
+        """One exclusive write transaction; everything inside commits together or not at all.
+
+        Inside another `transaction()` it joins the outer one (SQLite has no nested BEGIN), so
+        writes that each commit on their own can also be grouped into one.
+        """
         conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -579,6 +659,127 @@ class StateStore:
                 "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
                 [name, json.dumps(value), _iso(at)],
             )
+
+
+    # -- the meeting index and re-plans (directory.py) -------------------------------------------
+
+    def index_meetings(self, entries: Iterable[IndexEntry]) -> None:
+        """Replace the index entries of these (user, iCalUID) pairs, in one transaction.
+
+        An empty entry (no addresses, no ids) removes the meeting from the index.
+        """
+        entries = list(entries)
+        if not entries:
+            return
+        with self.transaction():
+            for entry in entries:
+                pair = [entry.user, entry.ical_uid]
+                self._exec("DELETE FROM meeting_links WHERE user = ? AND ical_uid = ?", pair)
+                if entry.empty:
+                    self._exec("DELETE FROM meeting_index WHERE user = ? AND ical_uid = ?", pair)
+                    continue
+                start = _iso(entry.start) if entry.start is not None else None
+                self._exec(
+                    "INSERT OR REPLACE INTO meeting_index (user, ical_uid, start) VALUES (?, ?, ?)",
+                    [*pair, start],
+                )
+                links = {(ADDRESS, index_address(a)) for a in entry.addresses}
+                links |= {(RECORD, index_id(i)) for i in entry.record_ids}
+                for kind, value in sorted(links):
+                    self._exec(
+                        "INSERT OR IGNORE INTO meeting_links (user, ical_uid, kind, value)"
+                        " VALUES (?, ?, ?, ?)",
+                        [*pair, kind, value],
+                    )
+
+    def index_entry(self, user: str, ical_uid: str) -> IndexEntry | None:
+        """The stored entry of one meeting (addresses lowercased, ids in 15-character form)."""
+        rows = self._rows(
+            "SELECT start FROM meeting_index WHERE user = ? AND ical_uid = ?", [user, ical_uid]
+        )
+        if not rows:
+            return None
+        links = self._rows(
+            "SELECT kind, value FROM meeting_links WHERE user = ? AND ical_uid = ?", [user, ical_uid]
+        )
+        return IndexEntry(
+            user=user,
+            ical_uid=ical_uid,
+            addresses=frozenset(r["value"] for r in links if r["kind"] == ADDRESS),
+            record_ids=frozenset(r["value"] for r in links if r["kind"] == RECORD),
+            start=_parse(rows[0]["start"]),
+        )
+
+    def meetings_touching(
+        self, addresses: Iterable[str], record_ids: Iterable[str], starting_after: dt.datetime
+    ) -> set[tuple[str, str]]:
+        """(user, iCalUID) of the indexed meetings linked to any of these addresses or ids and
+        starting after `starting_after` (a meeting whose start is unknown counts as inside)."""
+        found: set[tuple[str, str]] = set()
+        after = _iso(starting_after)
+        for kind, values in (
+            (ADDRESS, {index_address(a) for a in addresses}),
+            (RECORD, {index_id(i) for i in record_ids}),
+        ):
+            for chunk in _chunks(sorted(values), 500):
+                marks = ",".join("?" * len(chunk))
+                for row in self._rows(
+                    "SELECT DISTINCT l.user, l.ical_uid FROM meeting_links AS l"
+                    " JOIN meeting_index AS m ON m.user = l.user AND m.ical_uid = l.ical_uid"
+                    f" WHERE l.kind = ? AND l.value IN ({marks})"
+                    " AND (m.start IS NULL OR m.start > ?)",
+                    [kind, *chunk, after],
+                ):
+                    found.add((row["user"], row["ical_uid"]))
+        return found
+
+    def queue_replans(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Queue (user, iCalUID) meetings for re-planning (queuing twice keeps one)."""
+        pairs = sorted(set(pairs))
+        if not pairs:
+            return
+        with self.transaction():
+            for user, ical_uid in pairs:
+                self._exec(
+                    "INSERT OR IGNORE INTO replans (user, ical_uid) VALUES (?, ?)", [user, ical_uid]
+                )
+
+    def replans(self, user: str) -> set[str]:
+        """iCalUIDs of this user's meetings waiting to be re-planned."""
+        return {r["ical_uid"] for r in self._rows("SELECT ical_uid FROM replans WHERE user = ?", [user])}
+
+    def clear_replans(self, user: str, ical_uids: Iterable[str]) -> None:
+        uids = sorted(set(ical_uids))
+        if not uids:
+            return
+        with self.transaction():
+            for chunk in _chunks(uids, 500):
+                self._exec(
+                    f"DELETE FROM replans WHERE user = ? AND ical_uid IN ({','.join('?' * len(chunk))})",
+                    [user, *chunk],
+                )
+
+    # -- changes already acted on (directory.py) ------------------------------------------------
+
+    def directory_seen(self) -> set[str]:
+        return {r["key"] for r in self._rows("SELECT key FROM directory_seen")}
+
+    def remember_directory_seen(
+        self, seen: Mapping[str, dt.datetime], forget_up_to: dt.datetime
+    ) -> None:
+        """Add `key → stamp` pairs and drop every pair stamped at or before `forget_up_to`."""
+        with self.transaction():
+            for key, stamp in seen.items():
+                self._exec(
+                    "INSERT OR REPLACE INTO directory_seen (key, stamp) VALUES (?, ?)",
+                    [key, _iso_exact(stamp)],
+                )
+            self._exec("DELETE FROM directory_seen WHERE stamp <= ?", [_iso_exact(forget_up_to)])
+
+
+def _iso_exact(value: dt.datetime) -> str:
+    """UTC ISO with microseconds: Salesforce stamps carry milliseconds, and order as text."""
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _mirror_row(row: Mapping[str, Any]) -> MirrorRow:

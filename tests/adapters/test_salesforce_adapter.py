@@ -145,3 +145,37 @@ def test_ca_bundle_is_trusted_even_with_requests_ca_bundle_set(sf_emu, company, 
     token = sf_emu.backend.create_session(company.users[0])
     org = SalesforceOrg(sf_emu.url, access_token=token, ca_bundle=sf_emu.ca_file)
     assert org.find_contacts(["hank@globex.test"])
+
+
+def test_changed_since_queries_cost_one_call_each_and_see_deletions(org, sf_emu, company):
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)  # well after the seeding
+    sf_emu.backend.clock = lambda: later
+    since = later - dt.timedelta(minutes=1)
+    assert org.contacts_changed_since(since) == []
+    hank = company.contact_ids["hank@globex.test"]
+    sf_emu.backend.update_record("Contact", hank, {"Email": "Hank.S@Globex.test"})
+    role = next(r["Id"] for r in sf_emu.backend.list_records("OpportunityContactRole") if r["ContactId"] == hank)
+    sf_emu.backend.delete_record("OpportunityContactRole", role)
+    sf_emu.backend.convert_lead(company.lead_ids["zoe@soylent.test"])
+    calls = org.calls
+    contacts = {c.id: c for c in org.contacts_changed_since(since)}
+    leads = org.leads_changed_since(since)
+    roles = org.roles_changed_since(since)
+    assert org.calls - calls == 3
+    assert contacts[hank].email == "hank.s@globex.test" and not contacts[hank].deleted
+    assert len(contacts) == 2  # hank, and the Contact the Lead became
+    (zoe,) = leads
+    assert zoe.email == "zoe@soylent.test" and zoe.linked == (next(i for i in contacts if i != hank),)
+    (removed,) = roles
+    assert removed.id == role and removed.deleted
+    assert removed.linked == (hank, company.opportunity_ids["Globex platform renewal"])
+
+
+def test_an_opportunity_edit_reports_its_roles_with_the_opportunity_stamp(org, sf_emu, company):
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    sf_emu.backend.clock = lambda: later
+    since = later - dt.timedelta(minutes=1)
+    sf_emu.backend.update_record("Opportunity", company.opportunity_ids["Initech pilot"], {"StageName": "Closed Lost"})
+    (role,) = org.roles_changed_since(since)
+    assert role.linked == (company.contact_ids["peter@initech.test"], company.opportunity_ids["Initech pilot"])
+    assert role.stamp == later.replace(microsecond=later.microsecond // 1000 * 1000)

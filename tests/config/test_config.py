@@ -261,6 +261,9 @@ def test_internal_domain_with_at_sign_is_refused() -> None:
         ("interval_minutes", 0, "sync.interval_minutes: must be at least 1, got 0"),
         ("concurrency", 0, "sync.concurrency: must be at least 1, got 0"),
         ("concurrency", 17, "sync.concurrency: must be at most 16, got 17"),
+        ("directory_refresh_minutes", -1, "sync.directory_refresh_minutes: must be at least 0, got -1"),
+        ("directory_refresh_minutes", 10081,
+         "sync.directory_refresh_minutes: must be at most 10080, got 10081"),
     ],
 )
 def test_integers_out_of_range_are_refused(key: str, value: int, expected: str) -> None:
@@ -269,6 +272,17 @@ def test_integers_out_of_range_are_refused(key: str, value: int, expected: str) 
 
 def test_lookback_of_zero_days_is_allowed() -> None:
     assert ok(with_("sync", lookback_days=0)).sync.lookback_days == 0
+
+
+def test_directory_refresh_defaults_to_an_hour_and_zero_means_every_cycle() -> None:
+    assert ok(minimal()).sync.directory_refresh_minutes == 60
+    assert ok(with_("sync", directory_refresh_minutes=0)).sync.directory_refresh_minutes == 0
+
+
+def test_directory_refresh_minutes_must_be_an_integer() -> None:
+    assert refused(with_("sync", directory_refresh_minutes="60")) == (
+        "/etc/calsync/calsync.toml: sync.directory_refresh_minutes: expected an integer, got string '60'"
+    )
 
 
 def test_private_events_accepts_only_skip_or_sync() -> None:

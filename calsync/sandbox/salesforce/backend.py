@@ -628,6 +628,70 @@ class SalesforceBackend:
                 raise
             self._commit()
 
+    def convert_lead(self, lead_id: str, *, account_id: str | None = None, contact_id: str | None = None,
+                     opportunity_name: str | None = None,
+                     converted_status: str = "Closed - Converted") -> dict[str, str | None]:
+        """convertLead(): the Lead becomes an Account, a Contact and optionally an Opportunity.
+
+        As Salesforce does it (https://developer.salesforce.com/docs/atlas.en-us.api.meta/
+        object_ref/sforce_api_calls_convertlead.htm; the fields: Change Events for Lead
+        Conversion): a new Account named after the Company unless `account_id` is given, a new
+        Contact with the Lead's name and email unless `contact_id` is given (an existing Contact
+        only gets its empty fields filled), with `opportunity_name` a new Opportunity whose
+        primary contact role is the Contact; then the Lead is updated: IsConverted, Status,
+        ConvertedDate and the Converted*Id fields. One transaction; every record written gets a
+        new SystemModstamp. Returns the ids {"account", "contact", "opportunity"}.
+        """
+        with self.lock:
+            lead_obj = self._object("Lead")
+            lead = self.lookup_for_rest("Lead", lead_id)
+            if lead["IsConverted"]:
+                raise RecordFailed(RecordError("CANNOT_UPDATE_CONVERTED_LEAD",
+                                               "cannot reference converted lead"))
+            self._begin()
+            try:
+                ids = self._convert(lead, account_id, contact_id, opportunity_name)
+                today = self.clock().astimezone(dt.timezone.utc).date()
+                self._update(lead_obj, lead["Id"], {
+                    "IsConverted": True, "Status": converted_status, "ConvertedDate": today.isoformat(),
+                    "ConvertedAccountId": ids["account"], "ConvertedContactId": ids["contact"],
+                    "ConvertedOpportunityId": ids["opportunity"],
+                }, user_id=None, system=True)
+            except Exception:
+                self._rollback()
+                raise
+            self._commit()
+            return ids
+
+    def _convert(self, lead: Row, account_id: str | None, contact_id: str | None,
+                 opportunity_name: str | None) -> dict[str, str | None]:
+        account_obj, contact_obj = self._object("Account"), self._object("Contact")
+        if account_id:
+            account = self._check_reference(contact_obj, contact_obj.fields["accountid"], account_id)
+        else:
+            account = self._insert(account_obj, {"Name": lead.get("Company") or lead["LastName"]},
+                                   user_id=None, system=True)
+        person = {"FirstName": lead.get("FirstName"), "LastName": lead["LastName"], "Email": lead.get("Email"),
+                  "Phone": lead.get("Phone"), "AccountId": account}
+        if contact_id:
+            existing = self.lookup_for_rest("Contact", contact_id)
+            # Merging into an existing Contact fills only its empty fields (convertLead, Usage).
+            filled = {k: v for k, v in person.items() if v is not None and existing.get(k) in (None, "")}
+            self._update(contact_obj, existing["Id"], filled, user_id=None, system=True)
+            contact = existing["Id"]
+        else:
+            contact = self._insert(contact_obj, person, user_id=None, system=True)
+        opportunity = None
+        if opportunity_name:
+            close = self.clock().astimezone(dt.timezone.utc).date() + dt.timedelta(days=30)
+            opportunity = self._insert(self._object("Opportunity"), {
+                "Name": opportunity_name, "AccountId": account, "StageName": "Prospecting",
+                "CloseDate": close.isoformat()}, user_id=None, system=True)
+            self._insert(self._object("OpportunityContactRole"), {
+                "OpportunityId": opportunity, "ContactId": contact, "IsPrimary": True},
+                user_id=None, system=True)
+        return {"account": account, "contact": contact, "opportunity": opportunity}
+
     def upsert_record(self, object_name: str, ext_field: str, value: str, fields: dict[str, Any], *,
                       user_id: str | None = None, system: bool = False) -> WriteResult:
         """`PATCH /sobjects/{Type}/{ExtField}/{value}` (reference B4). Raises MultipleMatches."""

@@ -6,9 +6,10 @@ the daily allocation (403 REQUEST_LIMIT_EXCEEDED, counted per call, B6) and the
 `Sforce-Limit-Info` header on every answer. `GET /services/data/` (versions), the token
 endpoint and `/_control/` are neither authenticated nor counted.
 
-`/_control/` is the test and sandbox API (JSON over HTTP): records of any object, custom fields,
-users, sessions, connected apps, passwords, limits, settings, faults, per-record failures and
-stats. Its errors are `{"error": "..."}` (400) or the Salesforce list body of the refused write.
+`/_control/` is the test and sandbox API (JSON over HTTP): records of any object, lead
+conversion, custom fields, users, sessions, connected apps, passwords, limits, settings, faults,
+per-record failures and stats. Its errors are `{"error": "..."}` (400) or the Salesforce list
+body of the refused write.
 """
 
 from __future__ import annotations
@@ -425,6 +426,7 @@ class ControlApi:
         r("GET", c + r"/records/(?P<type>\w+)/(?P<id>\w+)/?", self._wrap(self.get_record))
         r("PATCH", c + r"/records/(?P<type>\w+)/(?P<id>\w+)/?", self._wrap(self.update_record))
         r("DELETE", c + r"/records/(?P<type>\w+)/(?P<id>\w+)/?", self._wrap(self.delete_record))
+        r("POST", c + r"/leads/(?P<id>\w+)/convert/?", self._wrap(self.convert_lead))
         r("POST", c + r"/fields/?", self._wrap(self.add_field))
         r("POST", c + r"/users/?", self._wrap(self.create_user))
         r("PATCH", c + r"/users/(?P<user>[^/]+)/?", self._wrap(self.update_user))
@@ -487,6 +489,15 @@ class ControlApi:
     def delete_record(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
         self.backend.delete_record(match.group("type"), match.group("id"))
         return Response(204)
+
+    def convert_lead(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
+        """Body (all optional): account_id, contact_id, opportunity_name, converted_status."""
+        b = dict(self._dict(body))
+        unknown = set(b) - {"account_id", "contact_id", "opportunity_name", "converted_status"}
+        if unknown:
+            raise ValueError(f"unknown conversion options: {sorted(unknown)}")
+        ids = self.backend.convert_lead(match.group("id"), **b)
+        return Response(200, {f"{kind}_id": value for kind, value in ids.items()})
 
     def add_field(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
         b = dict(self._dict(body))

@@ -246,6 +246,14 @@ def standard_objects() -> dict[str, ObjectDef]:
                  picklist_values=("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
                                   "Closed - Not Converted")),
         FieldDef("IsConverted", "boolean", "Converted", nillable=False, defaulted_on_create=True, **ro_),
+        # Set by lead conversion only (Lead object reference; `convert_lead` in the backend).
+        FieldDef("ConvertedContactId", "reference", "Converted Contact ID", reference_to=("Contact",),
+                 relationship_name="ConvertedContact", **ro_),
+        FieldDef("ConvertedAccountId", "reference", "Converted Account ID", reference_to=("Account",),
+                 relationship_name="ConvertedAccount", **ro_),
+        FieldDef("ConvertedOpportunityId", "reference", "Converted Opportunity ID",
+                 reference_to=("Opportunity",), relationship_name="ConvertedOpportunity", **ro_),
+        FieldDef("ConvertedDate", "date", "Converted Date", **ro_),
         _owner(),
     ])
     opportunity = _object("Opportunity", "006", "Opportunity", "Opportunities", [
