@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes
+from calsync import changes, directory, mirror
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -123,6 +123,7 @@ class _Pending:
     found: changes.Changes  # the listing's changes and the meetings to plan
     started: float
     time_min: dt.datetime
+    replans: frozenset[str] = frozenset()  # queued re-plans taken up: cleared at the commit
 
 
 class Cycle:
@@ -291,6 +292,8 @@ class Cycle:
                 self._fail(result, user, f"cannot reconcile earlier creates: {exc}", now)
             result.salesforce_calls = self.salesforce_calls - calls_before
             return result
+        if active:
+            self.refresh_directory(now)
 
         pending: list[_Pending] = []
         for user in active:
@@ -311,6 +314,19 @@ class Cycle:
             self._plan_and_write(pending, directory_users, now, result)
         result.salesforce_calls = self.salesforce_calls - calls_before
         return result
+
+    def refresh_directory(self, now: dt.datetime) -> None:
+        """Queue the meetings that Salesforce-side changes may affect (`directory.refresh`):
+        every `directory_refresh_minutes`, 3 queries; otherwise nothing, and no call."""
+        try:
+            directory.refresh(
+                self.store, self.org, now,
+                every=dt.timedelta(minutes=self.config.sync.directory_refresh_minutes),
+                lookback=dt.timedelta(days=self.config.sync.lookback_days),
+            )
+        except QuotaExhausted as exc:
+            self._quota_spent = exc  # the writes of this cycle stop too (reference C11)
+            log.warning("directory refresh skipped", extra={"fields": {"error": str(exc)}})
 
     def _fail(self, result: CycleResult, user: str, error: str, now: dt.datetime) -> None:
         outcome = result.calendars.setdefault(user, CalendarOutcome(user))
@@ -339,9 +355,16 @@ class Cycle:
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")
         again = {retry.ical_uid for retry in self.store.due_retries(user, now)}
-        found = changes.collect(self.store, source, user, listing, time_min, self.settings, also=again)
+        replans = self.store.replans(user)
+        if self.store.meta(_indexed(user)) is None and not listing.full:
+            # A calendar synced before the meeting index existed: plan its meetings of the
+            # window once, so that Salesforce-side changes can find them from now on.
+            replans |= {row.ical_uid for row in self.store.mirror_rows(user) if mirror.covered(row, time_min)}
+        found = changes.collect(
+            self.store, source, user, listing, time_min, self.settings, also=again | replans
+        )
         outcome.google_calls += found.google_calls
-        return _Pending(user, outcome, listing, found, started, time_min)
+        return _Pending(user, outcome, listing, found, started, time_min, frozenset(replans))
 
     def _plan_and_write(
         self,
@@ -353,14 +376,14 @@ class Cycle:
         copies = [c for p in pending for c in p.found.copies]
         previous = self.store.written(c.key for c in copies)
         failed: dict[str, str] = {}
-        directory = Directory(users=dict(users))
+        answers = Directory(users=dict(users))
         try:
             if addresses_to_look_up(copies, self.settings):
-                directory = self.look_up(copies, users)
-            operations = self.plan_operations(copies, previous, directory, now)
+                answers = self.look_up(copies, users)
+            operations = self.plan_operations(copies, previous, answers, now)
             if any(isinstance(op, (Create, Update)) for op in operations) and not self._settings_checked:
                 self.check_event_fields(now)
-                operations = self.plan_operations(copies, previous, directory, now)
+                operations = self.plan_operations(copies, previous, answers, now)
             full = {p.user: p.time_min for p in pending if p.listing.full}
             operations = self._adopt(operations, full, users)
             failed = self.write(operations, copies, now, {p.user: p.outcome for p in pending})
@@ -375,16 +398,23 @@ class Cycle:
                 self._fail(result, p.user, failed[p.user], now)
                 continue
             p.outcome.ok = True
-            self.store.commit_listing(
-                p.user,
-                upserts=p.found.delta.upserts,
-                deletes=p.found.delta.deletes,
-                suspects=p.found.suspects,
-                sync_token=p.listing.next_sync_token,
-                time_zone=p.found.time_zone,
-                result=p.outcome.counts(),
-                at=now,
-            )
+            entries = [directory.index_entry(c, answers, self.settings) for c in p.found.copies]
+            with self.store.transaction():
+                self.store.commit_listing(
+                    p.user,
+                    upserts=p.found.delta.upserts,
+                    deletes=p.found.delta.deletes,
+                    suspects=p.found.suspects,
+                    sync_token=p.listing.next_sync_token,
+                    time_zone=p.found.time_zone,
+                    result=p.outcome.counts(),
+                    at=now,
+                )
+                # Who each planned meeting could name, so a Contact, Lead or role that changes
+                # in Salesforce later finds the meetings it affects (directory.py).
+                self.store.index_meetings(entries)
+                self.store.clear_replans(p.user, p.replans)
+                self.store.save_meta(_indexed(p.user), True, now)
             log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
 
     def plan_operations(
@@ -727,6 +757,11 @@ def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
     if intent.get("IsAllDayEvent"):
         return bool(row.get("IsAllDayEvent")) and row.get("ActivityDate") == intent.get("ActivityDate")
     return _instant(row.get("StartDateTime")) == _instant(intent.get("StartDateTime"))
+
+
+def _indexed(user: str) -> str:
+    """The meta row saying `user`'s meetings are in the meeting index (set at each commit)."""
+    return f"indexed:{user}"
 
 
 def _google_id(copy: MeetingCopy | None) -> str | None:

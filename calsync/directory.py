@@ -24,9 +24,10 @@ asks for `SystemModstamp > watermark - OVERLAP` (15 minutes), so a change commit
 long transaction stamps its rows when it starts) or stamped slightly behind is still seen. The
 (Id, SystemModstamp) pairs already acted on inside the overlap are remembered
 (`directory_seen`) and skipped, so an unchanged record is acted on once, however often it comes
-back. Only the very first watermark comes from calsync's clock: a first sync looks everything up
-anyway, so `note_full_lookup()` (or a refresh that finds no watermark) sets it to `now` without
-asking Salesforce; a calsync clock up to OVERLAP ahead of Salesforce's loses nothing there, and
+back. The very first watermark costs no call either: a first sync looks everything up anyway, so
+a refresh that finds no watermark starts it at Salesforce's time as the
+last answer's Date header gave it (`SalesforceOrg.server_time`), or at calsync's `now` when no
+call was made yet; a calsync clock up to OVERLAP ahead of Salesforce's loses nothing there, and
 the first change seen replaces it with Salesforce's time.
 
 Concurrency: daemon threads run cycles side by side, each with its own store connection. The
@@ -115,6 +116,7 @@ class ChangeSource(Protocol):
     """What `refresh()` needs of Salesforce (`SalesforceOrg`)."""
 
     calls: int
+    server_time: dt.datetime | None  # Salesforce's clock at its last answer (its Date header)
 
     def contacts_changed_since(self, since: dt.datetime) -> list[ChangedRecord]: ...
 
@@ -141,16 +143,8 @@ def index_entry(copy: MeetingCopy, directory: Directory, settings: PlanSettings)
         if what:
             ids.add(what)
         if settings.shared_activities:
-            ids.update(shared_contacts(chosen.occurrence, copy.owner, name, directory, settings))
+            ids.update(shared_contacts(chosen.occurrence, copy.owner, name, directory, settings)[0])
     return IndexEntry(copy.owner, copy.ical_uid, addresses, frozenset(ids), chosen.timing.start)
-
-
-def note_full_lookup(store: StateStore, now: dt.datetime) -> None:
-    """After a first sync (which looked every meeting up): start the watermark at `now`, so the
-    next cycles ask Salesforce only for what changes from here. Does nothing once it exists."""
-    with store.transaction():
-        if store.meta(WATERMARK) is None:
-            _start(store, now)
 
 
 def refresh(
@@ -168,7 +162,9 @@ def refresh(
     past 2,000 changed rows), then one transaction that queues the re-plans of the indexed
     meetings starting after `now - lookback` and advances the watermark.
     """
-    claimed = _claim(store, now, every)
+    # A first watermark from Salesforce's own clock where an answer gave it: calsync's clock may
+    # be off by more than OVERLAP, and a watermark ahead of Salesforce's time would hide changes.
+    claimed = _claim(store, now, every, org.server_time or now)
     if isinstance(claimed, str):
         return RefreshResult(claimed)
     try:
@@ -225,12 +221,14 @@ def _refresh(
     return result
 
 
-def _claim(store: StateStore, now: dt.datetime, every: dt.timedelta) -> dt.datetime | Outcome:
+def _claim(
+    store: StateStore, now: dt.datetime, every: dt.timedelta, first: dt.datetime
+) -> dt.datetime | Outcome:
     """In one BEGIN IMMEDIATE transaction: the watermark to query from, or why not to query."""
     with store.transaction():
         watermark = _instant(store.meta(WATERMARK))
         if watermark is None:
-            _start(store, now)
+            _start(store, now, first)
             return "started"
         if _within(_instant(store.meta(REFRESHED)), now, every):
             return "not due"
@@ -244,8 +242,8 @@ def _release(store: StateStore, now: dt.datetime) -> None:
     store.save_meta(CLAIM, None, now)
 
 
-def _start(store: StateStore, now: dt.datetime) -> None:
-    store.save_meta(WATERMARK, _iso(now), now)
+def _start(store: StateStore, now: dt.datetime, watermark: dt.datetime | None = None) -> None:
+    store.save_meta(WATERMARK, _iso(watermark or now), now)
     store.save_meta(REFRESHED, _iso(now), now)
 
 

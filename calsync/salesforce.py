@@ -13,6 +13,7 @@ outside this module imports simple_salesforce.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import logging
 import os
 import tempfile
@@ -181,7 +182,9 @@ class SalesforceOrg:
         self.calls = 0
         self.api_usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self.server_time: dt.datetime | None = None  # Salesforce's clock at its last answer
         self._http = requests.Session()
+        self._http.hooks["response"].append(self._note_server_time)
         if ca_bundle:
             self._http.verify = _trust(ca_bundle)
             # With trust_env on, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace session.verify on
@@ -191,6 +194,15 @@ class SalesforceOrg:
             if secret:
                 logs.register_secret(secret)
         self._sf: Salesforce | None = None
+
+    def _note_server_time(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Keep the answer's Date header (RFC 9110 §6.6.1): Salesforce's clock, not ours."""
+        try:
+            moment = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError, IndexError):
+            return
+        if moment.tzinfo is not None:
+            self.server_time = moment.astimezone(dt.timezone.utc)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SalesforceOrg":

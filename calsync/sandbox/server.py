@@ -11,6 +11,9 @@ uses left, replaces the real answer with a status and body, a delay, or a droppe
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+
 import json
 import logging
 import re
@@ -132,6 +135,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, each call waits ~40 ms for a
     # delayed ACK.
     disable_nagle_algorithm = True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header from the emulator's own clock (tests shift it to stand for skew)."""
+        if timestamp is None:
+            clock = getattr(getattr(self.server.emulator, "backend", None), "clock", None)
+            if callable(clock):
+                return email.utils.format_datetime(clock().astimezone(dt.timezone.utc), usegmt=True)
+        return super().date_time_string(timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)

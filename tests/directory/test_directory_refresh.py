@@ -108,11 +108,22 @@ def test_the_first_refresh_sets_the_watermark_without_calling_salesforce(store, 
 
 
 def test_after_a_first_sync_the_next_refresh_is_not_due(store, org, clock):
-    directory.note_full_lookup(store, clock.now)
+    assert run(store, org, clock).outcome == "started"
     clock.advance(30)
     assert (run(store, org, clock).outcome, org.calls) == ("not due", 0)
-    directory.note_full_lookup(store, clock.now)  # a later full sync does not move it
     assert store.meta(WATERMARK)[0] == (clock.now - dt.timedelta(minutes=30)).isoformat(timespec="microseconds")
+
+
+def test_the_first_watermark_is_salesforces_time_once_it_answered(store, org, clock, sf_emu):
+    clock.skew = -HOUR  # calsync's clock runs an hour ahead of Salesforce's
+    org.query("SELECT Id FROM User LIMIT 1")  # any answer carries Salesforce's Date header
+    assert run(store, org, clock).outcome == "started"
+    assert store.meta(WATERMARK)[0] == clock.salesforce().isoformat(timespec="microseconds")
+    contact = sf_emu.backend.create_record("Contact", {"LastName": "Skew", "Email": "skew@late.test"})
+    store.index_meetings([IndexEntry(ALICE, "uid-skew", frozenset({"skew@late.test"}), frozenset(),
+                                     clock.now + HOUR)])
+    result = due(store, org, clock)
+    assert result.outcome == "refreshed" and (ALICE, "uid-skew") in result.queued, contact
 
 
 def test_not_due_makes_no_call(store, org, clock, started):
@@ -241,7 +252,7 @@ def test_quota_exhausted_propagates_and_releases_the_claim(store, org, clock, st
 
 def test_a_claim_left_by_a_crash_expires(store, org, clock, started):
     clock.advance(61)
-    assert directory._claim(store, clock.now, HOUR) not in ("not due", "busy", "started")  # then the process died
+    assert directory._claim(store, clock.now, HOUR, clock.now) not in ("not due", "busy", "started")  # then the process died
     assert (run(store, org, clock).outcome, org.calls) == ("busy", 0)
     clock.advance(CLAIM_LEASE.total_seconds() / 60)
     assert run(store, org, clock).outcome == "refreshed"

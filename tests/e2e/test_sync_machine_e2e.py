@@ -34,7 +34,7 @@ from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.salesforce import SalesforceEmulator
 
 OWNERS = ["ann@acme.test", "ben@acme.test"]
-CUSTOMERS = ["c1@cust.test", "c2@cust.test", "c3@cust.test"]
+CUSTOMERS = ["c1@cust.test", "c2@cust.test", "c3@cust.test"]  # c3 becomes a Contact only later
 LOOKBACK = 7  # days
 TODAY = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 HOUR = dt.timedelta(hours=1)
@@ -49,6 +49,8 @@ class Meeting:
     deleted: bool = False
     pending: set[str] = field(default_factory=set)  # owners whose calendar changed since a sync
     logged: dict[str, tuple[int, int]] = field(default_factory=dict)  # owner -> Event's (day, hour)
+    indexed: list[str] = field(default_factory=list)  # attendees as calsync last planned them
+    indexed_owners: set[str] = field(default_factory=set)  # calendars whose copy it planned
 
     @property
     def start(self) -> dt.datetime:
@@ -66,7 +68,8 @@ class SyncMachine(RuleBasedStateMachine):
         for owner in OWNERS:
             self.google.backend.add_user(owner, owner.split("@")[0], "UTC")
             self.user_ids[owner] = self.sf.backend.create_user(owner, last_name=owner.split("@")[0])
-        self.contacts = {c: self.sf.backend.create_record("Contact", {"LastName": c, "Email": c}) for c in CUSTOMERS}
+        self.contacts = {c: self.sf.backend.create_record("Contact", {"LastName": c, "Email": c})
+                         for c in CUSTOMERS[:2]}
         key = self.tmp / "key.json"
         key.write_text(json.dumps(self.google.backend.create_service_account()))
         token = self.sf.backend.create_session(OWNERS[0])
@@ -74,7 +77,7 @@ class SyncMachine(RuleBasedStateMachine):
         text = path.read_text().replace('["alice@acme.test", "bob@acme.test", "carol@acme.test"]', json.dumps(OWNERS))
         text = text.replace('activity_datetime_field = "Calsync_Activity_DateTime__c"\n', "")
         text = text.replace('external_id_field = "Calsync_Key__c"\n', "")
-        text = text.replace("lookback_days = 30", f"lookback_days = {LOOKBACK}")
+        text = text.replace("lookback_days = 30", f"lookback_days = {LOOKBACK}\ndirectory_refresh_minutes = 0")
         assert f"lookback_days = {LOOKBACK}" in text
         path.write_text(text)
         self.config = config_module.load(path)
@@ -82,6 +85,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.counter = 0
         self.today = 0  # calsync's clock: TODAY + this many days, at noon
         self.full_next = False
+        self.new_contacts: set[str] = set()  # became Contacts since the last sync
         for organizer, customer, day, hour in meetings:
             self.create_meeting(organizer, [customer], day, hour)
 
@@ -91,7 +95,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @property
     def now(self) -> dt.datetime:
-        return TODAY + dt.timedelta(days=self.today, hours=12)
+        return TODAY + dt.timedelta(days=self.today, hours=12, minutes=30)  # no tie with a start
 
     def _times(self, day, hour):
         start = TODAY + dt.timedelta(days=day, hours=hour)
@@ -149,6 +153,16 @@ class SyncMachine(RuleBasedStateMachine):
         meeting.deleted = True
         self._touch(meeting, meeting.attendees)
 
+    # -- what people do in Salesforce -----------------------------------------------------------
+
+    @precondition(lambda self: CUSTOMERS[2] not in self.contacts)
+    @rule()
+    def customer_becomes_a_contact(self):
+        address = CUSTOMERS[2]
+        self.sf.backend.clear_record_failures()  # injected write faults would refuse this insert too
+        self.contacts[address] = self.sf.backend.create_record("Contact", {"LastName": "Late", "Email": address})
+        self.new_contacts.add(address)
+
     # -- faults and time ------------------------------------------------------------------------
 
     @rule(count=st.integers(1, 3))
@@ -185,9 +199,13 @@ class SyncMachine(RuleBasedStateMachine):
     def _learn(self):
         """What a successful sync of every calendar tells calsync, by the rules."""
         full, self.full_next = self.full_next, False
+        new_contacts, self.new_contacts = self.new_contacts, set()
         window = self.now - dt.timedelta(days=LOOKBACK)
         for meeting in self.meetings.values():
             end = meeting.start + HOUR
+            # A new Contact re-plans the meetings of its address that start inside the window
+            # (directory refresh); the meeting index holds them as calsync last planned them.
+            touched = meeting.start > window and any(a in new_contacts for a in meeting.indexed)
             for owner in OWNERS:
                 if full:
                     # A full listing shows what ends after timeMin; calsync checks by id what it
@@ -195,14 +213,21 @@ class SyncMachine(RuleBasedStateMachine):
                     seen = end > window - dt.timedelta(days=1)
                 else:
                     seen = owner in meeting.pending
+                seen = seen or (touched and owner in meeting.indexed_owners)
                 if not seen:
                     continue
                 has_copy = owner in meeting.attendees and not meeting.deleted
-                wanted = has_copy and any(a in CUSTOMERS for a in meeting.attendees)
+                wanted = has_copy and any(a in self.contacts for a in meeting.attendees)
                 if not wanted:
                     meeting.logged.pop(owner, None)
                 elif owner in meeting.logged or meeting.start >= window:
                     meeting.logged[owner] = (meeting.day, meeting.hour)
+                if has_copy:
+                    meeting.indexed_owners.add(owner)
+                else:
+                    meeting.indexed_owners.discard(owner)
+            if meeting.pending or full or touched:
+                meeting.indexed = [] if meeting.deleted else list(meeting.attendees)
             meeting.pending.clear()
 
     @rule()

@@ -1,0 +1,111 @@
+"""Salesforce-side changes reach the Events, through both emulators (issue 8).
+
+A meeting is planned when it changes in Google; a Contact, Lead, role or Account that appears in
+Salesforce later must still change its Name or Related To. `directory_refresh_minutes = 0`
+makes every cycle a refresh here; the cost figures are checked with the default too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+ALICE = "alice@acme.test"
+
+
+def _at(days: int, hour: int = 10) -> dict:
+    start = dt.datetime.now(dt.timezone.utc).replace(hour=hour, minute=0, second=0, microsecond=0)
+    start += dt.timedelta(days=days)
+    fmt = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    return {"start": {"dateTime": fmt(start)}, "end": {"dateTime": fmt(start + dt.timedelta(hours=1))}}
+
+
+def _meeting(google_emu, summary: str, guests: list[str], days: int = 3) -> dict:
+    return google_emu.backend.create_event(ALICE, {"summary": summary, "attendees": [ALICE, *guests], **_at(days)})
+
+
+def _event(sf_emu, subject: str) -> dict | None:
+    rows = [r for r in sf_emu.backend.list_records("Event") if r["Subject"] == subject]
+    assert len(rows) <= 1, rows
+    return rows[0] if rows else None
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "")[:15] == (b or "")[:15]
+
+
+def test_a_contact_created_after_the_meeting_gets_it_logged(sync, make_config, sf_emu, google_emu):
+    _meeting(google_emu, "Call with a stranger", ["newbie@prospect.test"])
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(path).ok
+    assert _event(sf_emu, "Call with a stranger") is None
+    contact = sf_emu.backend.create_record("Contact", {"LastName": "Newbie", "Email": "Newbie@Prospect.test"})
+    assert sync(path).ok
+    row = _event(sf_emu, "Call with a stranger")
+    assert row is not None and _same(row["WhoId"], contact)
+
+
+def test_a_lead_created_later_becomes_the_name_and_its_conversion_moves_it(sync, make_config, sf_emu, google_emu):
+    _meeting(google_emu, "Discovery", ["prospect@newco.test"])
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(path).ok
+    lead = sf_emu.backend.create_record("Lead", {"LastName": "Pros", "Company": "NewCo",
+                                                 "Email": "prospect@newco.test"})
+    assert sync(path).ok
+    row = _event(sf_emu, "Discovery")
+    assert row is not None and _same(row["WhoId"], lead) and row["WhatId"] is None
+    converted = sf_emu.backend.convert_lead(lead)
+    assert sync(path).ok
+    row = _event(sf_emu, "Discovery")
+    assert _same(row["WhoId"], converted["contact"])
+    assert _same(row["WhatId"], converted["account"])
+
+
+def test_an_opportunity_role_added_later_becomes_related_to(sync, make_config, sf_emu, google_emu, company):
+    _meeting(google_emu, "Umbrella next steps", ["ada@umbrella.test"])
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(path).ok
+    assert _same(_event(sf_emu, "Umbrella next steps")["WhatId"], company.account_ids["Umbrella"])
+    opp = sf_emu.backend.create_record("Opportunity", {
+        "Name": "Umbrella upsell", "AccountId": company.account_ids["Umbrella"], "StageName": "Prospecting",
+        "CloseDate": (dt.date.today() + dt.timedelta(days=40)).isoformat(), "IsClosed": False})
+    role = sf_emu.backend.create_record("OpportunityContactRole", {
+        "OpportunityId": opp, "ContactId": company.contact_ids["ada@umbrella.test"], "IsPrimary": True})
+    assert sync(path).ok
+    assert _same(_event(sf_emu, "Umbrella next steps")["WhatId"], opp)
+    sf_emu.backend.delete_record("OpportunityContactRole", role)
+    assert sync(path).ok
+    assert _same(_event(sf_emu, "Umbrella next steps")["WhatId"], company.account_ids["Umbrella"])
+
+
+def test_an_account_set_on_the_contact_later_becomes_related_to(sync, make_config, sf_emu, google_emu, company):
+    contact = sf_emu.backend.create_record("Contact", {"LastName": "Loner", "Email": "loner@free.test"})
+    _meeting(google_emu, "Freelancer chat", ["loner@free.test"])
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(path).ok
+    assert _event(sf_emu, "Freelancer chat")["WhatId"] is None
+    sf_emu.backend.update_record("Contact", contact, {"AccountId": company.account_ids["Globex"]})
+    assert sync(path).ok
+    assert _same(_event(sf_emu, "Freelancer chat")["WhatId"], company.account_ids["Globex"])
+
+
+def test_a_meeting_before_the_lookback_is_not_replanned(sync, make_config, sf_emu, google_emu):
+    _meeting(google_emu, "Old chat", ["late@prospect.test"], days=-20)
+    assert sync(make_config(sync={"lookback_days": 30, "directory_refresh_minutes": 0})).ok
+    sf_emu.backend.create_record("Contact", {"LastName": "Late", "Email": "late@prospect.test"})
+    assert sync(make_config(sync={"lookback_days": 10, "directory_refresh_minutes": 0})).ok
+    assert _event(sf_emu, "Old chat") is None
+
+
+def test_refresh_costs(sync, make_config, sf_emu):
+    # Default interval: the idle cycle right after the first sync is not a refresh: no call.
+    path = make_config()
+    assert sync(path).ok
+    before = sf_emu.backend.api_calls
+    assert sync(path).salesforce_calls == 0 and sf_emu.backend.api_calls == before
+    # Every cycle a refresh. The first looks 15 minutes behind the first sync (directory.OVERLAP)
+    # and re-plans, once, the meetings of the records the demo seeded then; from there on a
+    # refresh where nothing changed costs 3 queries (Contacts, Leads, roles).
+    every = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(every).ok
+    assert sync(every).salesforce_calls == 3
+    assert sync(every).salesforce_calls == 3
