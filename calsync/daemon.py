@@ -8,8 +8,9 @@ connection and `Cycle` (`runtime.open_cycle`, the store is one connection per th
 once), `coalesce=True` (a backlog of missed runs is one run) and an explicit `misfire_grace_time`.
 
 Timing (`Schedule`): first runs are spread over a short window after start (`first_run_offsets`),
-then each calendar runs every `interval` with up to 10 % jitter so the calendars drift apart
-instead of firing together. A failing calendar backs off: its next run is put off by
+then each calendar runs at most `interval` after its previous run, up to 10 % (at most 5 minutes)
+sooner, so the calendars drift apart instead of firing together: jitter only ever shortens the
+wait, so "changes reach Salesforce within interval_minutes" holds for every healthy calendar. A failing calendar backs off: its next run is put off by
 interval × 2^(failures-1), capped at 6 h, minus up to 10 % jitter (`backoff_delay`).
 
 The main thread owns the signals and systemd. It sleeps in select() on a self-pipe that the
@@ -80,8 +81,8 @@ CalendarState = Literal["pending", "ok", "failing"]
 class Schedule:
     """How one interval becomes APScheduler settings."""
 
-    interval: dt.timedelta  # the mean time between two runs of one calendar
-    jitter: dt.timedelta  # IntervalTrigger's jitter: each run lands up to this much late
+    interval: dt.timedelta  # the longest time between the starts of two runs of one calendar
+    jitter: dt.timedelta  # each run starts up to this much before `interval` is over
     misfire_grace: dt.timedelta  # a run that starts later than this is skipped
     stagger_window: dt.timedelta  # first runs are spread over this window after start
 
@@ -102,8 +103,9 @@ class Schedule:
     @property
     def trigger_interval(self) -> dt.timedelta:
         # APScheduler 3 adds uniform(0, jitter) to each fire time and counts the next interval
-        # from that jittered time, so the mean period is interval + jitter / 2: take it off here.
-        return self.interval - self.jitter / 2
+        # from that jittered time: with interval - jitter here, every period lies within
+        # [interval - jitter, interval], never longer than the interval promised.
+        return self.interval - self.jitter
 
     @property
     def misfire_grace_seconds(self) -> int:

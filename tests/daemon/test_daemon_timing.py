@@ -79,8 +79,9 @@ def test_interval_jitter_is_capped_at_five_minutes():
     assert Schedule.for_interval(dt.timedelta(hours=6)).jitter == 5 * MIN
 
 
-def test_mean_period_with_jitter_is_the_interval():
-    # APScheduler 3 adds uniform(0, jitter) to each fire time and counts on from there.
+def test_jitter_only_shortens_the_wait_between_two_runs():
+    # APScheduler 3 adds uniform(0, jitter) to each fire time and counts on from there: over
+    # many runs no two starts of one calendar are further apart than the interval.
     schedule = Schedule.for_interval(40 * MIN)
     trigger = schedule.trigger()
     random.seed(11)
@@ -91,8 +92,9 @@ def test_mean_period_with_jitter_is_the_interval():
         fire = trigger.get_next_fire_time(fire, fire)
         times.append(fire)
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
-    assert abs(statistics.mean(gaps) - 2400) < 10
-    assert min(gaps) >= 2400 - 120 and max(gaps) <= 2400 + 120
+    assert max(gaps) <= 2400
+    assert min(gaps) >= 2400 - 240  # at most the jitter (4 minutes) sooner
+    assert statistics.mean(gaps) < 2400 - 60  # and it does vary, so calendars drift apart
 
 
 def test_status_line_all_ok():
