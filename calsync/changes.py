@@ -100,10 +100,14 @@ def collect(
     delta = mirror.merge(items, known)
     affected = set(delta.affected) | set(also)
     delta = mirror.MirrorDelta(delta.upserts, delta.deletes, frozenset(affected))
-    rows = mirror.view(store.mirror_by_uids(user, affected), delta)
+    old = store.mirror_by_uids(user, affected)
+    rows = mirror.view(old, delta)
     state = store.calendar(user)
     zone = listing.time_zone or (state.time_zone if state else None)
-    copies = [mirror.meeting_copy(user, uid, rows.get(uid, []), zone) for uid in sorted(affected)]
+    copies = [
+        mirror.meeting_copy(user, uid, rows.get(uid, []), zone, before=old.get(uid, []))
+        for uid in sorted(affected)
+    ]
     return Changes(delta, copies, unchecked, calls, zone)
 
 

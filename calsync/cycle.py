@@ -148,6 +148,7 @@ class Cycle:
         self._settings_checked = False
         self._upsert_field: str | None = None
         self._quota_spent: QuotaExhausted | None = None
+        self._warned: set[str] = set()  # warnings logged this run: each once per cycle
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -264,6 +265,7 @@ class Cycle:
     def run(self, users: Sequence[str] | None = None) -> CycleResult:
         users = list(users if users is not None else self.config.sync.users)
         now = self.clock()
+        self._warned.clear()
         result = CycleResult()
         calls_before = self.salesforce_calls
         try:
@@ -426,7 +428,9 @@ class Cycle:
     ) -> list[Operation]:
         planned = plan(copies, previous, directory, self.settings, now)
         for warning in planned.warnings:
-            log.warning(warning)
+            if warning not in self._warned:  # a cycle may plan twice (fields vetted at first write)
+                self._warned.add(warning)
+                log.warning(warning)
         return list(planned.operations)
 
     def look_up(self, copies: Sequence[MeetingCopy], users: Mapping[str, str]) -> Directory:
@@ -765,6 +769,6 @@ def _indexed(user: str) -> str:
 
 
 def _google_id(copy: MeetingCopy | None) -> str | None:
-    if copy is None or not copy.items:
+    if copy is None:
         return None
-    return copy.items[0].id
+    return copy.items[0].id if copy.items else copy.event_id

@@ -114,15 +114,25 @@ def view(old: Mapping[str, list[MirrorRow]], delta: MirrorDelta) -> dict[str, li
 
 
 def meeting_copy(
-    owner: str, ical_uid: str, rows: Iterable[MirrorRow], time_zone: str | None = None
+    owner: str,
+    ical_uid: str,
+    rows: Iterable[MirrorRow],
+    time_zone: str | None = None,
+    before: Iterable[MirrorRow] = (),
 ) -> MeetingCopy:
-    """The planner's view of one meeting: master or single first, then its exceptions."""
+    """The planner's view of one meeting: master or single first, then its exceptions.
+
+    `before`: the rows known before the listing, so a meeting that is gone still says which
+    Google event it was (every log line about its Event carries the id)."""
     ordered = sorted(rows, key=lambda r: (r.recurring_event_id is not None, r.event_id))
+    earlier = sorted(before, key=lambda r: (r.recurring_event_id is not None, r.event_id))
+    main = (ordered or earlier or [None])[0]
     return MeetingCopy(
         owner=owner,
         ical_uid=ical_uid,
         items=tuple(to_google_event(r.payload) for r in ordered),
         time_zone=time_zone,
+        event_id=main.event_id if main is not None else None,
     )
 
 

@@ -94,6 +94,7 @@ class MeetingCopy:
     ical_uid: str
     items: tuple[GoogleEvent, ...] = ()
     time_zone: str | None = None  # the calendar's zone (the listing's timeZone), for all-day dates
+    event_id: str | None = None  # the Google id of its single event or master, kept once it is gone
 
     @property
     def key(self) -> str:

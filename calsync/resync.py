@@ -359,7 +359,9 @@ class Resync:
                 operations.append(Create(key=op.key, copy=copy, fields=fields))
                 self._note(copy.owner, "create", op.key, desired, op.sf_id, copy, "deleted in Salesforce")
                 continue
-            drifted = drift(desired, row)
+            # The activity Date/Time field is never written retroactively (seed, "Syncing to
+            # the ... Activity Date/Time Field"): an Event that lacks it has not drifted.
+            drifted = drift(desired, row, ignore=self.cycle.settings.activity_datetime_field)
             if not drifted:
                 self.result.users[copy.owner].unchanged += 1
                 if before is not None and before.fingerprint != fields.fingerprint():
@@ -402,9 +404,12 @@ class Resync:
 # Comparing what calsync wants with what Salesforce holds
 
 
-def drift(desired: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
-    """Names of the fields whose value in Salesforce differs from the one calsync writes."""
-    return sorted(name for name, want in desired.items() if not _same(name, want, actual.get(name)))
+def drift(desired: Mapping[str, Any], actual: Mapping[str, Any], ignore: str | None = None) -> list[str]:
+    """Names of the fields whose value in Salesforce differs from the one calsync writes
+    (`ignore`: a field left out of the comparison, as the fingerprint leaves it out)."""
+    return sorted(
+        name for name, want in desired.items() if name != ignore and not _same(name, want, actual.get(name))
+    )
 
 
 def _same(name: str, want: Any, have: Any) -> bool:

@@ -190,3 +190,17 @@ def test_a_series_cancelled_while_the_token_was_expired_is_deleted(sync, make_co
     assert sync(make_config(sync={"lookback_days": 10})).ok
     assert _events(sf_emu, "Weekly sync") == []
     _no_duplicates(sf_emu)
+
+
+def test_every_delete_line_names_the_google_event(sync, make_config, sf_emu, google_emu, caplog):
+    import logging
+
+    made = _meeting(google_emu, "Soon cancelled", _day(4))
+    path = make_config()
+    assert sync(path).ok
+    google_emu.backend.delete_event(made["id"])
+    google_emu.backend.purge_deleted()  # the meeting is found gone by id, not by a listing
+    with caplog.at_level(logging.INFO):
+        assert sync(path).ok
+    deletes = [r for r in caplog.records if r.getMessage() == "deleted"]
+    assert deletes and all(r.fields["event_id"] == made["id"] for r in deletes)
