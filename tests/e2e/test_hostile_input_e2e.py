@@ -49,3 +49,17 @@ def test_private_meeting_with_sync_keeps_the_links_and_withholds_the_content(syn
     (row,) = by_subject(sf_emu)["Private meeting"]
     assert row["WhoId"][:15] == company.contact_ids["bill@initech.test"][:15]
     assert row["IsPrivate"] is False and row["Description"] is None and row["Location"] is None
+
+
+def test_control_characters_never_reach_salesforce(sync, make_config, sf_emu, google_emu):
+    day = dt.date.today() + dt.timedelta(days=3)
+    google_emu.backend.create_event("alice@acme.test", {
+        "summary": "Bell\x07 and\x00 escape\x1b[2J\r\nsecond line",
+        "location": "Room\x00 4\r\nFloor 2", "description": "Agenda:\r\n\t1.\x1b item\x00",
+        "start": {"dateTime": f"{day}T10:00:00Z"}, "end": {"dateTime": f"{day}T11:00:00Z"},
+        "attendees": ["alice@acme.test", "hank@globex.test"],
+    })
+    assert sync(make_config()).ok
+    (row,) = by_subject(sf_emu)["Bell and escape[2J second line"]
+    assert row["Location"] == "Room 4\nFloor 2"
+    assert row["Description"] == "Agenda:\n\t1. item"

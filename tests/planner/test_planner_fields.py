@@ -88,3 +88,21 @@ def test_event_is_a_busy_public_meeting() -> None:
 def test_activity_datetime_field_comes_from_settings() -> None:
     fields = fields_of(event(), config=settings(activity_datetime_field="MixmaxActivityDateTime"))
     assert fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T15:00:00.000+0000"
+
+
+HOSTILE = "Q3\x00 review\x07\x1b[31m\r\nnext\tsteps\x7f é"
+
+
+def test_control_characters_leave_the_subject_and_newlines_become_spaces() -> None:
+    # C0 controls other than tab and newline are removed; a newline in a Subject is a space.
+    assert fields_of(event(summary=HOSTILE)).subject == "Q3 review[31m next\tsteps\x7f é"
+
+
+def test_control_characters_leave_location_and_description_which_keep_newlines_and_tabs() -> None:
+    fields = fields_of(event(location=HOSTILE, description=HOSTILE))
+    assert fields.location == "Q3 review[31m\nnext\tsteps\x7f é"
+    assert fields.description == "Q3 review[31m\nnext\tsteps\x7f é"
+
+
+def test_a_summary_of_control_characters_only_is_no_title() -> None:
+    assert fields_of(event(summary="\x00\x1b\r\n")).subject == "(No title)"
