@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls on a full sync
 NUM_RETRIES = 3  # execute(num_retries=) retries 5xx, 429 and 403 rate limits (reference A10)
+# Seconds a request may take to connect, and again to answer ([google] timeout_seconds). httplib2
+# applies one socket timeout to both; the token request goes through the same Http.
 HTTP_TIMEOUT = 60
 
 
@@ -59,9 +61,11 @@ class GoogleCalendar:
         credentials: Any,
         *,
         api_endpoint: str | None = None,
+        timeout: float = HTTP_TIMEOUT,
     ) -> None:
         self.user = user
         self._credentials = credentials
+        self.timeout = timeout
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self._service = build(
             "calendar",
@@ -74,7 +78,7 @@ class GoogleCalendar:
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         return google_auth_httplib2.AuthorizedHttp(
-            self._credentials, http=httplib2.Http(timeout=HTTP_TIMEOUT)
+            self._credentials, http=httplib2.Http(timeout=self.timeout)
         )
 
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
@@ -127,7 +131,11 @@ class GoogleCalendar:
             ) from exc
         except google.auth.exceptions.TransportError as exc:
             raise TransientError(f"cannot reach Google's token endpoint: {exc}") from exc
-        except (OSError, httplib2.HttpLib2Error, socket.timeout) as exc:
+        except (TimeoutError, socket.timeout) as exc:
+            raise TransientError(
+                f"Google Calendar did not answer within {self.timeout:g} s (timeout_seconds)"
+            ) from exc
+        except (OSError, httplib2.HttpLib2Error) as exc:
             raise TransientError(f"cannot reach Google Calendar: {exc}") from exc
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
@@ -302,6 +310,8 @@ def calendar_factory(cfg: Any) -> Any:
             creds = service_account_credentials(cfg.service_account_file, user, scopes)
         else:
             creds = installed_app_credentials(cfg.token_dir, user, scopes)
-        return GoogleCalendar(user, creds, api_endpoint=cfg.api_endpoint)
+        return GoogleCalendar(
+            user, creds, api_endpoint=cfg.api_endpoint, timeout=cfg.timeout_seconds
+        )
 
     return calendar_for
