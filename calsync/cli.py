@@ -57,8 +57,13 @@ def main(ctx: click.Context, config_path: str, log_format: str | None, log_level
     ctx.obj = Context(config_path, log_format, log_level)
 
 
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print one line, redacted like every log line: whatever calsync prints passes here."""
+    click.echo(logs.redact(text), err=err)
+
+
 def _fail(exc: CalsyncError) -> None:
-    click.echo(f"calsync: {logs.redact(str(exc))}", err=True)
+    echo(f"calsync: {exc}", err=True)
     sys.exit(exc.exit_code)
 
 
@@ -84,13 +89,13 @@ def sync(obj: Context, users: tuple[str, ...]) -> None:
         return
     for outcome in result.calendars.values():
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-        click.echo(
+        echo(
             f"{outcome.user}: created {outcome.created}, updated {outcome.updated}, "
             f"deleted {outcome.deleted}, failed {outcome.failed} "
             f"({'full' if outcome.full_sync else 'incremental'}, {outcome.google_calls} Google calls)"
             f" {status}"
         )
-    click.echo(f"Salesforce API calls: {result.salesforce_calls}")
+    echo(f"Salesforce API calls: {result.salesforce_calls}")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
 
 
@@ -111,7 +116,7 @@ def sandbox(directory: str, google_port: int, salesforce_port: int, serve: bool)
     from calsync.sandbox.demo import run_sandbox
 
     try:
-        code = run_sandbox(Path(directory), google_port, salesforce_port, serve=serve, echo=click.echo)
+        code = run_sandbox(Path(directory), google_port, salesforce_port, serve=serve, echo=echo)
     except CalsyncError as exc:
         _fail(exc)
         return
@@ -178,10 +183,10 @@ def status(obj: Context, as_json: bool) -> None:
         _fail(exc)
         return
     if as_json:
-        click.echo(logs.redact(json.dumps(report.to_json(), indent=2)))
+        echo(json.dumps(report.to_json(), indent=2))
     else:
         for line in ops.render_status(report):
-            click.echo(line)
+            echo(line)
     sys.exit(EXIT_OK)
 
 
@@ -198,15 +203,15 @@ def doctor(obj: Context) -> None:
     try:
         cfg = obj.config()
     except CalsyncError as exc:
-        click.echo(f"FAIL configuration: {logs.redact(str(exc))}")
-        click.echo("     → fix the key named above, then run `calsync doctor` again")
+        echo(f"FAIL configuration: {exc}")
+        echo("     → fix the key named above, then run `calsync doctor` again")
         sys.exit(exc.exit_code)
-    click.echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
+    echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
     checks = []
     for check in ops.doctor(cfg):
         checks.append(check)
         for line in check.lines():
-            click.echo(line)
+            echo(line)
     sys.exit(ops.exit_code(checks))
 
 
@@ -271,14 +276,14 @@ def resync(
         else:
             result = resync_module.resync(
                 cfg, chosen,
-                progress=lambda user, meetings: click.echo(f"listed {user}: {meetings} meetings"),
+                progress=lambda user, meetings: echo(f"listed {user}: {meetings} meetings"),
                 **kwargs,
             )
     except CalsyncError as exc:
         _fail(exc)
         return
     for line in resync_module.render(result):
-        click.echo(logs.redact(line))
+        echo(line)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
 
 
@@ -309,10 +314,10 @@ def auth_google(obj: Context, user: str, no_browser: bool, timeout: float) -> No
     try:
         cfg = obj.config()
         if user.strip().lower() not in cfg.sync.users:
-            click.echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
+            echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
                        "this calendar", err=True)
         path = authorize_google(cfg, user, open_browser=not no_browser, timeout=timeout)
     except CalsyncError as exc:
         _fail(exc)
         return
-    click.echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")
+    echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")

@@ -172,8 +172,9 @@ def _map_http_error(exc: HttpError, user: str) -> CalsyncError:
 
 def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
     # RefreshError's first argument is "<error>: <error_description>" (reference A9); the
-    # second is the raw body, which may echo the assertion: never show it.
-    return str(exc.args[0]) if exc.args else "refused"
+    # second is the raw body, which may echo the assertion: never show it. The description
+    # itself may echo the request (some gateways do): redacted, and cut.
+    return logs.excerpt(str(exc.args[0])) if exc.args else "refused"
 
 
 def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
@@ -211,8 +212,13 @@ def installed_app_credentials(token_dir: str | Path, user: str, scopes: tuple[st
         raise AuthError(f"no Google authorisation stored for {user}: run `calsync auth google {user}`")
     try:
         creds = user_credentials.Credentials.from_authorized_user_file(str(path), scopes=scopes)
+        # google-auth always puts Google's own token URL here; the refresh must go where the
+        # client-secrets file said (its token_uri, stored with the token; reference A9).
+        token_uri = json.loads(path.read_text()).get("token_uri")
     except (ValueError, KeyError) as exc:
         raise AuthError(f"{path}: unreadable stored Google authorisation ({exc})") from exc
+    if isinstance(token_uri, str) and token_uri:
+        creds = creds.with_token_uri(token_uri)
     for secret in (creds.refresh_token, getattr(creds, "client_secret", None)):
         if secret:
             logs.register_secret(secret)

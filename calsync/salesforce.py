@@ -303,9 +303,11 @@ class SalesforceOrg:
             description = body.get("error_description") if isinstance(body, dict) else None
             if response.status_code >= 500:
                 raise TransientError(f"Salesforce login answered {response.status_code}")
+            # The description may echo the request (some gateways do): redacted and cut, never
+            # the raw body.
             raise AuthError(
                 f"Salesforce refused the {self.auth} login for {self.username}: "
-                f"{error or response.status_code} {description or ''}".strip()
+                + logs.excerpt(f"{error or response.status_code} {description or ''}".strip())
             )
         return str(body["access_token"]), str(body.get("instance_url") or self.instance_url)
 

@@ -13,6 +13,9 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
 - `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
 - `meta`: small cached facts (Event describe) with the time they were read.
 
+Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
+log line: a token endpoint that echoes the request must not leave a secret in the file.
+
 Writes go through `transaction()` with plain SQL (BEGIN IMMEDIATE), never sqlite-utils' own
 insert helpers, which commit on their own and would split a transaction. A database written by a
 newer calsync (a migration this code does not know) is refused rather than guessed at.
@@ -32,6 +35,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from calsync import logs
 from calsync.errors import StateError
 from calsync.model import Written
 
@@ -257,7 +261,7 @@ class StateStore:
             self._exec(
                 "UPDATE calendars SET last_attempt_at = ?, last_error = ?,"
                 " consecutive_failures = consecutive_failures + 1 WHERE user = ?",
-                [_iso(at), error, user],
+                [_iso(at), logs.redact(error), user],
             )
 
     def drop_sync_token(self, user: str) -> None:
@@ -478,7 +482,7 @@ class StateStore:
                 " ON CONFLICT(key) DO UPDATE SET operation = excluded.operation,"
                 " status_code = excluded.status_code, message = excluded.message,"
                 " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at",
-                [key, owner, ical_uid, operation, status_code, (message or "")[:2000],
+                [key, owner, ical_uid, operation, status_code, logs.redact(message or "")[:2000],
                  attempts, _iso(at), _iso(next_at)],
             )
         return Retry(key, owner, ical_uid, operation, status_code, message, attempts, next_at)
