@@ -66,6 +66,8 @@ EMAIL_MAX = 80
 
 
 class CalendarSource(Protocol):
+    calls: int  # requests made so far, failed ones included
+
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing: ...
 
 
@@ -330,16 +332,20 @@ class Cycle:
         token = state.sync_token if state else None
         time_min = now - dt.timedelta(days=self.config.sync.lookback_days)
         source = self.calendar_for(user)
+        outcome.full_sync = not token  # also when the listing fails: the summary says "full"
         try:
-            listing = source.list_changes(token, time_min)
-        except SyncTokenExpired:
-            # 410: the token is dead; list the window again and reconcile (reference A2, C3).
-            log.warning("sync token expired, full sync", extra={"fields": {"user": user}})
-            self.store.drop_sync_token(user)
-            outcome.google_calls += 1
-            listing = source.list_changes(None, time_min)
-        outcome.google_calls += listing.calls
-        outcome.full_sync = listing.full
+            try:
+                listing = source.list_changes(token, time_min)
+            except SyncTokenExpired as exc:
+                # 410 (or 400 to the token): the token is dead; list the window again and
+                # reconcile (reference A2, C3).
+                log.warning("sync token expired, full sync",
+                            extra={"fields": {"user": user, "error": str(exc)}})
+                self.store.drop_sync_token(user)
+                outcome.full_sync = True
+                listing = source.list_changes(None, time_min)
+        finally:
+            outcome.google_calls = source.calls  # failed requests count too
         outcome.items = len(listing.items)
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")

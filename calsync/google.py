@@ -4,9 +4,15 @@ Every listing sends the same parameters (singleEvents=false, showDeleted=true, m
 on the full and the incremental sync; only the full one adds timeMin (reference A2, C2). The
 nextSyncToken comes from the last page only; the caller stores it after applying everything.
 
-Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 403/429 rate limits, 5xx
-and network failures → TransientError (after google-api-python-client's own retries); refused
+Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 400 to a request carrying
+the stored sync token → SyncTokenRefused (dropped like a 410); 403/429 rate limits, 5xx and
+network failures → TransientError (after google-api-python-client's own retries); refused
 credentials → AuthError. Nothing outside this module imports googleapiclient.
+
+Every page is checked before anything of the listing is used (`check_page`): `items` a list of
+objects, `nextPageToken`/`nextSyncToken` non-empty strings, a page token never repeated, the last
+page carrying a nextSyncToken. A page that fails fails the listing (TransientError): a listing
+cut short would look like deleted meetings on a full sync, and a bogus token would be stored.
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync import logs
-from calsync.errors import AuthError, CalsyncError, ConfigError, SyncTokenExpired, TransientError
+from calsync.errors import (
+    AuthError,
+    CalsyncError,
+    ConfigError,
+    SyncTokenExpired,
+    SyncTokenRefused,
+    TransientError,
+)
 from calsync.model import EventTime, GoogleEvent, Person
 
 log = logging.getLogger(__name__)
@@ -66,6 +79,7 @@ class GoogleCalendar:
         self.user = user
         self._credentials = credentials
         self.timeout = timeout
+        self.calls = 0  # requests made (events.list pages, probes), failed ones included
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self._service = build(
             "calendar",
@@ -98,17 +112,25 @@ class GoogleCalendar:
         items: list[dict[str, Any]] = []
         calls = 0
         page_token: str | None = None
+        seen: set[str] = set()
         http = self._http()
         while True:
             request = self._service.events().list(
                 **params, **({"pageToken": page_token} if page_token else {})
             )
             calls += 1
-            page = self._execute(request, http)
-            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            page = self._execute(request, http, incremental=bool(sync_token))
+            problem = check_page(page, seen)
+            if problem:
+                raise TransientError(
+                    f"Google Calendar sent a malformed page (page {calls}) for {self.user}: "
+                    f"{problem}; nothing of this listing was applied"
+                )
+            items.extend(page.get("items") or [])
             page_token = page.get("nextPageToken")
             if not page_token:
-                return Listing(tuple(items), page.get("nextSyncToken"), not sync_token, calls)
+                return Listing(tuple(items), page["nextSyncToken"], not sync_token, calls)
+            seen.add(page_token)
             log.debug("listing page", extra={"fields": {"user": self.user, "items": len(items)}})
 
     def probe(self) -> str | None:
@@ -120,11 +142,12 @@ class GoogleCalendar:
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
-    def _execute(self, request: Any, http: Any) -> dict[str, Any]:
+    def _execute(self, request: Any, http: Any, *, incremental: bool = False) -> dict[str, Any]:
+        self.calls += 1
         try:
             result = request.execute(http=http, num_retries=NUM_RETRIES)
         except HttpError as exc:
-            raise _map_http_error(exc, self.user) from exc
+            raise _map_http_error(exc, self.user, incremental) from exc
         except google.auth.exceptions.RefreshError as exc:
             raise AuthError(
                 f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
@@ -142,6 +165,38 @@ class GoogleCalendar:
         return result
 
 
+def check_page(page: Mapping[str, Any], seen: set[str]) -> str | None:
+    """What is wrong with one events.list page (reference A1), or None.
+
+    `seen` holds the page tokens already followed: one coming back would page forever.
+    """
+    items = page.get("items")
+    if items is not None:
+        if not isinstance(items, list):
+            return f"items is {_kind(items)}, not a list"
+        for item in items:
+            if not isinstance(item, dict):
+                return f"an item is {_kind(item)}, not an object"
+    for name in ("nextPageToken", "nextSyncToken"):
+        value = page.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            return f"{name} is {_kind(value)}, not a token"
+    page_token = page.get("nextPageToken")
+    if page_token is None and page.get("nextSyncToken") is None:
+        return "the last page carries no nextSyncToken"
+    if page_token is not None and page_token in seen:
+        return "a nextPageToken came back a second time"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "an empty string" if not value else "a string"
+    names = {dict: "an object", list: "a list", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
 def _reason(exc: HttpError) -> str:
     """The machine reason (`errors[0].reason`), not HttpError.reason, which is the message."""
     try:
@@ -151,12 +206,16 @@ def _reason(exc: HttpError) -> str:
         return ""
 
 
-def _map_http_error(exc: HttpError, user: str) -> CalsyncError:
+def _map_http_error(exc: HttpError, user: str, incremental: bool = False) -> CalsyncError:
     status = exc.resp.status
     reason = _reason(exc)
     text = f"Google Calendar answered {status} {reason or ''} for {user}".strip()
     if status == 410:
         return SyncTokenExpired(text)
+    if status == 400 and incremental:
+        # Our parameters are the same as on the full listing that gave the token, so the token
+        # is what Google refuses: waiting will not mend it (reference A2).
+        return SyncTokenRefused(f"{text}: the stored sync token was refused")
     if status in (401,) or (status == 403 and reason in ("forbidden", "insufficientPermissions")):
         return AuthError(text)
     if status == 404:

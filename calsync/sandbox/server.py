@@ -7,7 +7,8 @@ tests run emulators in-process and `calsync sandbox` runs them for people.
 
 Faults are queued on `emulator.faults`: each matches by method and path prefix and, while it has
 uses left, replaces the real answer with a status and body, a delay, or a dropped connection;
-`echo` makes that body repeat the request (as some proxies and gateways do in their errors).
+`echo` makes that body repeat the request (as some proxies and gateways do in their errors);
+`patch` lets the real answer through with some of its JSON fields replaced (a malformed page).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Fault:
     # The answer's body repeats the raw request (query string and form body), the way some
     # gateways and token endpoints put what they refused in their error text.
     echo: bool = False
+    # Let the real answer through with these top-level JSON fields replaced (a page whose
+    # `items` is a string, a bogus `nextSyncToken`, ...); a None value removes the field.
+    patch: dict[str, Any] | None = None
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -173,6 +177,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:  # an emulator bug must answer like a server, not kill the thread
             log.exception("emulator error on %s %s", request.method, request.path)
             response = emulator.internal_error()
+        if fault is not None and fault.patch is not None and isinstance(response.body, dict):
+            body = {**response.body, **fault.patch}
+            response.body = {k: v for k, v in body.items() if v is not None}
         self._send(response)
 
     def _send(self, response: Response) -> None:
