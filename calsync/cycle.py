@@ -29,6 +29,7 @@ from calsync.errors import (
     CalsyncError,
     PermanentError,
     QuotaExhausted,
+    StateError,
     SyncTokenExpired,
     TransientError,
 )
@@ -307,6 +308,8 @@ class Cycle:
             result.calendars[user] = outcome
             try:
                 pending.append(self._fetch(user, outcome, now, started))
+            except StateError:
+                raise  # the state database is unusable: no calendar can go on (exit 74)
             except CalsyncError as exc:
                 outcome.seconds = time.monotonic() - started
                 self._fail(result, user, str(exc), now)
@@ -395,6 +398,8 @@ class Cycle:
             failed = self.write(operations, copies, now, {p.user: p.outcome for p in pending})
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
+        except StateError:
+            raise
         except Exception as exc:  # nothing is committed: the next cycle lists the same changes
             log.exception("unexpected error planning or writing")
             failed = {p.user: f"unexpected {type(exc).__name__}: {exc}" for p in pending}

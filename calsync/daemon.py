@@ -560,6 +560,9 @@ class Daemon:
         try:
             try:
                 outcome = self._sync_one(config, user)
+            except CalsyncError as exc:  # e.g. the state database filled up: one line, no trace
+                log_event(log, "calendar run failed", level=logging.ERROR, user=user, error=str(exc))
+                outcome = CalendarRun(user, False, str(exc), previous.consecutive_failures + 1)
             except Exception as exc:  # noqa: BLE001 - a bug in one calendar must not stop the rest
                 log_event(log, "calendar run crashed", level=logging.ERROR, exc_info=True,
                           user=user, error=f"{type(exc).__name__}: {exc}")
@@ -616,8 +619,13 @@ class Daemon:
 
     @staticmethod
     def _open_state(config: Config) -> None:
-        """Open (and migrate) the state database once in this thread; StateError if unusable."""
-        StateStore(config.state.path).close()
+        """Open (and migrate) the state database once in this thread and check it can be read
+        and written; StateError (exit 74, which systemd does not restart) if not."""
+        store = StateStore(config.state.path)
+        try:
+            store.check_usable()
+        finally:
+            store.close()
 
     @staticmethod
     def _known_status(config: Config, users: Sequence[str]) -> dict[str, CalendarStatus]:

@@ -127,6 +127,8 @@ def resync(
     else:
         store = StateStore(config.state.path)
     try:
+        if not dry_run:
+            store.check_usable()
         cycle = Cycle(
             config,
             store,

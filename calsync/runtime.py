@@ -14,9 +14,14 @@ from calsync.state import StateStore
 
 @contextmanager
 def open_cycle(config: Config) -> Iterator[Cycle]:
-    """A Cycle on its own state connection; Salesforce is only contacted when needed."""
+    """A Cycle on its own state connection; Salesforce is only contacted when needed.
+
+    The state database is checked (read whole, one row written) before anything else: a damaged
+    file or a full disk is a StateError here, not after API calls spent for nothing.
+    """
     store = StateStore(config.state.path)
     try:
+        store.check_usable()
         yield Cycle(
             config,
             store,
