@@ -62,6 +62,16 @@ def echo(text: str = "", *, err: bool = False) -> None:
     click.echo(logs.redact(text), err=err)
 
 
+WAIT = click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=86400),
+    default=0,
+    show_default=True,
+    help="Seconds to wait while another calsync process (the daemon, another sync) writes the "
+    "state database; then, or at once by default, exit 75.",
+)
+
+
 def _fail(exc: CalsyncError) -> None:
     echo(f"calsync: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -69,12 +79,15 @@ def _fail(exc: CalsyncError) -> None:
 
 @main.command()
 @click.option("--user", "users", multiple=True, help="Only this configured user (repeatable).")
+@WAIT
 @click.pass_obj
-def sync(obj: Context, users: tuple[str, ...]) -> None:
+def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
     """Run one sync cycle over every configured calendar, then exit.
 
-    Exit status 0 when every calendar synced, 1 when any failed.
+    Exit status 0 when every calendar synced, 1 when any failed, 75 when another calsync
+    process (the daemon, another sync) is writing the state database.
     """
+    from calsync.lock import WriterLock
     from calsync.runtime import open_cycle
 
     try:
@@ -82,7 +95,9 @@ def sync(obj: Context, users: tuple[str, ...]) -> None:
         unknown = [u for u in users if u.lower() not in cfg.sync.users]
         if unknown:
             raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
-        with open_cycle(cfg) as cycle:
+        lock = WriterLock(cfg.state.path, "sync")
+        lock.acquire(wait)
+        with lock, open_cycle(cfg) as cycle:
             result = cycle.run([u.lower() for u in users] or None)
     except CalsyncError as exc:
         _fail(exc)
@@ -131,12 +146,14 @@ def sandbox(directory: str, google_port: int, salesforce_port: int, serve: bool)
     hidden=True,
     help="Testing aid: poll every N seconds instead of [sync] interval_minutes.",
 )
+@WAIT
 @click.pass_obj
-def run(obj: Context, interval_seconds: float | None) -> None:
+def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
     """Run the daemon: sync every calendar about every [sync] interval_minutes until stopped.
 
     SIGTERM or SIGINT stops it (exit status 0), SIGHUP reloads the configuration. Under systemd
-    (Type=notify) it reports readiness, status and watchdog pings.
+    (Type=notify) it reports readiness, status and watchdog pings. It holds the state database
+    for its whole life (exit 75 at start when another calsync process writes it).
     """
     import datetime as dt
     import os
@@ -144,7 +161,7 @@ def run(obj: Context, interval_seconds: float | None) -> None:
     from calsync.daemon import Daemon
 
     override = dt.timedelta(seconds=interval_seconds) if interval_seconds else None
-    daemon = Daemon(obj.config, interval_override=override)
+    daemon = Daemon(obj.config, interval_override=override, lock_wait=wait)
     try:
         code = daemon.run()
     except CalsyncError as exc:
@@ -224,6 +241,7 @@ def doctor(obj: Context) -> None:
 @click.option("--event-id", help="Only the meeting of this Google event id (exactly one --user).")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan; write nothing to Salesforce or the state database.")
+@WAIT
 @click.pass_obj
 def resync(
     obj: Context,
@@ -233,14 +251,19 @@ def resync(
     until: str | None,
     event_id: str | None,
     dry_run: bool,
+    wait: float,
 ) -> None:
     """Re-list a window from Google and make Salesforce match it again.
 
-    Recreates Events deleted in Salesforce and restores Events edited there, without touching
-    the sync tokens. Running it twice changes nothing the second time. Exit status 0 when every
-    calendar resynced, 1 when any failed.
+    Recreates Events deleted in Salesforce, restores Events edited there and deletes duplicate
+    Events of one meeting, without touching the sync tokens. Running it twice changes nothing
+    the second time. Exit status 0 when every calendar resynced, 1 when any failed, 75 when
+    another calsync process writes the state database (a dry run does not need it).
     """
+    from contextlib import nullcontext
+
     from calsync import resync as resync_module
+    from calsync.lock import WriterLock
 
     if all_users and users:
         raise click.UsageError("--all and --user exclude each other")
@@ -267,24 +290,32 @@ def resync(
         )
         kwargs: dict[str, Any] = {"window": window, "event_id": event_id, "dry_run": dry_run,
                                   "now": now}
-        if sys.stdout.isatty():
-            with click.progressbar(length=len(chosen), label="Listing calendars",
-                                   item_show_func=lambda user: user) as bar:
-                result = resync_module.resync(
-                    cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
-                )
-        else:
-            result = resync_module.resync(
-                cfg, chosen,
-                progress=lambda user, meetings: echo(f"listed {user}: {meetings} meetings"),
-                **kwargs,
-            )
+        lock = None if dry_run else WriterLock(cfg.state.path, "resync")
+        if lock is not None:
+            lock.acquire(wait)
+        with lock or nullcontext():
+            result = _resync(resync_module, cfg, chosen, kwargs)
     except CalsyncError as exc:
         _fail(exc)
         return
     for line in resync_module.render(result):
         echo(line)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
+
+
+def _resync(resync_module: Any, cfg: Any, chosen: list[str], kwargs: dict[str, Any]) -> Any:
+    """Run the resync with a progress bar on a terminal, one line per calendar otherwise."""
+    if sys.stdout.isatty():
+        with click.progressbar(length=len(chosen), label="Listing calendars",
+                               item_show_func=lambda user: user) as bar:
+            return resync_module.resync(
+                cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
+            )
+    return resync_module.resync(
+        cfg, chosen,
+        progress=lambda user, meetings: echo(f"listed {user}: {meetings} meetings"),
+        **kwargs,
+    )
 
 
 @main.group()

@@ -617,13 +617,18 @@ class StateStore:
             )
 
 
+def private_directory(directory: Path) -> None:
+    """`directory` (and missing parents) when it does not exist, the last one owner-only."""
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _create_private(path: Path) -> None:
     """The database's directory (0700) and an empty file (0600) when calsync creates them;
     SQLite gives its -wal and -shm files the database file's permissions."""
     if path.exists():
         return
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_directory(path.parent)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:  # created meanwhile by another process
