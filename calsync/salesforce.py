@@ -493,11 +493,16 @@ class SalesforceOrg:
             found[str(row[field])] = row["Id"]
         return found
 
-    def events_starting_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
-        """Events of these owners starting after `since` (adopting Events on a full sync)."""
+    def events_starting_since(
+        self, owner_ids: Iterable[str], since: dt.datetime, extra_fields: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Events of these owners starting after `since` (adopting Events and finding duplicates
+        on a full listing or a resync), with CreatedDate and `extra_fields` (an External ID)."""
+        extra = "".join(f", {name}" for name in extra_fields)
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
-            f" WhoId, WhatId FROM Event WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
+            f" WhoId, WhatId, CreatedDate{extra} FROM Event"
+            f" WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
         )
         return self.query_in(head, owner_ids, bisect=False)
 

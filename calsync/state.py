@@ -481,6 +481,11 @@ class StateStore:
     def known_sf_ids(self) -> set[str]:
         return {r["sf_id"] for r in self._rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
 
+    def claims(self) -> dict[str, str]:
+        """15-character Event Id → key, for every Event the state records (reference B2)."""
+        rows = self._rows("SELECT key, sf_id FROM written WHERE sf_id IS NOT NULL")
+        return {str(r["sf_id"])[:15]: r["key"] for r in rows}
+
     def record_written(
         self, key: str, owner: str, ical_uid: str, sf_id: str, fingerprint: str, at: dt.datetime
     ) -> None:
