@@ -137,6 +137,9 @@ def _by_signature(
     rows: list[Mapping[str, Any]], anchors: list[Anchor], claims: Mapping[str, str]
 ) -> Found:
     by_id = {str(r["Id"])[:15]: r for r in rows}
+    listed: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}  # oldest first within each
+    for row in rows:
+        listed.setdefault(signature(row), []).append(row)
     groups: dict[tuple[Any, ...], list[Anchor]] = {}
     for anchor in anchors:
         if anchor.sf_id:
@@ -151,8 +154,7 @@ def _by_signature(
     for sig, members in groups.items():
         keys = {a.key for a in members}
         candidates = [
-            r for r in rows
-            if signature(r) == sig and claims.get(str(r["Id"])[:15], "") in keys | {""}
+            r for r in listed.get(sig, []) if claims.get(str(r["Id"])[:15], "") in keys | {""}
         ]
         kept: list[tuple[Anchor, str]] = [(a, a.sf_id) for a in members if a.sf_id]
         taken = {sf_id[:15] for _, sf_id in kept}
