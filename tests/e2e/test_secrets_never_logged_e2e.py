@@ -64,14 +64,19 @@ def test_full_runs_with_an_access_token_log_no_secret(cli, make_config, log_form
     assert_clean([r.stdout + r.stderr for r in runs], secrets_of(path))
 
 
-def test_password_login_logs_no_password_token_or_secret(cli, make_config, sf_emu):
-    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=CLIENT_SECRET)
-    sf_emu.backend.set_password("alice@acme.test", PASSWORD, SECURITY_TOKEN)
-    path = make_config(salesforce={
+def password_login(make_config, sf_emu, client_secret, password):
+    """A configuration for auth = "password", with the connected app and password in the org."""
+    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=client_secret)
+    sf_emu.backend.set_password("alice@acme.test", password, SECURITY_TOKEN)
+    return make_config(salesforce={
         "auth": "password", "access_token": None, "login_url": sf_emu.url, "client_id": "calsync-app",
-        "client_secret": CLIENT_SECRET, "username": "alice@acme.test", "password": PASSWORD,
+        "client_secret": client_secret, "username": "alice@acme.test", "password": password,
         "security_token": SECURITY_TOKEN,
     })
+
+
+def test_password_login_logs_no_password_token_or_secret(cli, make_config, sf_emu):
+    path = password_login(make_config, sf_emu, CLIENT_SECRET, PASSWORD)
     ok = cli("--config", str(path), "--log-level", "debug", "sync")
     assert ok.returncode == 0, ok.stderr
     sessions = list(sf_emu.backend._sessions)  # every access token the emulator issued
@@ -119,13 +124,7 @@ def assert_nowhere(secrets, outputs, stored):
 
 
 def test_a_salesforce_token_endpoint_echoing_the_request_leaks_nothing(cli, make_config, sf_emu):
-    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=ODD_CLIENT_SECRET)
-    sf_emu.backend.set_password("alice@acme.test", ODD_PASSWORD, SECURITY_TOKEN)
-    path = make_config(salesforce={
-        "auth": "password", "access_token": None, "login_url": sf_emu.url, "client_id": "calsync-app",
-        "client_secret": ODD_CLIENT_SECRET, "username": "alice@acme.test", "password": ODD_PASSWORD,
-        "security_token": SECURITY_TOKEN,
-    })
+    path = password_login(make_config, sf_emu, ODD_CLIENT_SECRET, ODD_PASSWORD)
     # The gateway in front of the token endpoint refuses the login and repeats the form it got.
     sf_emu.faults.add(Fault(status=400, echo=True, method="POST", path_prefix="/services/oauth2/token",
                             times=-1))
