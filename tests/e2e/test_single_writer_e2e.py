@@ -73,6 +73,9 @@ def test_a_hand_run_sync_beside_the_daemon_is_refused(google_emu, sf_emu, compan
         assert waited.returncode == 75 and time.monotonic() - began >= 1
         assert "after waiting 1 s" in waited.stderr
         assert cli("--config", str(path), "status").returncode == 0  # readers never take the lock
+        assert cli("--config", str(path), "resync", "--dry-run").returncode == 0
+        resynced = cli("--config", str(path), "resync")  # a resync that writes is a writer
+        assert resynced.returncode == 75 and "`calsync run`" in resynced.stderr
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=30)
