@@ -23,7 +23,8 @@ newer calsync (a migration this code does not know) is refused rather than guess
 Every SQLite failure (a damaged file, a full disk, a read-only file or directory, a lock held too
 long by another program) becomes one `StateError` naming the file and the cause (exit 74), from
 whichever statement meets it. `check_usable()`, called before a cycle spends any API call,
-reads the whole file once (PRAGMA quick_check) and writes one row, so such faults show there.
+reads the whole file once (PRAGMA quick_check) and writes and takes back 16 KB, so such faults
+show there.
 When calsync creates the database and its directory, they are owner-only (0600, 0700).
 """
 
