@@ -159,7 +159,9 @@ def authorize_google(
     logs.register_secret(credentials.refresh_token)
     logs.register_secret(credentials.token)
 
-    seen = GoogleCalendar(user, credentials, api_endpoint=google.api_endpoint).probe()
+    seen = GoogleCalendar(
+        user, credentials, api_endpoint=google.api_endpoint, timeout=google.timeout_seconds
+    ).probe()
     if seen is not None and seen != user:
         raise AuthError(
             f"the consent was given as {seen}, not {user}: nothing stored; run the command again "

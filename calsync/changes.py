@@ -43,6 +43,8 @@ MAX_CHECKS = 50
 
 
 class CalendarSource(Protocol):
+    calls: int  # requests made so far, failed ones included
+
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing: ...
 
     def list_series(self, ical_uid: str) -> Listing: ...
@@ -57,7 +59,6 @@ class Changes:
     delta: mirror.MirrorDelta
     copies: list[MeetingCopy]
     suspects: tuple[str, ...]  # event ids left unchecked: kept, marked, checked later
-    google_calls: int  # beyond the listing's own
     time_zone: str | None
 
 
@@ -78,19 +79,15 @@ def collect(
     meetings a Salesforce-side change may affect).
     """
     items = list(listing.items)
-    calls = 0
     new_suspects: list[MirrorRow] = []
     if listing.full:
         stored = store.mirror_rows(user)
         new_suspects = mirror.absent(stored, _ids(items), time_min)
         known_uids = {row.ical_uid for row in stored}
         for uid in _old_series(items, known_uids, time_min, user, settings):
-            series = source.list_series(uid)
-            calls += series.calls
-            items.extend(series.items)
+            items.extend(item for item in source.list_series(uid).items if item.get("iCalUID") == uid)
     queue = _unique([*new_suspects, *store.suspects(user)])
-    checked, calls_made = _check(source, user, queue[:max_checks], items)
-    calls += calls_made
+    checked = _check(source, user, queue[:max_checks], items)
     unchecked = tuple(row.event_id for row in queue if row.event_id not in checked)
     if queue:
         log_event(log, "checked meetings missing from a full listing", user=user,
@@ -108,15 +105,14 @@ def collect(
         mirror.meeting_copy(user, uid, rows.get(uid, []), zone, before=old.get(uid, []))
         for uid in sorted(affected)
     ]
-    return Changes(delta, copies, unchecked, calls, zone)
+    return Changes(delta, copies, unchecked, zone)
 
 
 def _check(
     source: CalendarSource, user: str, rows: Sequence[MirrorRow], items: list[dict[str, Any]]
-) -> tuple[set[str], int]:
+) -> set[str]:
     """Fetch each row's item by id and add what Google says of it to `items`."""
     checked: set[str] = set()
-    calls = 0
     for row in rows:
         try:
             found = source.get_event(row.event_id)
@@ -124,16 +120,18 @@ def _check(
             # Google is busy or out of reach: the rest stay as they are until the next cycle.
             log_event(log, "cannot check a missing meeting now", level=logging.WARNING,
                       user=user, event_id=row.event_id, error=str(exc))
-            calls += 1
             break
-        calls += 1
+        if found is not None and found.get("id") != row.event_id:
+            log_event(log, "events.get answered another event; kept as it was",
+                      level=logging.WARNING, user=user, event_id=row.event_id)
+            continue
         checked.add(row.event_id)
         if found is None:
             log_event(log, "missing meeting is gone from Google", user=user, event_id=row.event_id)
             items.append(mirror.gone(row))
         else:
             items.append(found)
-    return checked, calls
+    return checked
 
 
 def _old_series(

@@ -57,19 +57,37 @@ def main(ctx: click.Context, config_path: str, log_format: str | None, log_level
     ctx.obj = Context(config_path, log_format, log_level)
 
 
+def echo(text: str = "", *, err: bool = False) -> None:
+    """Print one line, redacted like every log line: whatever calsync prints passes here."""
+    click.echo(logs.redact(text), err=err)
+
+
+WAIT = click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=86400),
+    default=0,
+    show_default=True,
+    help="Seconds to wait while another calsync process (the daemon, another sync) writes the "
+    "state database; then, or at once by default, exit 75.",
+)
+
+
 def _fail(exc: CalsyncError) -> None:
-    click.echo(f"calsync: {logs.redact(str(exc))}", err=True)
+    echo(f"calsync: {exc}", err=True)
     sys.exit(exc.exit_code)
 
 
 @main.command()
 @click.option("--user", "users", multiple=True, help="Only this configured user (repeatable).")
+@WAIT
 @click.pass_obj
-def sync(obj: Context, users: tuple[str, ...]) -> None:
+def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
     """Run one sync cycle over every configured calendar, then exit.
 
-    Exit status 0 when every calendar synced, 1 when any failed.
+    Exit status 0 when every calendar synced, 1 when any failed, 75 when another calsync
+    process (the daemon, another sync) is writing the state database.
     """
+    from calsync.lock import WriterLock
     from calsync.runtime import open_cycle
 
     try:
@@ -77,20 +95,22 @@ def sync(obj: Context, users: tuple[str, ...]) -> None:
         unknown = [u for u in users if u.lower() not in cfg.sync.users]
         if unknown:
             raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
-        with open_cycle(cfg) as cycle:
+        lock = WriterLock(cfg.state.path, "sync")
+        lock.acquire(wait)
+        with lock, open_cycle(cfg) as cycle:
             result = cycle.run([u.lower() for u in users] or None)
     except CalsyncError as exc:
         _fail(exc)
         return
     for outcome in result.calendars.values():
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-        click.echo(
+        echo(
             f"{outcome.user}: created {outcome.created}, updated {outcome.updated}, "
             f"deleted {outcome.deleted}, failed {outcome.failed} "
             f"({'full' if outcome.full_sync else 'incremental'}, {outcome.google_calls} Google calls)"
             f" {status}"
         )
-    click.echo(f"Salesforce API calls: {result.salesforce_calls}")
+    echo(f"Salesforce API calls: {result.salesforce_calls}")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
 
 
@@ -111,7 +131,7 @@ def sandbox(directory: str, google_port: int, salesforce_port: int, serve: bool)
     from calsync.sandbox.demo import run_sandbox
 
     try:
-        code = run_sandbox(Path(directory), google_port, salesforce_port, serve=serve, echo=click.echo)
+        code = run_sandbox(Path(directory), google_port, salesforce_port, serve=serve, echo=echo)
     except CalsyncError as exc:
         _fail(exc)
         return
@@ -126,12 +146,14 @@ def sandbox(directory: str, google_port: int, salesforce_port: int, serve: bool)
     hidden=True,
     help="Testing aid: poll every N seconds instead of [sync] interval_minutes.",
 )
+@WAIT
 @click.pass_obj
-def run(obj: Context, interval_seconds: float | None) -> None:
+def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
     """Run the daemon: sync every calendar about every [sync] interval_minutes until stopped.
 
     SIGTERM or SIGINT stops it (exit status 0), SIGHUP reloads the configuration. Under systemd
-    (Type=notify) it reports readiness, status and watchdog pings.
+    (Type=notify) it reports readiness, status and watchdog pings. It holds the state database
+    for its whole life (exit 75 at start when another calsync process writes it).
     """
     import datetime as dt
     import os
@@ -139,7 +161,7 @@ def run(obj: Context, interval_seconds: float | None) -> None:
     from calsync.daemon import Daemon
 
     override = dt.timedelta(seconds=interval_seconds) if interval_seconds else None
-    daemon = Daemon(obj.config, interval_override=override)
+    daemon = Daemon(obj.config, interval_override=override, lock_wait=wait)
     try:
         code = daemon.run()
     except CalsyncError as exc:
@@ -178,10 +200,10 @@ def status(obj: Context, as_json: bool) -> None:
         _fail(exc)
         return
     if as_json:
-        click.echo(logs.redact(json.dumps(report.to_json(), indent=2)))
+        echo(json.dumps(report.to_json(), indent=2))
     else:
         for line in ops.render_status(report):
-            click.echo(line)
+            echo(line)
     sys.exit(EXIT_OK)
 
 
@@ -198,15 +220,15 @@ def doctor(obj: Context) -> None:
     try:
         cfg = obj.config()
     except CalsyncError as exc:
-        click.echo(f"FAIL configuration: {logs.redact(str(exc))}")
-        click.echo("     → fix the key named above, then run `calsync doctor` again")
+        echo(f"FAIL configuration: {exc}")
+        echo("     → fix the key named above, then run `calsync doctor` again")
         sys.exit(exc.exit_code)
-    click.echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
+    echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
     checks = []
     for check in ops.doctor(cfg):
         checks.append(check)
         for line in check.lines():
-            click.echo(line)
+            echo(line)
     sys.exit(ops.exit_code(checks))
 
 
@@ -219,6 +241,7 @@ def doctor(obj: Context) -> None:
 @click.option("--event-id", help="Only the meeting of this Google event id (exactly one --user).")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan; write nothing to Salesforce or the state database.")
+@WAIT
 @click.pass_obj
 def resync(
     obj: Context,
@@ -228,14 +251,19 @@ def resync(
     until: str | None,
     event_id: str | None,
     dry_run: bool,
+    wait: float,
 ) -> None:
     """Re-list a window from Google and make Salesforce match it again.
 
-    Recreates Events deleted in Salesforce and restores Events edited there, without touching
-    the sync tokens. Running it twice changes nothing the second time. Exit status 0 when every
-    calendar resynced, 1 when any failed.
+    Recreates Events deleted in Salesforce, restores Events edited there and deletes duplicate
+    Events of one meeting, without touching the sync tokens. Running it twice changes nothing
+    the second time. Exit status 0 when every calendar resynced, 1 when any failed, 75 when
+    another calsync process writes the state database (a dry run does not need it).
     """
+    from contextlib import nullcontext
+
     from calsync import resync as resync_module
+    from calsync.lock import WriterLock
 
     if all_users and users:
         raise click.UsageError("--all and --user exclude each other")
@@ -262,24 +290,32 @@ def resync(
         )
         kwargs: dict[str, Any] = {"window": window, "event_id": event_id, "dry_run": dry_run,
                                   "now": now}
-        if sys.stdout.isatty():
-            with click.progressbar(length=len(chosen), label="Listing calendars",
-                                   item_show_func=lambda user: user) as bar:
-                result = resync_module.resync(
-                    cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
-                )
-        else:
-            result = resync_module.resync(
-                cfg, chosen,
-                progress=lambda user, meetings: click.echo(f"listed {user}: {meetings} meetings"),
-                **kwargs,
-            )
+        lock = None if dry_run else WriterLock(cfg.state.path, "resync")
+        if lock is not None:
+            lock.acquire(wait)
+        with lock or nullcontext():
+            result = _resync(resync_module, cfg, chosen, kwargs)
     except CalsyncError as exc:
         _fail(exc)
         return
     for line in resync_module.render(result):
-        click.echo(logs.redact(line))
+        echo(line)
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
+
+
+def _resync(resync_module: Any, cfg: Any, chosen: list[str], kwargs: dict[str, Any]) -> Any:
+    """Run the resync with a progress bar on a terminal, one line per calendar otherwise."""
+    if sys.stdout.isatty():
+        with click.progressbar(length=len(chosen), label="Listing calendars",
+                               item_show_func=lambda user: user) as bar:
+            return resync_module.resync(
+                cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
+            )
+    return resync_module.resync(
+        cfg, chosen,
+        progress=lambda user, meetings: echo(f"listed {user}: {meetings} meetings"),
+        **kwargs,
+    )
 
 
 @main.group()
@@ -309,10 +345,10 @@ def auth_google(obj: Context, user: str, no_browser: bool, timeout: float) -> No
     try:
         cfg = obj.config()
         if user.strip().lower() not in cfg.sync.users:
-            click.echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
+            echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
                        "this calendar", err=True)
         path = authorize_google(cfg, user, open_browser=not no_browser, timeout=timeout)
     except CalsyncError as exc:
         _fail(exc)
         return
-    click.echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")
+    echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")

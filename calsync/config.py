@@ -33,6 +33,20 @@ DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_API_VERSION = "59.0"
 
+# Every number a configuration holds, with its bounds: (default, minimum, maximum). Checked at
+# load, so an absurd value (lookback_days = 1000000) is refused with the key instead of
+# overflowing later; the README lists the same table.
+LOOKBACK_DAYS = (30, 0, 3650)
+INTERVAL_MINUTES = (40, 1, 1440)
+CONCURRENCY = (4, 1, 16)
+# How often Salesforce is asked what changed (directory.py): a week at most; a longer gap would
+# re-plan nothing new, only later.
+DIRECTORY_REFRESH_MINUTES = (60, 0, 7 * 24 * 60)
+DAILY_CALL_BUDGET = (1000, 0, 10_000_000)
+GOOGLE_TIMEOUT_SECONDS = (60, 1, 600)
+SALESFORCE_CONNECT_TIMEOUT_SECONDS = (10, 1, 120)
+SALESFORCE_READ_TIMEOUT_SECONDS = (120, 1, 600)
+
 PrivateEvents = Literal["skip", "sync"]
 SalesforceAuth = Literal["access_token", "jwt", "password"]
 LogFormat = Literal["text", "json"]
@@ -59,8 +73,8 @@ class SyncConfig:
     users: tuple[str, ...]  # lowercased addresses, no duplicates
     internal_domains: tuple[str, ...] = ()  # empty → the domains of `users`
     exclude: tuple[str, ...] = ()  # lowercased glob patterns on addresses
-    lookback_days: int = 30
-    interval_minutes: int = 40
+    lookback_days: int = LOOKBACK_DAYS[0]
+    interval_minutes: int = INTERVAL_MINUTES[0]
     private_events: PrivateEvents = "skip"
     activity_datetime_field: str | None = None
     # google address → Salesforce username or User Id, for users whose Salesforce email differs.
@@ -68,9 +82,9 @@ class SyncConfig:
         default_factory=lambda: MappingProxyType({}), hash=False
     )
     shared_activities: bool = False  # relate every Contact (EventWhoIds, reference B3)
-    concurrency: int = 4
+    concurrency: int = CONCURRENCY[0]
     # How often Salesforce is asked what changed (directory.py); 0 = every cycle.
-    directory_refresh_minutes: int = 60
+    directory_refresh_minutes: int = DIRECTORY_REFRESH_MINUTES[0]
 
     def __post_init__(self) -> None:
         if not self.internal_domains:
@@ -93,6 +107,7 @@ class GoogleConfig:
     token_dir: Path | None = None  # ...with one refresh token per user stored here
     api_endpoint: str | None = None  # another Calendar API base URL (emulator)
     scopes: tuple[str, ...] = DEFAULT_SCOPES
+    timeout_seconds: float = GOOGLE_TIMEOUT_SECONDS[0]  # connect and read, each Calendar request
 
     @property
     def mode(self) -> Literal["service_account", "installed_app"]:
@@ -115,7 +130,11 @@ class SalesforceConfig:
     ca_bundle: Path | None = None
     api_version: str = DEFAULT_API_VERSION
     external_id_field: str | None = None  # set: writes are upserts on it (reference B4)
-    daily_call_budget: int = 1000  # stop writing when the org's remaining calls fall below
+    # Stop writing when the org's remaining daily calls fall below this.
+    daily_call_budget: int = DAILY_CALL_BUDGET[0]
+    # Every Salesforce request (token, queries, writes): seconds to connect, then to answer.
+    connect_timeout_seconds: float = SALESFORCE_CONNECT_TIMEOUT_SECONDS[0]
+    read_timeout_seconds: float = SALESFORCE_READ_TIMEOUT_SECONDS[0]
 
 
 @dataclass(frozen=True)
@@ -203,8 +222,6 @@ def parse(
     return config
 
 
-DIRECTORY_REFRESH_MAX = 7 * 24 * 60  # a week: a longer gap re-plans nothing new, only later
-
 _SYNC_KEYS = (
     "users",
     "internal_domains",
@@ -219,7 +236,10 @@ _SYNC_KEYS = (
     "directory_refresh_minutes",
 )
 _STATE_KEYS = ("path",)
-_GOOGLE_KEYS = ("service_account_file", "oauth_client_file", "token_dir", "api_endpoint", "scopes")
+_GOOGLE_KEYS = (
+    "service_account_file", "oauth_client_file", "token_dir", "api_endpoint", "scopes",
+    "timeout_seconds",
+)
 _SALESFORCE_KEYS = (
     "instance_url",
     "auth",
@@ -236,6 +256,8 @@ _SALESFORCE_KEYS = (
     "api_version",
     "external_id_field",
     "daily_call_budget",
+    "connect_timeout_seconds",
+    "read_timeout_seconds",
 )
 _LOG_KEYS = ("format", "level")
 _TOP_KEYS = ("sync", "state", "google", "salesforce", "log")
@@ -365,11 +387,29 @@ class _Table:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"expected an integer, got {_describe(value)}")
+        self._in_range(key, value, minimum, maximum)
+        return value
+
+    def bounded(self, key: str, bounds: tuple[int, int, int], *, fraction: bool = False) -> Any:
+        """A number within `bounds` (default, minimum, maximum); `fraction`: floats allowed."""
+        default, minimum, maximum = bounds
+        if not fraction:
+            return self.integer(key, default, minimum=minimum, maximum=maximum)
+        value = self._value(key, default)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(key, f"expected a number, got {_describe(value)}")
+        self._in_range(key, value, minimum, maximum)
+        return value
+
+    def _in_range(self, key: str, value: float, minimum: float | None, maximum: float | None) -> None:
+        if value != value:  # NaN compares false both ways
+            raise self.error(key, "must be a number, got nan")
         if minimum is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise self.error(key, f"must be at most {maximum}, got {value}")
-        return value
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._value(key, default)
@@ -474,18 +514,16 @@ def _sync(t: _Table) -> SyncConfig:
         users=tuple(users),
         internal_domains=tuple(domains) or _domains_of(tuple(users)),
         exclude=exclude,
-        lookback_days=t.integer("lookback_days", 30, minimum=0),
-        interval_minutes=t.integer("interval_minutes", 40, minimum=1),
+        lookback_days=t.bounded("lookback_days", LOOKBACK_DAYS),
+        interval_minutes=t.bounded("interval_minutes", INTERVAL_MINUTES),
         private_events=t.choice(  # type: ignore[arg-type]
             "private_events", ("skip", "sync"), "skip"
         ),
         activity_datetime_field=field_name,
         user_map=_user_map(t, users),
         shared_activities=t.boolean("shared_activities", False),
-        concurrency=t.integer("concurrency", 4, minimum=1, maximum=16),
-        directory_refresh_minutes=t.integer(
-            "directory_refresh_minutes", 60, minimum=0, maximum=DIRECTORY_REFRESH_MAX
-        ),
+        concurrency=t.bounded("concurrency", CONCURRENCY),
+        directory_refresh_minutes=t.bounded("directory_refresh_minutes", DIRECTORY_REFRESH_MINUTES),
     )
 
 
@@ -550,6 +588,7 @@ def _google(t: _Table, base: Path) -> GoogleConfig:
         token_dir=token_dir,
         api_endpoint=t.url("api_endpoint"),
         scopes=tuple(scopes),
+        timeout_seconds=t.bounded("timeout_seconds", GOOGLE_TIMEOUT_SECONDS, fraction=True),
     )
 
 
@@ -603,7 +642,13 @@ def _salesforce(t: _Table, base: Path, environ: Mapping[str, str]) -> Salesforce
         ca_bundle=t.path_value("ca_bundle", base),
         api_version=api_version,
         external_id_field=external_id,
-        daily_call_budget=t.integer("daily_call_budget", 1000, minimum=0),
+        daily_call_budget=t.bounded("daily_call_budget", DAILY_CALL_BUDGET),
+        connect_timeout_seconds=t.bounded(
+            "connect_timeout_seconds", SALESFORCE_CONNECT_TIMEOUT_SECONDS, fraction=True
+        ),
+        read_timeout_seconds=t.bounded(
+            "read_timeout_seconds", SALESFORCE_READ_TIMEOUT_SECONDS, fraction=True
+        ),
     )
 
 
@@ -668,7 +713,7 @@ interval_minutes = 40
 private_events = "skip"
 # Optional custom Date/Time Activity field that receives the meeting's start.
 activity_datetime_field = "Calsync_Activity_DateTime__c"
-# Calendars fetched in parallel (1-16).
+# Calendars fetched in parallel (1-16). lookback_days is 0-3650, interval_minutes 1-1440.
 concurrency = 4
 # Reserved: relate one Event to several Contacts (Shared Activities). Not used yet.
 shared_activities = false
@@ -691,6 +736,8 @@ service_account_file = "/etc/calsync/google-service-account.json"
 # token_dir = "/var/lib/calsync/google-tokens"
 # Optional: another Calendar API base URL (e.g. the sandbox emulator).
 # api_endpoint = "http://127.0.0.1:8701/"
+# Seconds each Calendar request may take to connect, and again to answer (1-600).
+timeout_seconds = 60
 
 [salesforce]
 instance_url = "https://acme.my.salesforce.com"
@@ -718,6 +765,9 @@ api_version = "59.0"
 # external_id_field = "Calsync_Key__c"
 # calsync stops writing when the org's remaining daily API calls fall below this.
 daily_call_budget = 1000
+# Seconds to connect (1-120) and to wait for each answer (1-600), every Salesforce request.
+connect_timeout_seconds = 10
+read_timeout_seconds = 120
 
 [log]
 format = "text"   # or "json"

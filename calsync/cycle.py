@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, mirror
+from calsync import changes, directory, duplicates, mirror
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
     CalsyncError,
     PermanentError,
     QuotaExhausted,
+    StateError,
     SyncTokenExpired,
     TransientError,
 )
@@ -304,6 +305,8 @@ class Cycle:
             result.calendars[user] = outcome
             try:
                 pending.append(self._fetch(user, outcome, now, started))
+            except StateError:
+                raise  # the state database is unusable: no calendar can go on (exit 74)
             except CalsyncError as exc:
                 outcome.seconds = time.monotonic() - started
                 self._fail(result, user, str(exc), now)
@@ -342,17 +345,21 @@ class Cycle:
         token = state.sync_token if state else None
         time_min = now - dt.timedelta(days=self.config.sync.lookback_days)
         source = self.calendar_for(user)
+        outcome.full_sync = not token  # also when the listing fails: the summary says "full"
         try:
-            listing = source.list_changes(token, time_min)
-        except SyncTokenExpired:
-            # 410: the token is dead; list the window again (reference A2, C3). What the window
-            # does not show is not gone: `changes.collect` keeps it or checks it by id.
-            log.warning("sync token expired, full sync", extra={"fields": {"user": user}})
-            self.store.drop_sync_token(user)
-            outcome.google_calls += 1
-            listing = source.list_changes(None, time_min)
-        outcome.google_calls += listing.calls
-        outcome.full_sync = listing.full
+            try:
+                listing = source.list_changes(token, time_min)
+            except SyncTokenExpired as exc:
+                # 410 (or 400 to the token): the token is dead; list the window again (reference
+                # A2, C3). What the window does not show is not gone: `changes.collect` keeps it
+                # or checks it by id.
+                log.warning("sync token expired, full sync",
+                            extra={"fields": {"user": user, "error": str(exc)}})
+                self.store.drop_sync_token(user)
+                outcome.full_sync = True
+                listing = source.list_changes(None, time_min)
+        finally:
+            outcome.google_calls = source.calls  # failed requests count too
         outcome.items = len(listing.items)
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")
@@ -362,10 +369,12 @@ class Cycle:
             # A calendar synced before the meeting index existed: plan its meetings of the
             # window once, so that Salesforce-side changes can find them from now on.
             replans |= {row.ical_uid for row in self.store.mirror_rows(user) if mirror.covered(row, time_min)}
-        found = changes.collect(
-            self.store, source, user, listing, time_min, self.settings, also=again | replans
-        )
-        outcome.google_calls += found.google_calls
+        try:
+            found = changes.collect(
+                self.store, source, user, listing, time_min, self.settings, also=again | replans
+            )
+        finally:
+            outcome.google_calls = source.calls  # with the checks by id and series fetched
         return _Pending(user, outcome, listing, found, started, time_min, frozenset(replans))
 
     def _plan_and_write(
@@ -387,10 +396,16 @@ class Cycle:
                 self.check_event_fields(now)
                 operations = self.plan_operations(copies, previous, answers, now)
             full = {p.user: p.time_min for p in pending if p.listing.full}
-            operations = self._adopt(operations, full, users)
-            failed = self.write(operations, copies, now, {p.user: p.outcome for p in pending})
+            doubles: tuple[duplicates.Duplicate, ...] = ()
+            if full:
+                self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
+                operations, doubles = self.find_duplicates(operations, previous, users, full)
+            outcomes = {p.user: p.outcome for p in pending}
+            failed = self.write(operations, copies, now, outcomes, doubles)
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
+        except StateError:
+            raise
         except Exception as exc:  # nothing is committed: the next cycle lists the same changes
             log.exception("unexpected error planning or writing")
             failed = {p.user: f"unexpected {type(exc).__name__}: {exc}" for p in pending}
@@ -470,36 +485,39 @@ class Cycle:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def _adopt(
-        self, operations: list[Operation], full: Mapping[str, dt.datetime], users: Mapping[str, str]
-    ) -> list[Operation]:
-        """On a full listing without an External ID, turn creates into updates of matching Events.
-
-        A state database that was lost (or never had these meetings) must not double what is
-        already in Salesforce: an Event of the same owner, start, subject and Name that no state
-        row claims is taken over. With an External ID the upsert does this by itself.
+    def find_duplicates(
+        self,
+        operations: Sequence[Operation],
+        previous: Mapping[str, Written],
+        users: Mapping[str, str],
+        since: Mapping[str, dt.datetime],
+        until: dt.datetime | None = None,
+    ) -> tuple[list[Operation], tuple[duplicates.Duplicate, ...]]:
+        """Read the Events of the owners in `since` (user → window start) once: take over those
+        of meetings about to be created (a lost state database must not double what is already
+        in Salesforce; with an External ID the upsert does this itself) and find the duplicate
+        Events of every planned meeting (duplicates.py). One batched query.
         """
-        creates = [op for op in operations if isinstance(op, Create) and op.copy.owner in full]
-        if self._upsert_field or not creates:
-            return operations
-        owners = sorted({op.copy.owner for op in creates})
-        since = min(full[o] for o in owners) - dt.timedelta(seconds=1)
+        owners = sorted(o for o in since if o in users)
+        mine = [op for op in operations if duplicates.user_of(op) in owners]
+        if not mine:
+            return list(operations), ()
+        start = min(since[o] for o in owners) - dt.timedelta(seconds=1)
+        extra = (self._upsert_field,) if self._upsert_field else ()
         try:
-            rows = self.org.events_starting_since([users[o] for o in owners], since)
+            rows = self.org.events_starting_since([users[o] for o in owners], start, extra)
         except PermanentError as exc:
             log.warning("cannot list existing Events to adopt", extra={"fields": {"error": str(exc)}})
-            return operations
-        taken = self.store.known_sf_ids()
-        adopted: dict[str, Update] = {}
-        for op in creates:
-            body = op.fields.to_salesforce()
-            match = next((r for r in rows if r["Id"] not in taken and _same_event(r, body)), None)
-            if match is not None:
-                taken.add(match["Id"])
-                adopted[op.key] = Update(key=op.key, sf_id=match["Id"], copy=op.copy, fields=op.fields)
-        if adopted:
-            log_event(log, "adopted existing Events", count=len(adopted))
-        return [adopted.get(op.key, op) if isinstance(op, Create) else op for op in operations]
+            return list(operations), ()
+        if until is not None:
+            rows = [r for r in rows if (duplicates.instant(r.get("StartDateTime")) or until) < until]
+        found = duplicates.find(
+            rows, duplicates.anchors(mine, previous), self.store.claims(),
+            key_field=self._upsert_field, users={users[o][:15]: o for o in owners},
+        )
+        if found.adopt:
+            log_event(log, "adopted existing Events", count=len(found.adopt))
+        return duplicates.take_over(operations, found), found.duplicates
 
     def write(
         self,
@@ -507,9 +525,13 @@ class Cycle:
         copies: Sequence[MeetingCopy],
         now: dt.datetime,
         outcomes: Mapping[str, CalendarOutcome],
+        doubles: Sequence[duplicates.Duplicate] = (),
     ) -> dict[str, str]:
-        """Carry out the plan; returns the users whose calendars must not commit (and why)."""
+        """Carry out the plan (duplicate Events first); returns the users whose calendars must
+        not commit (and why)."""
         run = _WritePass(now, {c.key: c for c in copies}, outcomes)
+        if doubles:
+            self._delete_duplicates(doubles, run)
         skipped = [op for op in operations if isinstance(op, Skip)]
         self.store.clear_retries(op.key for op in skipped)  # parked, but no longer needs a write
         for op in skipped:
@@ -558,6 +580,25 @@ class Cycle:
                           event_id=_google_id(run.by_key.get(op.key)), key=op.key)
             else:
                 self._refused(run, op.key, op.owner, "delete", res)
+
+    def _delete_duplicates(self, doubles: Sequence[duplicates.Duplicate], run: "_WritePass") -> None:
+        """Delete the extra Events of meetings; one that fails is found again next time (not
+        parked: its meeting's own state is not touched)."""
+        try:
+            results = self.org.delete([d.sf_id for d in doubles])
+        except (TransientError, AuthError) as exc:
+            self._abort(run, {d.user for d in doubles}, exc)
+            return
+        for d, res in zip(doubles, results):
+            if res.ok or res.status_code in GONE:
+                run.outcomes[d.user].deleted += 1
+                log_event(log, "deleted duplicate", user=d.user, sf_id=d.sf_id, kept=d.keep,
+                          key=d.key, subject=d.extra.get("Subject"),
+                          start=d.extra.get("StartDateTime"))
+            else:
+                log_event(log, "cannot delete duplicate", level=logging.WARNING, user=d.user,
+                          sf_id=d.sf_id, kept=d.keep, key=d.key, status_code=res.status_code,
+                          error=res.message)
 
     def _update(self, updates: list[Update], run: "_WritePass") -> None:
         records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
@@ -741,26 +782,10 @@ def _without(record: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != name}
 
 
-def _instant(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
-    """Whether a Salesforce Event is the one an unanswered create intended."""
-    if row.get("OwnerId", "")[:15] != str(intent.get("OwnerId", ""))[:15]:
-        return False
-    if (row.get("Subject") or "") != (intent.get("Subject") or ""):
-        return False
-    if (row.get("WhoId") or "")[:15] != (intent.get("WhoId") or "")[:15]:
-        return False
-    if intent.get("IsAllDayEvent"):
-        return bool(row.get("IsAllDayEvent")) and row.get("ActivityDate") == intent.get("ActivityDate")
-    return _instant(row.get("StartDateTime")) == _instant(intent.get("StartDateTime"))
+    """Whether a Salesforce Event is the one an unanswered create intended (the adoption rule:
+    owner, start, subject and Name)."""
+    return duplicates.signature(row) == duplicates.signature(intent)
 
 
 def _indexed(user: str) -> str:

@@ -20,9 +20,14 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
   the next run lists the same Google changes again (see cycle.py). A second signal stops waiting.
 - SIGHUP: RELOADING=1, reload the configuration: calendars added or removed become jobs added or
   removed, a new interval re-times the jobs; a configuration that does not load (or whose state
-  database does not open) is logged and the running one kept. Then READY=1 again.
+  database does not open, or is being written by another calsync) is logged and the running one
+  kept. Then READY=1 again.
 - READY=1 once the first schedule is set up; WATCHDOG=1 every half $WATCHDOG_USEC while the
   scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, next run 10:42:00 UTC").
+
+The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
+start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
+start, exit 75, while another calsync writes the database).
 
 `CALSYNC_INTERVAL_SECONDS` (or the hidden `calsync run --interval-seconds`) overrides
 `sync.interval_minutes` without touching the configuration: a testing aid, not for production.
@@ -55,6 +60,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from calsync.config import Config
 from calsync.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
+from calsync.lock import WriterLock
 from calsync.logs import event as log_event
 from calsync.notify import Notifier, watchdog_interval
 from calsync.state import StateStore
@@ -259,8 +265,13 @@ class Daemon:
         stop_grace: float = STOP_GRACE,
         rng: random.Random | None = None,
         watchdog_seconds: float | None = None,
+        lock_wait: float = 0.0,
     ) -> None:
         self._load_config = load_config
+        self.lock_wait = lock_wait  # seconds to wait at start for another writer of the state
+        # The single-writer locks held: the state database's, and after a reload to another
+        # state path that one's too (a job may still be finishing on the old one); all until stop.
+        self._writers: list[WriterLock] = []
         self.interval_override = interval_override
         self.notifier = notifier if notifier is not None else Notifier.from_environ()
         self._sync_one = sync_one
@@ -311,6 +322,7 @@ class Daemon:
     def start(self) -> None:
         """Load the configuration, schedule every calendar, start, then READY=1."""
         config = self._load_config()
+        self._writers.append(self._take_lock(config, self.lock_wait))
         self._open_state(config)  # migrations run here, once, before any worker opens it
         self._config = config
         self._status = self._known_status(config, config.sync.users)
@@ -343,18 +355,24 @@ class Daemon:
         self.notifier.reloading()
         log_event(log, "reloading configuration")
         old = self.config
+        writer = None
         try:
             new = self._load_config()
             if new.state.path != old.state.path:
+                writer = self._take_lock(new, 0.0)
                 self._open_state(new)
             added = [u for u in new.sync.users if u not in old.sync.users]
             removed = [u for u in old.sync.users if u not in new.sync.users]
             known = self._known_status(new, added)
         except CalsyncError as exc:
+            if writer is not None:
+                writer.release()
             log_event(log, "configuration reload failed, keeping the running configuration",
                       level=logging.ERROR, error=str(exc))
             self.notifier.ready(self.status())
             return False
+        if writer is not None:
+            self._writers.append(writer)
         old_schedule = self.schedule
         self._config = new
         schedule = self.schedule
@@ -397,9 +415,11 @@ class Daemon:
         left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
         self.abandoned = tuple(left)
         if left:
+            # The lock stays held: the process exits at once and the kernel releases it then.
             log_event(log, "stopped with calendars still syncing; their uncommitted work is"
                       " redone next run", level=logging.WARNING, running=",".join(left))
         else:
+            self._release_locks()
             log_event(log, "daemon stopped")
         return not left
 
@@ -420,6 +440,8 @@ class Daemon:
         finally:
             if self._scheduler is not None:  # started (a start that failed has nothing to stop)
                 self.stop()
+            else:  # perhaps locked, then the start failed
+                self._release_locks()
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -562,6 +584,9 @@ class Daemon:
         try:
             try:
                 outcome = self._sync_one(config, user)
+            except CalsyncError as exc:  # e.g. the state database filled up: one line, no trace
+                log_event(log, "calendar run failed", level=logging.ERROR, user=user, error=str(exc))
+                outcome = CalendarRun(user, False, str(exc), previous.consecutive_failures + 1)
             except Exception as exc:  # noqa: BLE001 - a bug in one calendar must not stop the rest
                 log_event(log, "calendar run crashed", level=logging.ERROR, exc_info=True,
                           user=user, error=f"{type(exc).__name__}: {exc}")
@@ -617,9 +642,25 @@ class Daemon:
     # -- state -----------------------------------------------------------------------------------
 
     @staticmethod
+    def _take_lock(config: Config, wait: float) -> WriterLock:
+        """The single-writer lock of the configuration's state database (LockBusy: exit 75)."""
+        writer = WriterLock(config.state.path, "run")
+        writer.acquire(wait)
+        return writer
+
+    def _release_locks(self) -> None:
+        while self._writers:
+            self._writers.pop().release()
+
+    @staticmethod
     def _open_state(config: Config) -> None:
-        """Open (and migrate) the state database once in this thread; StateError if unusable."""
-        StateStore(config.state.path).close()
+        """Open (and migrate) the state database once in this thread and check it can be read
+        and written; StateError (exit 74, which systemd does not restart) if not."""
+        store = StateStore(config.state.path)
+        try:
+            store.check_usable()
+        finally:
+            store.close()
 
     @staticmethod
     def _known_status(config: Config, users: Sequence[str]) -> dict[str, CalendarStatus]:

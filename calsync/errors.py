@@ -7,6 +7,7 @@
     ├── TransientError           network, 5xx, lock contention: retry later with backoff (exit 75)
     │   └── QuotaExhausted       Salesforce REQUEST_LIMIT_EXCEEDED / Google quota: stop writing
     ├── SyncTokenExpired         Google said 410 fullSyncRequired: drop the token, full sync
+    │   └── SyncTokenRefused     Google said 400 to the stored token: dropped the same way
     └── PermanentError           this record will not go through as is: skip it, report it
 
 Adapters translate client-library errors into these at the edge (keeping the cause with
@@ -61,6 +62,11 @@ class QuotaExhausted(TransientError):
 
 class SyncTokenExpired(CalsyncError):
     """Google answered 410 fullSyncRequired: the calendar needs a full sync."""
+
+
+class SyncTokenRefused(SyncTokenExpired):
+    """Google answered 400 to a listing with the stored sync token (damaged, or not Google's):
+    the token is dropped like an expired one, after a warning, instead of failing every cycle."""
 
 
 class PermanentError(CalsyncError):

@@ -4,9 +4,15 @@ Every listing sends the same parameters (singleEvents=false, showDeleted=true, m
 on the full and the incremental sync; only the full one adds timeMin (reference A2, C2). The
 nextSyncToken comes from the last page only; the caller stores it after applying everything.
 
-Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 403/429 rate limits, 5xx
-and network failures → TransientError (after google-api-python-client's own retries); refused
+Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 400 to a request carrying
+the stored sync token → SyncTokenRefused (dropped like a 410); 403/429 rate limits, 5xx and
+network failures → TransientError (after google-api-python-client's own retries); refused
 credentials → AuthError. Nothing outside this module imports googleapiclient.
+
+Every page is checked before anything of the listing is used (`check_page`): `items` a list of
+objects, `nextPageToken`/`nextSyncToken` non-empty strings, a page token never repeated, the last
+page carrying a nextSyncToken. A page that fails fails the listing (TransientError): a listing
+cut short would look like deleted meetings on a full sync, and a bogus token would be stored.
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync import logs
-from calsync.errors import AuthError, CalsyncError, ConfigError, SyncTokenExpired, TransientError
+from calsync.errors import (
+    AuthError,
+    CalsyncError,
+    ConfigError,
+    SyncTokenExpired,
+    SyncTokenRefused,
+    TransientError,
+)
 from calsync.model import EventTime, GoogleEvent, Person
 
 log = logging.getLogger(__name__)
@@ -37,6 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls on a full sync
 NUM_RETRIES = 3  # execute(num_retries=) retries 5xx, 429 and 403 rate limits (reference A10)
+# Seconds a request may take to connect, and again to answer ([google] timeout_seconds). httplib2
+# applies one socket timeout to both; the token request goes through the same Http.
 HTTP_TIMEOUT = 60
 
 
@@ -63,9 +78,12 @@ class GoogleCalendar:
         credentials: Any,
         *,
         api_endpoint: str | None = None,
+        timeout: float = HTTP_TIMEOUT,
     ) -> None:
         self.user = user
         self._credentials = credentials
+        self.timeout = timeout
+        self.calls = 0  # requests made (events.list pages, probes), failed ones included
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self._service = build(
             "calendar",
@@ -78,7 +96,7 @@ class GoogleCalendar:
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         return google_auth_httplib2.AuthorizedHttp(
-            self._credentials, http=httplib2.Http(timeout=HTTP_TIMEOUT)
+            self._credentials, http=httplib2.Http(timeout=self.timeout)
         )
 
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
@@ -95,7 +113,7 @@ class GoogleCalendar:
             params["timeMin"] = time_min.astimezone(dt.timezone.utc).isoformat().replace(
                 "+00:00", "Z"
             )
-        return self._list_all(params, full=not sync_token)
+        return self._list_all(params, full=not sync_token, incremental=bool(sync_token))
 
     def list_series(self, ical_uid: str) -> Listing:
         """Every item of one meeting (a series master and all its exceptions), whenever it is.
@@ -110,7 +128,7 @@ class GoogleCalendar:
             "showDeleted": True,
             "maxResults": MAX_RESULTS,
         }
-        return self._list_all(params, full=False)
+        return self._list_all(params, full=False, token_needed=False)
 
     def get_event(self, event_id: str) -> dict[str, Any] | None:
         """events.get: the item as Google holds it now, or None when Google no longer has it.
@@ -124,18 +142,36 @@ class GoogleCalendar:
         except _Missing:
             return None
 
-    def _list_all(self, params: dict[str, Any], *, full: bool) -> Listing:
+    def _list_all(
+        self,
+        params: dict[str, Any],
+        *,
+        full: bool,
+        incremental: bool = False,
+        token_needed: bool = True,
+    ) -> Listing:
+        """Every page of one events.list, each checked before anything of it is used.
+
+        `token_needed`: the last page must carry a nextSyncToken (a listing calsync continues
+        from); an iCalUID listing is read once and its token, if any, is not kept."""
         items: list[dict[str, Any]] = []
         calls = 0
         page_token: str | None = None
+        seen: set[str] = set()
         http = self._http()
         while True:
             request = self._service.events().list(
                 **params, **({"pageToken": page_token} if page_token else {})
             )
             calls += 1
-            page = self._execute(request, http)
-            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            page = self._execute(request, http, incremental=incremental)
+            problem = check_page(page, seen, token_needed=token_needed)
+            if problem:
+                raise TransientError(
+                    f"Google Calendar sent a malformed page (page {calls}) for {self.user}: "
+                    f"{problem}; nothing of this listing was applied"
+                )
+            items.extend(page.get("items") or [])
             page_token = page.get("nextPageToken")
             if not page_token:
                 zone = page.get("timeZone")
@@ -143,6 +179,7 @@ class GoogleCalendar:
                     tuple(items), page.get("nextSyncToken"), full, calls,
                     zone if isinstance(zone, str) and zone else None,
                 )
+            seen.add(page_token)
             log.debug("listing page", extra={"fields": {"user": self.user, "items": len(items)}})
 
     def probe(self) -> str | None:
@@ -154,20 +191,27 @@ class GoogleCalendar:
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
-    def _execute(self, request: Any, http: Any, *, missing_ok: bool = False) -> dict[str, Any]:
+    def _execute(
+        self, request: Any, http: Any, *, incremental: bool = False, missing_ok: bool = False
+    ) -> dict[str, Any]:
+        self.calls += 1
         try:
             result = request.execute(http=http, num_retries=NUM_RETRIES)
         except HttpError as exc:
             if missing_ok and exc.resp.status in (404, 410):
                 raise _Missing() from exc
-            raise _map_http_error(exc, self.user) from exc
+            raise _map_http_error(exc, self.user, incremental) from exc
         except google.auth.exceptions.RefreshError as exc:
             raise AuthError(
                 f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
             ) from exc
         except google.auth.exceptions.TransportError as exc:
             raise TransientError(f"cannot reach Google's token endpoint: {exc}") from exc
-        except (OSError, httplib2.HttpLib2Error, socket.timeout) as exc:
+        except (TimeoutError, socket.timeout) as exc:
+            raise TransientError(
+                f"Google Calendar did not answer within {self.timeout:g} s (timeout_seconds)"
+            ) from exc
+        except (OSError, httplib2.HttpLib2Error) as exc:
             raise TransientError(f"cannot reach Google Calendar: {exc}") from exc
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
@@ -176,6 +220,39 @@ class GoogleCalendar:
 
 class _Missing(Exception):
     """events.get answered 404/410: the event is gone (only raised inside this module)."""
+
+
+def check_page(page: Mapping[str, Any], seen: set[str], *, token_needed: bool = True) -> str | None:
+    """What is wrong with one events.list page (reference A1), or None.
+
+    `seen` holds the page tokens already followed: one coming back would page forever.
+    `token_needed`: a last page without nextSyncToken is wrong (a listing calsync continues from).
+    """
+    items = page.get("items")
+    if items is not None:
+        if not isinstance(items, list):
+            return f"items is {_kind(items)}, not a list"
+        for item in items:
+            if not isinstance(item, dict):
+                return f"an item is {_kind(item)}, not an object"
+    for name in ("nextPageToken", "nextSyncToken"):
+        value = page.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            return f"{name} is {_kind(value)}, not a token"
+    page_token = page.get("nextPageToken")
+    if token_needed and page_token is None and page.get("nextSyncToken") is None:
+        return "the last page carries no nextSyncToken"
+    if page_token is not None and page_token in seen:
+        return "a nextPageToken came back a second time"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "an empty string" if not value else "a string"
+    names = {dict: "an object", list: "a list", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _reason(exc: HttpError) -> str:
@@ -187,12 +264,16 @@ def _reason(exc: HttpError) -> str:
         return ""
 
 
-def _map_http_error(exc: HttpError, user: str) -> CalsyncError:
+def _map_http_error(exc: HttpError, user: str, incremental: bool = False) -> CalsyncError:
     status = exc.resp.status
     reason = _reason(exc)
     text = f"Google Calendar answered {status} {reason or ''} for {user}".strip()
     if status == 410:
         return SyncTokenExpired(text)
+    if status == 400 and incremental:
+        # Our parameters are the same as on the full listing that gave the token, so the token
+        # is what Google refuses: waiting will not mend it (reference A2).
+        return SyncTokenRefused(f"{text}: the stored sync token was refused")
     if status in (401,) or (status == 403 and reason in ("forbidden", "insufficientPermissions")):
         return AuthError(text)
     if status == 404:
@@ -208,8 +289,9 @@ def _map_http_error(exc: HttpError, user: str) -> CalsyncError:
 
 def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
     # RefreshError's first argument is "<error>: <error_description>" (reference A9); the
-    # second is the raw body, which may echo the assertion: never show it.
-    return str(exc.args[0]) if exc.args else "refused"
+    # second is the raw body, which may echo the assertion: never show it. The description
+    # itself may echo the request (some gateways do): redacted, and cut.
+    return logs.excerpt(str(exc.args[0])) if exc.args else "refused"
 
 
 def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
@@ -247,8 +329,13 @@ def installed_app_credentials(token_dir: str | Path, user: str, scopes: tuple[st
         raise AuthError(f"no Google authorisation stored for {user}: run `calsync auth google {user}`")
     try:
         creds = user_credentials.Credentials.from_authorized_user_file(str(path), scopes=scopes)
+        # google-auth always puts Google's own token URL here; the refresh must go where the
+        # client-secrets file said (its token_uri, stored with the token; reference A9).
+        token_uri = json.loads(path.read_text()).get("token_uri")
     except (ValueError, KeyError) as exc:
         raise AuthError(f"{path}: unreadable stored Google authorisation ({exc})") from exc
+    if isinstance(token_uri, str) and token_uri:
+        creds = creds.with_token_uri(token_uri)
     for secret in (creds.refresh_token, getattr(creds, "client_secret", None)):
         if secret:
             logs.register_secret(secret)
@@ -346,6 +433,8 @@ def calendar_factory(cfg: Any) -> Any:
             creds = service_account_credentials(cfg.service_account_file, user, scopes)
         else:
             creds = installed_app_credentials(cfg.token_dir, user, scopes)
-        return GoogleCalendar(user, creds, api_endpoint=cfg.api_endpoint)
+        return GoogleCalendar(
+            user, creds, api_endpoint=cfg.api_endpoint, timeout=cfg.timeout_seconds
+        )
 
     return calendar_for

@@ -27,6 +27,7 @@ import threading
 import traceback
 from collections.abc import Mapping
 from typing import Any, Protocol, TextIO
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
@@ -114,6 +115,18 @@ class _Revealable(Protocol):
     def reveal(self) -> str: ...
 
 
+_PERCENT = re.compile(r"%([0-9A-F])([0-9A-F])")
+
+
+def _literal(value: str) -> str:
+    """A pattern for `value` in which each %-escape matches in either case (%2F and %2f)."""
+
+    def either_case(match: re.Match[str]) -> str:
+        return "%" + "".join(f"[{c}{c.lower()}]" if c.isalpha() else c for c in match.groups())
+
+    return _PERCENT.sub(either_case, re.escape(value))
+
+
 class _SecretRegistry:
     """The exact secret values to mask; shared by every Redactor (thread-safe)."""
 
@@ -131,7 +144,7 @@ class _SecretRegistry:
             self._values.add(value)
             # Longest first, so a secret containing another is masked whole.
             ordered = sorted(self._values, key=len, reverse=True)
-            alternation = "|".join(re.escape(v) for v in ordered)
+            alternation = "|".join(_literal(v) for v in ordered)
             self._pattern = re.compile(alternation)
 
     def clear(self) -> None:
@@ -151,17 +164,26 @@ def register_secret(value: str | _Revealable | None) -> None:
     """Mask `value` (a str, or anything with `.reveal()` such as config.Secret) in every log line.
 
     Call it whenever a credential is loaded or obtained (each new access token included). Values
-    shorter than MIN_SECRET_LENGTH are ignored. Also registers the JSON-escaped form, so a
-    secret with quotes or newlines is masked inside JSON bodies that get logged.
+    shorter than MIN_SECRET_LENGTH are ignored. Also registers the JSON-escaped form (a secret
+    with quotes or newlines inside a logged JSON body) and the URL- and form-encoded forms.
     """
     if value is None:
         return
     text = value if isinstance(value, str) else value.reveal()
-    _REGISTRY.add(text)
+    for form in _forms(text):
+        _REGISTRY.add(form)
+
+
+def _forms(text: str) -> set[str]:
+    """`text` as it may appear in a line: raw, JSON-escaped, URL- and form-encoded.
+
+    A token endpoint (or a proxy in front of it) may echo the form it was sent, where the
+    secret is %-encoded (`quote_plus`, what requests and google-auth send) or in a URL (`quote`).
+    """
+    forms = {text, quote(text, safe=""), quote(text), quote_plus(text)}
     for ascii_only in (True, False):
-        escaped = json.dumps(text, ensure_ascii=ascii_only)[1:-1]
-        if escaped != text:
-            _REGISTRY.add(escaped)
+        forms.add(json.dumps(text, ensure_ascii=ascii_only)[1:-1])
+    return forms
 
 
 def clear_secrets() -> None:
@@ -180,6 +202,13 @@ def redact(text: str) -> str:
         else:
             text = token_pattern.sub(_mask_key_value, text)
     return text
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """`text` redacted and cut to `limit` characters: for error texts a server sent back, which
+    may echo the request (some gateways and token endpoints do)."""
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def redact_exception(exc: BaseException) -> str:

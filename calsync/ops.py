@@ -304,15 +304,18 @@ def _check_state(config: Config) -> Check:
         )
     try:
         store = StateStore.snapshot(path)
+        try:
+            calendars = len(store.calendars())
+            written = store.count_written()
+        finally:
+            store.close()
     except StateError as exc:
         return Check("state database", False, str(exc),
                      "restore the file from a backup or point [state] path at a new file "
                      "(calsync then does one full sync)")
-    try:
-        calendars = len(store.calendars())
-        written = store.count_written()
-    finally:
-        store.close()
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        return Check("state database", False, f"{path} (or its directory) is not writable",
+                     "give the user calsync runs as write access to the file and its directory")
     return Check("state database", True, f"{path}: {calendars} calendars, {written} Events written")
 
 

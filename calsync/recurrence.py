@@ -9,8 +9,10 @@ DST changes. Used by the planner (first occurrence of a series) and by the Googl
 from __future__ import annotations
 
 import datetime as dt
+import types
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule
@@ -22,6 +24,10 @@ MAX_SLOTS = 5000
 # Nor may an impossible one (BYMONTH=2;BYMONTHDAY=31), which dateutil searches for until year
 # 9999: no rule is expanded further than this past its first instance.
 HORIZON = dt.timedelta(days=366 * 5)
+# Periods (days, weeks, months, years: the rule's FREQ) dateutil may step through for one rule,
+# whether they hold a slot or not: a bound on CPU whatever the rule (FREQ=SECONDLY;BYSETPOS=2
+# never selects a slot and steps one second at a time). About 50 ms at most.
+MAX_PERIODS = 20_000
 
 
 class RecurrenceError(ValueError):
@@ -83,9 +89,83 @@ def slots(
         raise RecurrenceError(f"cannot expand recurrence: {exc}") from exc
 
 
-# Most days a month can have; dateutil checks UNTIL only when a slot matches, so a rule that can
-# never match (Feb 30th) runs to year 9999 whatever the bound: refuse the common ones up front.
+# Most days a month can have. A rule that can never match (Feb 30th) is refused up front, as it
+# always was (the emulator refuses to store one); the others that never match end at the horizon
+# (`_BoundedRule`) with no slot, which the planner reports as "recurrence has no occurrence".
 _MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+class _Exhausted(Exception):
+    """A bounded rule went past its horizon or its budget of periods: it has no more slots."""
+
+
+class _BoundedInfo(rrule._iterinfo):  # type: ignore[misc]
+    """dateutil's per-period helper, counting the periods its expansion loop steps through.
+
+    dateutil checks UNTIL only when a slot matches, so a rule whose filters never match (Feb
+    30th, BYYEARDAY=366;BYMONTH=1, BYWEEKNO=53;BYMONTH=3) is searched period by period until year
+    9999: seconds of CPU per rule. Its loop asks for each period's days here; past the horizon
+    or the budget the expansion ends (`_Exhausted`) and the rule counts as having no more slots.
+    """
+
+    # No __slots__ of its own: dateutil's __init__ sets each name of `self.__slots__` to None,
+    # which must stay its list.
+
+    def __init__(self, rule: "_BoundedRule") -> None:
+        super().__init__(rule)
+        self._limit = rule.calsync_limit
+        self._left = MAX_PERIODS
+
+    def _step(self, year: int, month: int, day: int) -> None:
+        self._left -= 1
+        if self._left < 0 or (year, month, day) > self._limit:
+            raise _Exhausted
+
+    def ydayset(self, year: int, month: int, day: int) -> Any:
+        self._step(year, 1, 1)
+        return super().ydayset(year, month, day)
+
+    def mdayset(self, year: int, month: int, day: int) -> Any:
+        self._step(year, month, 1)
+        return super().mdayset(year, month, day)
+
+    def wdayset(self, year: int, month: int, day: int) -> Any:
+        self._step(year, month, day)
+        return super().wdayset(year, month, day)
+
+    def ddayset(self, year: int, month: int, day: int) -> Any:
+        self._step(year, month, day)
+        return super().ddayset(year, month, day)
+
+
+# dateutil's own expansion loop, unchanged, run with `_BoundedInfo` as its per-period helper (the
+# loop finds `_iterinfo` among its globals). dateutil itself is not modified.
+_dateutil_iter = types.FunctionType(
+    rrule.rrule._iter.__code__, {**vars(rrule), "_iterinfo": _BoundedInfo}, "_iter"
+)
+
+
+class _BoundedRule(rrule.rrule):  # type: ignore[misc]
+    """An rrule whose expansion stops after `calsync_limit` (a (year, month, day) in the rule's
+    own frame) or MAX_PERIODS periods, whichever comes first."""
+
+    calsync_limit: tuple[int, int, int]
+
+    def _iter(self) -> Iterator[dt.datetime]:
+        try:
+            yield from _dateutil_iter(self)
+        except _Exhausted:
+            return
+
+
+def _bounded(rule: rrule.rrule, limit: dt.datetime) -> rrule.rrule:
+    bounded = rule.replace(until=limit)
+    bounded.__class__ = _BoundedRule
+    zone = rule._dtstart.tzinfo
+    # The loop counts days in the rule's own zone: an UNTIL given in UTC may be a day earlier.
+    local = limit.astimezone(zone) if zone is not None and limit.tzinfo is not None else limit
+    bounded.calsync_limit = (local.year, local.month, local.day)
+    return bounded
 
 
 def _refuse_impossible(rules: rrule.rruleset) -> None:
@@ -97,7 +177,8 @@ def _refuse_impossible(rules: rrule.rruleset) -> None:
 
 
 def _bound(rules: rrule.rruleset, horizon: dt.datetime) -> None:
-    """Cap every rule of the set at `horizon` (COUNT rules too: dateutil only warns)."""
+    """Cap every rule of the set at `horizon` (COUNT rules too: dateutil only warns), both as
+    UNTIL and as a bound on the periods its expansion may search (`_BoundedRule`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for name in ("_rrule", "_exrule"):
@@ -109,7 +190,7 @@ def _bound(rules: rrule.rruleset, horizon: dt.datetime) -> None:
                 limit = min(until, horizon) if until is not None else horizon
                 if limit.tzinfo is not None and rule._dtstart.tzinfo is None:
                     limit = limit.replace(tzinfo=None)
-                bounded.append(rule.replace(until=limit))
+                bounded.append(_bounded(rule, limit))
             setattr(rules, name, bounded)
 
 

@@ -26,8 +26,12 @@ until the meeting changes in Google. A resync does not trust it. For each chosen
 (`StateStore.snapshot`), so neither the state database nor Salesforce is written. A second resync
 right after a first one finds every Event as desired and writes nothing.
 
-Run it while the daemon is stopped, or with [salesforce] external_id_field set: a cycle and a
-resync creating the same new meeting at the same instant could otherwise both create it.
+It also finds duplicate Events of one meeting among the owners' Events of the window (one more
+batched query, duplicates.py): one is kept, the others are deleted (listed in a dry run), and a
+meeting without a recorded Event takes an existing one over instead of creating another.
+
+A resync that writes takes the single-writer lock (lock.py): it is refused (exit 75) while the
+daemon or a sync writes the same state database, so the two never create the same meeting.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any, Literal
 from calsync import changes, mirror
 from calsync.config import Config
 from calsync.cycle import CalendarOutcome, Cycle
+from calsync.duplicates import Duplicate, user_of
 from calsync.errors import CalsyncError
 from calsync.logs import event as log_event
 from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Skip, Update, Written
@@ -133,6 +138,8 @@ def resync(
     else:
         store = StateStore(config.state.path)
     try:
+        if not dry_run:
+            store.check_usable()
         cycle = Cycle(
             config,
             store,
@@ -274,9 +281,12 @@ class Resync:
             key: replace(w, fingerprint=FORCE) if w.sf_id else w for key, w in written.items()
         }
         planned = cycle.plan_operations(copies, forced, directory or Directory(users=dict(owners)), self.now)
+        planned, doubles, written = self._duplicates(planned, written, owners)
         current = self._events([op.sf_id for op in planned if isinstance(op, (Update, Delete)) and op.sf_id],
                                planned)
         operations, refresh = self._decide(planned, written, current)
+        for d in doubles:
+            self._note(d.user, "delete", d.key, d.extra, d.sf_id, None, f"duplicate of {d.keep}")
 
         if self.dry_run:
             for change in self.result.changes:
@@ -289,7 +299,7 @@ class Resync:
             self.store.record_written(key, w.owner, w.ical_uid, w.sf_id, fingerprint, self.now)
         outcomes = {user: CalendarOutcome(user) for user in self.result.users}
         writes = [op for op in operations if not isinstance(op, Skip)]
-        failed = cycle.write(writes, copies, self.now, outcomes) if writes else {}
+        failed = cycle.write(writes, copies, self.now, outcomes, doubles) if writes or doubles else {}
         for user, outcome in outcomes.items():
             counts = self.result.users[user]
             counts.created += outcome.created
@@ -302,6 +312,25 @@ class Resync:
             k: sum(getattr(u, k) for u in self.result.users.values())
             for k in ("created", "updated", "deleted", "unchanged", "failed")
         })
+
+    def _duplicates(
+        self, planned: list[Operation], written: Mapping[str, Written], owners: Mapping[str, str]
+    ) -> tuple[list[Operation], tuple[Duplicate, ...], dict[str, Written]]:
+        """The window's duplicate Events (one query, as a full listing does), and the plan with
+        the Event of a meeting that has none recorded taken over rather than created again.
+
+        A taken-over Event is recorded with no fingerprint, so it is compared like any other and
+        its state row written even when it already holds the desired fields.
+        """
+        users = {user_of(op) for op in planned}
+        planned, doubles = self.cycle.find_duplicates(
+            planned, written, owners, {u: self.window.since for u in users}, self.window.until
+        )
+        known = dict(written)
+        for op in planned:
+            if isinstance(op, Update) and op.key not in known:
+                known[op.key] = Written(op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, None)
+        return planned, doubles, known
 
     def _events(self, ids: Iterable[str], planned: Sequence[Operation]) -> dict[str, dict[str, Any]]:
         """The Events calsync wrote, as Salesforce holds them now, by 15-character Id."""

@@ -19,9 +19,13 @@ def open_cycle(
 ) -> Iterator[Cycle]:
     """A Cycle on its own state connection; Salesforce is only contacted when needed.
 
-    `clock` replaces the wall clock (tests that let time pass)."""
+    The state database is checked (read whole, one row written) before anything else: a damaged
+    file or a full disk is a StateError here, not after API calls spent for nothing. `clock`
+    replaces the wall clock (tests that let time pass).
+    """
     store = StateStore(config.state.path)
     try:
+        store.check_usable()
         yield Cycle(
             config,
             store,

@@ -48,7 +48,28 @@ COLLECTION_SIZE = 200  # sObject Collections limit (reference B4)
 # below it so the path, version and headers always fit.
 MAX_ENCODED_QUERY = 15_000
 RETRIES = 2
-TIMEOUT = 120
+CONNECT_TIMEOUT = 10  # seconds ([salesforce] connect_timeout_seconds)
+READ_TIMEOUT = 120  # seconds to wait for each answer ([salesforce] read_timeout_seconds)
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session whose every request has a connect and a read timeout.
+
+    requests waits forever by default, and simple-salesforce passes no timeout of its own (its
+    calls only forward the keyword arguments they are given; `describe()` takes none), so the
+    default is set where every request passes: the session handed to `Salesforce(session=...)`.
+    """
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,8 @@ class SalesforceOrg:
         api_version: str = "59.0",
         min_remaining: int = 0,
         sleep: Callable[[float], None] = time.sleep,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.instance_url = instance_url.rstrip("/")
         self.auth = auth
@@ -183,7 +206,7 @@ class SalesforceOrg:
         self.api_usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.server_time: dt.datetime | None = None  # Salesforce's clock at its last answer
-        self._http = requests.Session()
+        self._http = _TimeoutSession((connect_timeout, read_timeout))
         self._http.hooks["response"].append(self._note_server_time)
         if ca_bundle:
             self._http.verify = _trust(ca_bundle)
@@ -236,6 +259,8 @@ class SalesforceOrg:
             ca_bundle=getattr(cfg, "ca_bundle", None),
             api_version=getattr(cfg, "api_version", "59.0"),
             min_remaining=getattr(cfg, "daily_call_budget", 0),
+            connect_timeout=getattr(cfg, "connect_timeout_seconds", CONNECT_TIMEOUT),
+            read_timeout=getattr(cfg, "read_timeout_seconds", READ_TIMEOUT),
         )
 
     # -- sessions --------------------------------------------------------------------------------
@@ -291,7 +316,11 @@ class SalesforceOrg:
     def _token_request(self, form: Mapping[str, str]) -> tuple[str, str]:
         url = f"{self.login_url}/services/oauth2/token"
         try:
-            response = self._http.post(url, data=dict(form), timeout=TIMEOUT)
+            response = self._http.post(url, data=dict(form))
+        except requests.Timeout as exc:
+            raise TransientError(
+                f"the Salesforce login URL {self.login_url} {_timed_out(exc, self._http)}"
+            ) from exc
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach the Salesforce login URL {self.login_url}: {type(exc).__name__}") from exc
         try:
@@ -303,9 +332,11 @@ class SalesforceOrg:
             description = body.get("error_description") if isinstance(body, dict) else None
             if response.status_code >= 500:
                 raise TransientError(f"Salesforce login answered {response.status_code}")
+            # The description may echo the request (some gateways do): redacted and cut, never
+            # the raw body.
             raise AuthError(
                 f"Salesforce refused the {self.auth} login for {self.username}: "
-                f"{error or response.status_code} {description or ''}".strip()
+                + logs.excerpt(f"{error or response.status_code} {description or ''}".strip())
             )
         return str(body["access_token"]), str(body.get("instance_url") or self.instance_url)
 
@@ -366,10 +397,14 @@ class SalesforceOrg:
                     continue
                 raise TransientError(f"{what}: Salesforce answered {status} {_error_code(exc)}") from exc
             except requests.RequestException as exc:
+                # A create that timed out may have landed: it is not retried here; its recorded
+                # intent is reconciled on the next run (the crash-safety path).
                 if idempotent and attempt < RETRIES:
                     attempt += 1
                     self._sleep(attempt)
                     continue
+                if isinstance(exc, requests.Timeout):
+                    raise TransientError(f"{what}: Salesforce {_timed_out(exc, self._http)}") from exc
                 raise TransientError(f"{what}: cannot reach Salesforce ({type(exc).__name__})") from exc
 
     def query(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
@@ -490,11 +525,16 @@ class SalesforceOrg:
             found[str(row[field])] = row["Id"]
         return found
 
-    def events_starting_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
-        """Events of these owners starting after `since` (adopting Events on a full sync)."""
+    def events_starting_since(
+        self, owner_ids: Iterable[str], since: dt.datetime, extra_fields: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Events of these owners starting after `since` (adopting Events and finding duplicates
+        on a full listing or a resync), with CreatedDate and `extra_fields` (an External ID)."""
+        extra = "".join(f", {name}" for name in extra_fields)
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
-            f" WhoId, WhatId FROM Event WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
+            f" WhoId, WhatId, CreatedDate{extra} FROM Event"
+            f" WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
         )
         return self.query_in(head, owner_ids, bisect=False)
 
@@ -618,6 +658,13 @@ def _sf_instant(value: Any) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value).astimezone(dt.timezone.utc)
     except ValueError:
         return None
+
+
+def _timed_out(exc: requests.Timeout, session: _TimeoutSession) -> str:
+    connect, read = session.timeout
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"did not accept the connection within {connect:g} s (connect_timeout_seconds)"
+    return f"did not answer within {read:g} s (read_timeout_seconds)"
 
 
 def _results(answer: Any, expected: int) -> list[WriteResult]:

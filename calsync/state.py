@@ -23,15 +23,26 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
 - `replans` (m003): meetings queued for re-planning because Salesforce changed under them.
 - `directory_seen` (m003): changes already acted on inside the refresh overlap (`directory.py`).
 
+Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
+log line: a token endpoint that echoes the request must not leave a secret in the file.
+
 Writes go through `transaction()` with plain SQL (BEGIN IMMEDIATE), never sqlite-utils' own
 insert helpers, which commit on their own and would split a transaction. A database written by a
 newer calsync (a migration this code does not know) is refused rather than guessed at.
+
+Every SQLite failure (a damaged file, a full disk, a read-only file or directory, a lock held too
+long by another program) becomes one `StateError` naming the file and the cause (exit 74), from
+whichever statement meets it. `check_usable()`, called before a cycle spends any API call,
+reads the whole file once (PRAGMA quick_check) and writes and takes back 16 KB, so such faults
+show there.
+When calsync creates the database and its directory, they are owner-only (0600, 0700).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -42,10 +53,14 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from calsync import logs
 from calsync.errors import StateError
 from calsync.model import Written
 
 migrations = Migrations("calsync")
+
+# Bytes `check_usable` writes and deletes: room for them proves the disk is not full.
+WRITE_CHECK_BYTES = 16_384
 
 
 @migrations()
@@ -242,21 +257,67 @@ class PendingCreate:
     intent_at: dt.datetime
 
 
+def state_fault(path: str | Path, exc: sqlite3.Error | OSError, doing: str = "use") -> StateError:
+    """One line naming the state database and what is wrong with it (exit 74)."""
+    if isinstance(exc, OSError):
+        return StateError(f"{path}: cannot {doing} the state database: {exc.strerror or exc}")
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        cause = "the file is damaged"
+    elif name.startswith("SQLITE_FULL"):
+        cause = "the disk is full"
+    elif name in ("SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC"):
+        # No room for the WAL's shared-memory file, or a write refused: nearly always space.
+        cause = "a write failed: the disk is probably full"
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_PERM")):
+        cause = "it is read-only here"
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        cause = "another program holds a lock on it"
+    elif name.startswith("SQLITE_CANTOPEN"):
+        cause = "it cannot be opened (a missing or read-only directory?)"
+    else:
+        cause = "SQLite failed"
+    return StateError(f"{path}: cannot {doing} the state database: {cause} ({exc})")
+
+
+@contextmanager
+def _faults(path: str, doing: str = "use") -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise state_fault(path, exc, doing) from exc
+
+
 class StateStore:
     """One connection to the state database. Not shared between threads: open one per worker."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self.db = sqlite_utils.Database(conn)
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+        with _faults(self.path, "open"):
+            if self.path != ":memory:":
+                _create_private(Path(self.path))
+            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+                self.db = sqlite_utils.Database(conn)
+                self._migrate()
+            except BaseException:
+                conn.close()
+                raise
+
+    def check_usable(self) -> None:
+        """Read the whole file once, then write (and take back) WRITE_CHECK_BYTES, so that a
+        damaged file, a full disk or a read-only file raises StateError here, before a cycle
+        spends any API call. A cycle's own writes are mostly smaller than this."""
+        self._check_intact(self.path)
+        with self.transaction():
+            self._exec(
+                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                ["write check", "x" * WRITE_CHECK_BYTES, _iso(dt.datetime.now(dt.timezone.utc))],
+            )
+        with self.transaction():
+            self._exec("DELETE FROM meta WHERE name = 'write check'")
 
     def _migrate(self) -> None:
         known = {m.name for m in migrations._migrations}
@@ -269,25 +330,35 @@ class StateStore:
             )
         migrations.apply(self.db)
 
+    def _check_intact(self, name: str | Path) -> None:
+        """PRAGMA quick_check: every page of the file read once; StateError when damaged."""
+        rows = self._rows("PRAGMA quick_check(1)")
+        verdict = next(iter(rows[0].values())) if rows else "ok"
+        if verdict != "ok":
+            raise StateError(
+                f"{name}: cannot use the state database: the file is damaged ({verdict})"
+            )
+
     @classmethod
     def snapshot(cls, path: str | Path) -> "StateStore":
         """A private in-memory copy of the state database at `path` (which must exist).
 
         Opened read-only and copied with SQLite's backup API (a consistent snapshot even while
-        the daemon writes), then checked like any store: a database written by a newer calsync
-        is refused (StateError). Whatever is written to the copy is lost when it is closed.
+        the daemon writes), then checked like any store: a database written by a newer calsync,
+        or a damaged one, is refused (StateError). Whatever is written to the copy is lost when
+        it is closed. A read-only directory without the WAL's -shm file is read as it lies.
         """
         store = cls(":memory:")
         try:
-            source = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
-            try:
-                source.backup(store.db.conn)
-            finally:
-                source.close()
-            store._migrate()  # the copy replaced the fresh schema: check it as a file would be
-        except sqlite3.DatabaseError as exc:
-            store.close()
-            raise StateError(f"{path}: cannot read the state database: {exc}") from exc
+            with _faults(str(path), "read"):
+                try:
+                    _copy(path, "mode=ro", store)
+                except sqlite3.OperationalError:
+                    # A read-only directory without the WAL's -shm file: read the file as it
+                    # lies (nobody can be writing it there).
+                    _copy(path, "immutable=1", store)
+                store._migrate()  # the copy replaced the fresh schema: check it as a file would be
+            store._check_intact(path)
         except StateError:
             store.close()
             raise
@@ -307,22 +378,28 @@ class StateStore:
         if conn.in_transaction:
             yield
             return
-        conn.execute("BEGIN IMMEDIATE")
+        with _faults(self.path, "write"):
+            conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with _faults(self.path, "write"):
+                    conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("COMMIT")
+            with _faults(self.path, "write"):
+                conn.execute("COMMIT")
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self.db.conn.execute(sql, tuple(params))
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        with _faults(self.path, "read"):
+            cursor = self.db.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def _exec(self, sql: str, params: Iterable[Any] = ()) -> None:
-        self.db.conn.execute(sql, tuple(params))
+        with _faults(self.path, "write"):
+            self.db.conn.execute(sql, tuple(params))
 
     # -- calendars ----------------------------------------------------------------------------
 
@@ -356,7 +433,7 @@ class StateStore:
             self._exec(
                 "UPDATE calendars SET last_attempt_at = ?, last_error = ?,"
                 " consecutive_failures = consecutive_failures + 1 WHERE user = ?",
-                [_iso(at), error, user],
+                [_iso(at), logs.redact(error), user],
             )
 
     def drop_sync_token(self, user: str) -> None:
@@ -525,6 +602,11 @@ class StateStore:
     def known_sf_ids(self) -> set[str]:
         return {r["sf_id"] for r in self._rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
 
+    def claims(self) -> dict[str, str]:
+        """15-character Event Id → key, for every Event the state records (reference B2)."""
+        rows = self._rows("SELECT key, sf_id FROM written WHERE sf_id IS NOT NULL")
+        return {str(r["sf_id"])[:15]: r["key"] for r in rows}
+
     def record_written(
         self, key: str, owner: str, ical_uid: str, sf_id: str, fingerprint: str, at: dt.datetime
     ) -> None:
@@ -598,7 +680,7 @@ class StateStore:
                 " ON CONFLICT(key) DO UPDATE SET operation = excluded.operation,"
                 " status_code = excluded.status_code, message = excluded.message,"
                 " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at",
-                [key, owner, ical_uid, operation, status_code, (message or "")[:2000],
+                [key, owner, ical_uid, operation, status_code, logs.redact(message or "")[:2000],
                  attempts, _iso(at), _iso(next_at)],
             )
         return Retry(key, owner, ical_uid, operation, status_code, message, attempts, next_at)
@@ -780,6 +862,32 @@ class StateStore:
 def _iso_exact(value: dt.datetime) -> str:
     """UTC ISO with microseconds: Salesforce stamps carry milliseconds, and order as text."""
     return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def private_directory(directory: Path) -> None:
+    """`directory` (and missing parents) when it does not exist, the last one owner-only."""
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _create_private(path: Path) -> None:
+    """The database's directory (0700) and an empty file (0600) when calsync creates them;
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    if path.exists():
+        return
+    private_directory(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:  # created meanwhile by another process
+        pass
+
+
+def _copy(path: str | Path, mode: str, store: StateStore) -> None:
+    source = sqlite3.connect(f"{Path(path).absolute().as_uri()}?{mode}", uri=True, timeout=30)
+    try:
+        source.backup(store.db.conn)
+    finally:
+        source.close()
 
 
 def _mirror_row(row: Mapping[str, Any]) -> MirrorRow:

@@ -8,6 +8,7 @@ and for the 14-day and lookback rules); `event_fields()` builds the `EventFields
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -101,14 +102,26 @@ def _timing(occurrence: GoogleEvent) -> Timing:
     )
 
 
+# C0 control characters other than tab and newline: an invitation from anyone can carry NUL,
+# BEL or ESC, which have no place in a Salesforce text field.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
+def _clean(text: str) -> str:
+    return _CONTROLS.sub("", text)
+
+
 def _cut(text: str | None, limit: int) -> str | None:
+    text = _clean(text) if text is not None else None
     if text is None or not text.strip():
         return None
     return text[:limit]
 
 
 def subject(summary: str | None) -> str:
-    """The summary, or "(No title)" when it is empty; cut to Salesforce's 255 characters."""
+    """The summary without control characters (a newline becomes a space), or "(No title)"
+    when it is empty; cut to Salesforce's 255 characters."""
+    summary = _clean(summary).replace("\n", " ") if summary is not None else None
     if summary is None or not summary.strip():
         return NO_TITLE
     return summary.strip()[:SUBJECT_MAX]

@@ -136,7 +136,8 @@ def select(copy: MeetingCopy, settings: PlanSettings) -> Meeting | Rejected:
         return Rejected("deleted")  # gone from the calendar
     occurrence = first_occurrence(copy)
     if occurrence is None:
-        return Rejected("cancelled")  # every item, or every occurrence of the series
+        # Every item, or every occurrence of the series, is cancelled; or the rule has none.
+        return Rejected(NO_OCCURRENCE if _rule_without_slots(copy) else "cancelled")
     try:
         when = timing(occurrence)
     except UnreadableTime as exc:
@@ -151,6 +152,23 @@ def select(copy: MeetingCopy, settings: PlanSettings) -> Meeting | Rejected:
     if when.length > MAX_LENGTH:
         return Rejected("longer than 14 days")
     return Meeting(occurrence=occurrence, timing=when, private=private)
+
+
+NO_OCCURRENCE = "recurrence has no occurrence"
+
+
+def _rule_without_slots(copy: MeetingCopy) -> bool:
+    """The live master's rule yields no slot at all (within recurrence.HORIZON): nothing was
+    cancelled, the rule never matches (FREQ=DAILY;BYYEARDAY=366;BYMONTH=1)."""
+    master = next(
+        (i for i in copy.items if i.recurring_event_id is None and not i.is_cancelled), None
+    )
+    if master is None or not master.recurrence or master.start is None:
+        return False
+    try:
+        return next(slots(master.start, master.end, master.recurrence, limit=1), None) is None
+    except Exception:  # unreadable: first_occurrence took the master itself
+        return False
 
 
 def declined_by_owner(occurrence: GoogleEvent, owner: str) -> bool:

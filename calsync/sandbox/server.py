@@ -6,7 +6,9 @@ into backend calls). `start()` serves on loopback in a daemon thread (port 0 = e
 tests run emulators in-process and `calsync sandbox` runs them for people.
 
 Faults are queued on `emulator.faults`: each matches by method and path prefix and, while it has
-uses left, replaces the real answer with a status and body, a delay, or a dropped connection.
+uses left, replaces the real answer with a status and body, a delay, or a dropped connection;
+`echo` makes that body repeat the request (as some proxies and gateways do in their errors);
+`patch` lets the real answer through with some of its JSON fields replaced (a malformed page).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,12 @@ class Fault:
     delay: float = 0.0  # seconds to sleep before answering (or before the fault's answer)
     drop: bool = False  # close the connection without an answer
     query_contains: str = ""  # only requests with a query parameter value containing this
+    # The answer's body repeats the raw request (query string and form body), the way some
+    # gateways and token endpoints put what they refused in their error text.
+    echo: bool = False
+    # Let the real answer through with these top-level JSON fields replaced (a page whose
+    # `items` is a string, a bogus `nextSyncToken`, ...); a None value removes the field.
+    patch: dict[str, Any] | None = None
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -172,13 +180,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
                     pass
                 return
             if fault.status is not None:
-                self._send(Response(fault.status, fault.body, dict(fault.headers)))
+                body = _echoed(fault.body, request) if fault.echo else fault.body
+                self._send(Response(fault.status, body, dict(fault.headers)))
                 return
         try:
             response = emulator.dispatch(request)
         except Exception:  # an emulator bug must answer like a server, not kill the thread
             log.exception("emulator error on %s %s", request.method, request.path)
             response = emulator.internal_error()
+        if fault is not None and fault.patch is not None and isinstance(response.body, dict):
+            body = {**response.body, **fault.patch}
+            response.body = {k: v for k, v in body.items() if v is not None}
         self._send(response)
 
     def _send(self, response: Response) -> None:
@@ -202,6 +214,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _handle
+
+
+def _echoed(body: Any, request: Request) -> Any:
+    """`body` with the raw request in it: OAuth-shaped by default, else added to it."""
+    raw = urlencode(request.query, doseq=True)
+    raw += ("&" if raw else "") + request.body.decode("utf-8", "replace")
+    if body is None:
+        return {"error": "invalid_request", "error_description": f"rejected request: {raw}"}
+    if isinstance(body, dict):
+        return {**body, "error_description": f"{body.get('error_description', '')} {raw}".strip()}
+    if isinstance(body, list):
+        return [*body, {"message": f"rejected request: {raw}", "errorCode": "INVALID_REQUEST"}]
+    return f"{body} {raw}"
 
 
 class Emulator:

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from calsync.errors import AuthError, SyncTokenExpired
-from calsync.google import GoogleCalendar, service_account_credentials, to_google_event
+from calsync.errors import AuthError, SyncTokenExpired, SyncTokenRefused, TransientError
+from calsync.google import GoogleCalendar, check_page, service_account_credentials, to_google_event
+from calsync.sandbox.server import Fault
 
 SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
@@ -56,6 +57,37 @@ def test_invalidated_token_raises_sync_token_expired(calendar, google_emu):
     google_emu.backend.invalidate_sync_tokens()
     with pytest.raises(SyncTokenExpired):
         calendar().list_changes(first.next_sync_token, LONG_AGO)
+
+
+def test_a_token_google_refuses_with_400_is_refused_not_transient(calendar):
+    with pytest.raises(SyncTokenRefused):
+        calendar().list_changes("Cbm90LWEtdG9rZW4", LONG_AGO)
+
+
+@pytest.mark.parametrize(("page", "problem"), [
+    ({"items": "[]", "nextSyncToken": "s"}, "items is a string, not a list"),
+    ({"items": {"id": "x"}, "nextSyncToken": "s"}, "items is an object, not a list"),
+    ({"items": [{"id": "x"}, None], "nextSyncToken": "s"}, "an item is null, not an object"),
+    ({"items": [["id", "x"]], "nextSyncToken": "s"}, "an item is a list, not an object"),
+    ({"items": [], "nextSyncToken": 7}, "nextSyncToken is a number, not a token"),
+    ({"items": [], "nextSyncToken": ""}, "nextSyncToken is an empty string, not a token"),
+    ({"items": [], "nextPageToken": ["p"]}, "nextPageToken is a list, not a token"),
+    ({"items": []}, "the last page carries no nextSyncToken"),
+    ({"items": [], "nextPageToken": "p1"}, "a nextPageToken came back a second time"),
+])
+def test_malformed_pages_are_named(page, problem):
+    assert check_page(page, {"p1"}) == problem
+
+
+def test_well_formed_pages_pass():
+    assert check_page({"items": [{"id": "x"}], "nextPageToken": "p2"}, {"p1"}) is None
+    assert check_page({"nextSyncToken": "s"}, set()) is None  # no items at all: an empty page
+
+
+def test_a_page_whose_items_is_not_a_list_fails_the_listing(calendar, google_emu):
+    google_emu.faults.add(Fault(method="GET", path_prefix="/calendars/", patch={"items": "oops"}))
+    with pytest.raises(TransientError, match="malformed page .*items is a string, not a list"):
+        calendar().list_changes(None, LONG_AGO)
 
 
 def test_rate_limit_is_retried_by_the_client(calendar, google_emu):

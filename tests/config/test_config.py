@@ -264,10 +264,51 @@ def test_internal_domain_with_at_sign_is_refused() -> None:
         ("directory_refresh_minutes", -1, "sync.directory_refresh_minutes: must be at least 0, got -1"),
         ("directory_refresh_minutes", 10081,
          "sync.directory_refresh_minutes: must be at most 10080, got 10081"),
+        ("lookback_days", 1_000_000, "sync.lookback_days: must be at most 3650, got 1000000"),
+        ("interval_minutes", 1441, "sync.interval_minutes: must be at most 1440, got 1441"),
     ],
 )
 def test_integers_out_of_range_are_refused(key: str, value: int, expected: str) -> None:
     assert expected in refused(with_("sync", **{key: value}))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("google", "timeout_seconds", 0, "google.timeout_seconds: must be at least 1, got 0"),
+        ("google", "timeout_seconds", 601, "google.timeout_seconds: must be at most 600, got 601"),
+        ("google", "timeout_seconds", "60", "google.timeout_seconds: expected a number, got string '60'"),
+        ("salesforce", "connect_timeout_seconds", 0.5,
+         "salesforce.connect_timeout_seconds: must be at least 1, got 0.5"),
+        ("salesforce", "connect_timeout_seconds", 121,
+         "salesforce.connect_timeout_seconds: must be at most 120, got 121"),
+        ("salesforce", "read_timeout_seconds", float("inf"),
+         "salesforce.read_timeout_seconds: must be at most 600, got inf"),
+        ("salesforce", "read_timeout_seconds", float("nan"),
+         "salesforce.read_timeout_seconds: must be a number, got nan"),
+        ("salesforce", "daily_call_budget", 10**12,
+         "salesforce.daily_call_budget: must be at most 10000000, got 1000000000000"),
+    ],
+)
+def test_other_numbers_out_of_range_are_refused(section: str, key: str, value: object, expected: str) -> None:
+    assert expected in refused(with_(section, **{key: value}))
+
+
+def test_timeouts_have_defaults_and_accept_fractions() -> None:
+    cfg = ok(minimal())
+    assert cfg.google.timeout_seconds == 60
+    assert (cfg.salesforce.connect_timeout_seconds, cfg.salesforce.read_timeout_seconds) == (10, 120)
+    cfg = ok(with_("salesforce", connect_timeout_seconds=2.5, read_timeout_seconds=30))
+    assert (cfg.salesforce.connect_timeout_seconds, cfg.salesforce.read_timeout_seconds) == (2.5, 30)
+
+
+def test_an_absurd_lookback_fails_the_load_not_the_sync(cli, tmp_path: Path) -> None:
+    path = tmp_path / "calsync.toml"
+    path.write_text(CONTRACT.replace("lookback_days = 30", "lookback_days = 1000000"))
+    done = cli("--config", str(path), "sync")
+    assert done.returncode == 78
+    assert "sync.lookback_days: must be at most 3650, got 1000000" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_lookback_of_zero_days_is_allowed() -> None:

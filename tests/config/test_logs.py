@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
@@ -317,6 +318,19 @@ def test_secret_with_quotes_is_redacted_inside_logged_json() -> None:
     logs.register_secret('pa"ss\\word')
     body = json.dumps({"note": 'pa"ss\\word'})
     assert logs.redact(body) == '{"note": "***"}'
+
+
+@pytest.mark.parametrize("encode", [
+    lambda s: quote(s, safe=""), quote, quote_plus,
+    lambda s: quote_plus(s).replace("%2F", "%2f").replace("%40", "%40").replace("%2B", "%2b"),
+    lambda s: urlencode({"note": s}).split("=", 1)[1],
+])
+def test_url_and_form_encoded_forms_of_a_secret_are_redacted(encode) -> None:
+    secret = "p@ss w/rd+&=%9?é"
+    logs.register_secret(secret)
+    encoded = encode(secret)
+    assert encoded != secret
+    assert logs.redact(f"echo: note={encoded}&x=1") == "echo: note=***&x=1"
 
 
 def test_very_short_registered_values_are_ignored() -> None:

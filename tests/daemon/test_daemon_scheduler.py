@@ -245,3 +245,19 @@ def test_failures_from_the_state_store_show_after_a_restart(make_daemon, config_
     daemon = make_daemon(FakeSync(), interval=30)
     daemon.start()
     assert "1 failing (carol@acme.test ×2)" in daemon.status()
+
+
+def test_the_daemon_holds_the_writer_lock_from_start_to_stop(make_daemon, tmp_path):
+    from calsync.lock import LockBusy, WriterLock
+
+    state = tmp_path / "state.db"
+    daemon = make_daemon(FakeSync())
+    with WriterLock(state, "sync"):  # a hand-run sync is writing: the daemon does not start
+        with pytest.raises(LockBusy, match="`calsync sync`"):
+            daemon.start()
+    daemon = make_daemon(FakeSync())
+    daemon.start()
+    with pytest.raises(LockBusy, match="`calsync run`"):
+        WriterLock(state, "sync").acquire()
+    assert daemon.stop()
+    WriterLock(state, "sync").acquire()  # released when the daemon stopped

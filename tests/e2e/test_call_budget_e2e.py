@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from calsync.sandbox.demo import KEY_FIELD
 from calsync.sandbox.load import seed_meetings
 
 
-import pytest
-
-
-@pytest.mark.parametrize("guests", [1, 3])
+@pytest.mark.parametrize(("guests", "external_id"), [(1, None), (3, None), (1, KEY_FIELD)],
+                         ids=["intents", "intents-3-contacts", "external-id"])
 def test_first_sync_of_a_thousand_events_costs_at_most_fifteen_calls(
-    google_emu, sf_emu, company, make_config, sync, guests
+    google_emu, sf_emu, company, make_config, sync, guests, external_id
 ):
     now = dt.datetime.now(dt.timezone.utc)
     seed_meetings(google_emu.backend, sf_emu.backend, company.users, 1000, now, guests)
-    path = make_config()
+    path = make_config(salesforce={"external_id_field": external_id})
     before = sf_emu.backend.api_calls
     result = sync(path)
     assert result.ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 
 def by_subject(sf_emu):
@@ -49,3 +50,47 @@ def test_private_meeting_with_sync_keeps_the_links_and_withholds_the_content(syn
     (row,) = by_subject(sf_emu)["Private meeting"]
     assert row["WhoId"][:15] == company.contact_ids["bill@initech.test"][:15]
     assert row["IsPrivate"] is False and row["Description"] is None and row["Location"] is None
+
+
+def test_control_characters_never_reach_salesforce(sync, make_config, sf_emu, google_emu):
+    day = dt.date.today() + dt.timedelta(days=3)
+    google_emu.backend.create_event("alice@acme.test", {
+        "summary": "Bell\x07 and\x00 escape\x1b[2J\r\nsecond line",
+        "location": "Room\x00 4\r\nFloor 2", "description": "Agenda:\r\n\t1.\x1b item\x00",
+        "start": {"dateTime": f"{day}T10:00:00Z"}, "end": {"dateTime": f"{day}T11:00:00Z"},
+        "attendees": ["alice@acme.test", "hank@globex.test"],
+    })
+    assert sync(make_config()).ok
+    (row,) = by_subject(sf_emu)["Bell and escape[2J second line"]
+    assert row["Location"] == "Room 4\nFloor 2"
+    assert row["Description"] == "Agenda:\n\t1. item"
+
+
+HOSTILE_RULES = [  # pass the up-front check, can never match: each was ~29 s of CPU per listing
+    "RRULE:FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=-30",
+    "RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1",
+    "RRULE:FREQ=DAILY;BYWEEKNO=53;BYMONTH=3",
+]
+
+
+def test_invitations_whose_rule_never_matches_are_skipped_in_milliseconds(
+    sync, make_config, sf_emu, google_emu, caplog
+):
+    path = make_config()
+    assert sync(path).ok
+    day = dt.date.today() + dt.timedelta(days=3)
+    for rule in HOSTILE_RULES:  # sent from outside; the incremental listing carries them
+        google_emu.backend.create_event("hank@globex.test", {
+            "summary": f"Never {rule}", "start": {"dateTime": f"{day}T10:00:00Z", "timeZone": "UTC"},
+            "end": {"dateTime": f"{day}T11:00:00Z", "timeZone": "UTC"}, "recurrence": [rule],
+            "attendees": ["hank@globex.test", "alice@acme.test"],
+        })
+    with caplog.at_level("INFO", logger="calsync"):
+        began = time.monotonic()
+        result = sync(path)
+        took = time.monotonic() - began
+    assert result.ok, {u: c.error for u, c in result.calendars.items()}
+    assert took < 1.0, took
+    skipped = [r.fields for r in caplog.records if r.getMessage() == "skipped"]
+    assert sum(f["reason"] == "recurrence has no occurrence" for f in skipped) == len(HOSTILE_RULES)
+    assert not any(row["Subject"].startswith("Never") for row in sf_emu.backend.list_records("Event"))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from calsync.sandbox.server import Fault
 
 PASSWORD = "Tr0ub4dor&3-horse"
 SECURITY_TOKEN = "SECTOKEN8WqPz1"
@@ -60,14 +64,19 @@ def test_full_runs_with_an_access_token_log_no_secret(cli, make_config, log_form
     assert_clean([r.stdout + r.stderr for r in runs], secrets_of(path))
 
 
-def test_password_login_logs_no_password_token_or_secret(cli, make_config, sf_emu):
-    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=CLIENT_SECRET)
-    sf_emu.backend.set_password("alice@acme.test", PASSWORD, SECURITY_TOKEN)
-    path = make_config(salesforce={
+def password_login(make_config, sf_emu, client_secret, password):
+    """A configuration for auth = "password", with the connected app and password in the org."""
+    sf_emu.backend.register_connected_app("calsync-app", None, consumer_secret=client_secret)
+    sf_emu.backend.set_password("alice@acme.test", password, SECURITY_TOKEN)
+    return make_config(salesforce={
         "auth": "password", "access_token": None, "login_url": sf_emu.url, "client_id": "calsync-app",
-        "client_secret": CLIENT_SECRET, "username": "alice@acme.test", "password": PASSWORD,
+        "client_secret": client_secret, "username": "alice@acme.test", "password": password,
         "security_token": SECURITY_TOKEN,
     })
+
+
+def test_password_login_logs_no_password_token_or_secret(cli, make_config, sf_emu):
+    path = password_login(make_config, sf_emu, CLIENT_SECRET, PASSWORD)
     ok = cli("--config", str(path), "--log-level", "debug", "sync")
     assert ok.returncode == 0, ok.stderr
     sessions = list(sf_emu.backend._sessions)  # every access token the emulator issued
@@ -89,3 +98,64 @@ def test_jwt_login_logs_no_private_key(cli, make_config, sf_emu, jwt_key):
     assert done.returncode == 0, done.stderr
     pem_lines = [line for line in private.splitlines() if len(line) > 40]
     assert_clean([done.stdout + done.stderr], secrets_of(path, [*pem_lines, *sf_emu.backend._sessions]))
+
+
+# Secrets whose URL- and form-encoded forms differ from the raw one.
+ODD_PASSWORD = "Tr0ub4dor&3 horse/+%=é"
+ODD_CLIENT_SECRET = "cl!ent secret/+=&?#"
+
+
+def every_form(secret):
+    """The secret raw, URL-encoded, form-encoded (and JSON-escaped)."""
+    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), json.dumps(secret)[1:-1]}
+
+
+def state_bytes(config_path):
+    state = Path(re.search(r'path = "([^"]+)"', config_path.read_text()).group(1))
+    return b"".join(p.read_bytes() for p in state.parent.glob(state.name + "*") if p.is_file())
+
+
+def assert_nowhere(secrets, outputs, stored):
+    for secret in secrets:
+        for form in every_form(secret):
+            for output in outputs:
+                assert form not in output, f"secret leaked on screen: {form[:4]}..."
+            assert form.encode() not in stored, f"secret stored: {form[:4]}..."
+
+
+def test_a_salesforce_token_endpoint_echoing_the_request_leaks_nothing(cli, make_config, sf_emu):
+    path = password_login(make_config, sf_emu, ODD_CLIENT_SECRET, ODD_PASSWORD)
+    # The gateway in front of the token endpoint refuses the login and repeats the form it got.
+    sf_emu.faults.add(Fault(status=400, echo=True, method="POST", path_prefix="/services/oauth2/token",
+                            times=-1))
+    failed = cli("--config", str(path), "--log-level", "debug", "sync")
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stdout and "rejected request" in failed.stdout  # the echo did come back
+    shown = cli("--config", str(path), "status", "--json")
+    assert_nowhere([ODD_PASSWORD, ODD_CLIENT_SECRET, SECURITY_TOKEN, ODD_PASSWORD + SECURITY_TOKEN],
+                   [failed.stdout, failed.stderr, shown.stdout, shown.stderr], state_bytes(path))
+
+
+def test_a_google_token_endpoint_echoing_the_refresh_leaks_nothing(cli, make_config, google_emu, tmp_path):
+    client = google_emu.backend.create_oauth_client()["installed"]
+    client["client_secret"] = ODD_CLIENT_SECRET
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(json.dumps({"installed": client}))
+    token_dir = tmp_path / "tokens"
+    token_dir.mkdir(mode=0o700)
+    refresh = "1//0" + "Rf-" * 12 + "/+="
+    (token_dir / "alice@acme.test.json").write_text(json.dumps({
+        "type": "authorized_user", "client_id": client["client_id"], "client_secret": ODD_CLIENT_SECRET,
+        "refresh_token": refresh, "token_uri": client["token_uri"],
+    }))
+    path = make_config(
+        sync={"users": ["alice@acme.test"]},
+        google={"service_account_file": None, "oauth_client_file": str(client_file), "token_dir": str(token_dir)},
+    )
+    google_emu.faults.add(Fault(status=400, echo=True, method="POST", path_prefix="/token", times=-1))
+    failed = cli("--config", str(path), "--log-level", "debug", "sync")
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stdout and "rejected request" in failed.stdout
+    shown = cli("--config", str(path), "status")
+    assert_nowhere([ODD_CLIENT_SECRET, refresh], [failed.stdout, failed.stderr, shown.stdout, shown.stderr],
+                   state_bytes(path))

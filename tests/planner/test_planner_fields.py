@@ -107,3 +107,21 @@ def test_all_day_activity_datetime_with_an_unknown_zone_is_midnight_utc() -> Non
     copy = replace(copy_of(event(**all_day(dt.date(2026, 1, 12)))), time_zone="Mars/Olympus\x00")
     op = plan_one(copy, config=settings(activity_datetime_field="MixmaxActivityDateTime"))
     assert op.fields.to_salesforce()["MixmaxActivityDateTime"] == "2026-01-12T00:00:00.000+0000"
+
+
+HOSTILE = "Q3\x00 review\x07\x1b[31m\r\nnext\tsteps\x7f é"
+
+
+def test_control_characters_leave_the_subject_and_newlines_become_spaces() -> None:
+    # C0 controls other than tab and newline are removed; a newline in a Subject is a space.
+    assert fields_of(event(summary=HOSTILE)).subject == "Q3 review[31m next\tsteps\x7f é"
+
+
+def test_control_characters_leave_location_and_description_which_keep_newlines_and_tabs() -> None:
+    fields = fields_of(event(location=HOSTILE, description=HOSTILE))
+    assert fields.location == "Q3 review[31m\nnext\tsteps\x7f é"
+    assert fields.description == "Q3 review[31m\nnext\tsteps\x7f é"
+
+
+def test_a_summary_of_control_characters_only_is_no_title() -> None:
+    assert fields_of(event(summary="\x00\x1b\r\n")).subject == "(No title)"

@@ -172,6 +172,15 @@ def test_cancelled_event_never_synced_is_skipped() -> None:
     assert isinstance(op, Skip) and op.reason == "cancelled"
 
 
+def test_a_rule_that_never_matches_is_skipped_as_having_no_occurrence() -> None:
+    # Passes the up-front check, matches no day: not "cancelled", nothing was cancelled.
+    copy = copy_of(series("RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1", start=at(12)))
+    op = plan_one(copy)
+    assert isinstance(op, Skip) and op.reason == "recurrence has no occurrence"
+    op = plan_one(copy, previous=written_before(copy))
+    assert isinstance(op, Delete) and op.reason == "recurrence has no occurrence"
+
+
 def test_out_of_office_is_not_a_meeting() -> None:
     copy = copy_of(event(event_type="outOfOffice"))
     op = plan_one(copy, previous=written_before(copy))

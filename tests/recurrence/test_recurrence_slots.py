@@ -50,6 +50,41 @@ def test_impossible_rule_is_refused_at_once():
     assert time.monotonic() - began < 0.5
 
 
+# Rules that pass the up-front check but never match, or never select, a slot: dateutil alone
+# searches each of them to year 9999 (seconds of CPU apiece).
+NEVER = [
+    "RRULE:FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=-30",
+    "RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1",
+    "RRULE:FREQ=DAILY;BYWEEKNO=53;BYMONTH=3",
+    "RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=-30",
+    "RRULE:FREQ=WEEKLY;BYWEEKNO=53;BYMONTH=3",
+    "RRULE:FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6",
+    "RRULE:FREQ=SECONDLY;BYSETPOS=2",
+]
+
+
+def test_rules_that_never_match_end_at_once_with_no_slot():
+    began = time.process_time()
+    for rule in NEVER:
+        assert list(slots(timed(2026, 1, 5, 9), timed(2026, 1, 5, 10), [rule])) == [], rule
+    assert time.process_time() - began < 1.0  # all of them, in CPU time
+
+
+def test_a_rule_stops_at_the_horizon_even_with_every_slot_cancelled_beyond_it():
+    # Only 29 February matches; slots past the five-year horizon are never searched for.
+    got = list(slots(timed(2028, 2, 29, 9), None, ["RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29"]))
+    assert [s.date_time.year for s, _ in got] == [2028, 2032]
+
+
+def test_bounded_rules_still_give_their_slots():
+    lines = ["RRULE:FREQ=MONTHLY;BYDAY=-1FR;COUNT=4"]
+    got = [s.date_time.day for s, _ in slots(timed(2026, 1, 30, 9), None, lines)]
+    assert got == [30, 27, 27, 24]
+    # Two slots a day up to the horizon (1,830 days on, at 09:00): no period budget cuts it.
+    hourly = list(slots(timed(2026, 1, 5, 9), None, ["RRULE:FREQ=HOURLY;BYHOUR=9,15"], limit=4000))
+    assert len(hourly) == 2 * 1830 + 1
+
+
 @pytest.mark.parametrize("lines", [["RRULE:FREQ=NOPE"], ["RRULE:FREQ=DAILY;UNTIL=garbage"], ["EXDATE:xyz"]])
 def test_unreadable_rules_raise_recurrence_error(lines):
     with pytest.raises(RecurrenceError):
@@ -80,3 +115,10 @@ def test_exdate_can_remove_a_start_that_is_off_the_rule():
     lines = ["RRULE:FREQ=WEEKLY;BYDAY=MO;UNTIL=20260120T000000Z", "EXDATE;TZID=Europe/Berlin:20260106T100000"]
     got = list(slots(timed(2026, 1, 6, 10), None, lines))
     assert [s.date_time.day for s, _ in got] == [12, 19]
+
+
+def test_a_utc_until_on_the_previous_utc_day_keeps_its_last_local_slot():
+    # 00:30 in Berlin on the 11th is 23:30 UTC on the 10th: UNTIL is inclusive.
+    lines = ["RRULE:FREQ=DAILY;UNTIL=20260110T233000Z"]
+    start = EventTime(date_time=dt.datetime(2026, 1, 9, 0, 30, tzinfo=BERLIN), time_zone="Europe/Berlin")
+    assert [s.date_time.day for s, _ in slots(start, None, lines)] == [9, 10, 11]

@@ -114,6 +114,23 @@ def test_retry_delay_doubles_and_caps(store):
     assert len(store.due_retries("a@x.test", NOW + dt.timedelta(days=2))) == 1
 
 
+def test_error_texts_are_stored_redacted(store, tmp_path):
+    from urllib.parse import quote_plus
+
+    from calsync import logs
+
+    secret = "hunter2 & co/+"
+    logs.register_secret(secret)
+    echo = f"gateway said: password={quote_plus(secret)} raw={secret}"
+    store.record_failure_of_calendar("a@x.test", echo, NOW)
+    store.record_retry("k", "a@x.test", "u", "create", "INVALID", echo, NOW, dt.timedelta(minutes=1))
+    assert store.calendar("a@x.test").last_error == "gateway said: password=*** raw=***"
+    assert store.retries()[0].message == "gateway said: password=*** raw=***"
+    store.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    assert secret.encode() not in stored and quote_plus(secret).encode() not in stored
+
+
 def test_record_written_clears_the_retry(store):
     store.record_retry("k", "a@x.test", "u", "create", "X", "m", NOW, dt.timedelta(0))
     store.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)

@@ -72,6 +72,25 @@ def test_fault_by_reason_through_http(emulator: Any, make_service: Any) -> None:
     assert requests.delete(f"{emulator.url}/_control/faults", timeout=5).status_code == 204
 
 
+def test_a_patch_fault_lets_the_real_page_through_with_fields_replaced(emulator: Any, make_service: Any) -> None:
+    answer = _post(emulator, "/faults", {"method": "GET", "path_prefix": "/calendar/v3/calendars/",
+                                         "patch": {"items": "not a list", "nextSyncToken": None}})
+    assert answer.status_code == 201
+    page = make_service().events().list(calendarId="primary").execute()
+    assert page["items"] == "not a list" and "nextSyncToken" not in page
+    assert page["kind"] == "calendar#events"  # the rest is the real answer
+
+
+def test_an_echo_fault_repeats_the_token_request_in_its_error(emulator: Any) -> None:
+    _post(emulator, "/faults", {"status": 400, "echo": True, "method": "POST", "path_prefix": "/token"})
+    answer = requests.post(f"{emulator.url}/token", data={"grant_type": "refresh_token",
+                                                          "client_secret": "s3 cr/et"}, timeout=5)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid_request"
+    assert "client_secret=s3+cr%2Fet" in body["error_description"]
+
+
 def test_unknown_fault_fields_are_refused(emulator: Any) -> None:
     answer = _post(emulator, "/faults", {"status": 500, "colour": "red"})
     assert answer.status_code == 400

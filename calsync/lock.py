@@ -1,0 +1,122 @@
+"""The single-writer lock: one calsync process at a time writes a state database.
+
+Two writers on one state database (a hand-run `calsync sync` beside the daemon, two `sync` at
+once) each plan the same new meetings and both create them: on an org without an External ID
+field nothing in Salesforce stops the second copy. So `sync`, `run` and `resync` (not
+`--dry-run`) hold an exclusive `fcntl.flock` on `<state path>.lock` while they write; `status`,
+`doctor` and `explain` never take it. The kernel releases a flock when its process dies, SIGKILL
+included, so a crash never leaves it stuck. The holder writes its pid, command and start time
+into the file, for the message the refused writer prints.
+
+`run` holds the lock for its whole life: while the daemon runs, `calsync sync` is refused (exit
+75, EX_TEMPFAIL) or waits (`--wait SECONDS`) until it stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from calsync.errors import StateError, TransientError
+from calsync.state import private_directory
+
+POLL = 0.1  # seconds between two tries while waiting
+
+
+class LockBusy(TransientError):
+    """Another calsync process is writing this state database (exit 75)."""
+
+
+class WriterLock:
+    """The exclusive lock of one state database, for one process (not re-entrant)."""
+
+    def __init__(self, state_path: str | Path, command: str) -> None:
+        self.state_path = Path(state_path)
+        self.path = Path(f"{state_path}.lock")
+        self.command = command
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, wait: float = 0.0) -> None:
+        """Take the lock, waiting up to `wait` seconds for its holder; LockBusy if still held."""
+        fd = self._open()
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(self.path)
+                    os.close(fd)
+                    raise LockBusy(self._busy(holder, wait)) from None
+                time.sleep(min(POLL, max(deadline - time.monotonic(), 0.0)))
+            except OSError as exc:
+                os.close(fd)
+                raise StateError(f"{self.path}: cannot lock the state database: {exc.strerror}") from exc
+        self._fd = fd
+        self._write_holder(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def __enter__(self) -> "WriterLock":
+        if not self.held:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _open(self) -> int:
+        try:
+            private_directory(self.path.parent)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateError(
+                f"{self.path}: cannot create the lock file of the state database"
+                f" {self.state_path}: {exc.strerror}"
+            ) from exc
+
+    def _write_holder(self, fd: int) -> None:
+        since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        text = json.dumps({"pid": os.getpid(), "command": self.command, "since": since})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text.encode(), 0)
+        except OSError:
+            pass  # only the refusal message of another writer would miss it
+
+    def _busy(self, holder: dict[str, Any], wait: float) -> str:
+        who = "another calsync process"
+        if holder.get("command"):
+            who = (
+                f"`calsync {holder['command']}` (pid {holder.get('pid', '?')},"
+                f" since {holder.get('since', '?')})"
+            )
+        waited = f"after waiting {wait:g} s" if wait else "pass --wait SECONDS to wait for it"
+        text = f"{self.state_path}: {who} is writing this state database; {waited}"
+        if holder.get("command") == "run":
+            text += (
+                " (the daemon syncs every calendar every interval_minutes and holds the database"
+                " while it runs: stop it first to sync by hand)"
+            )
+        return text
+
+
+def _holder(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
