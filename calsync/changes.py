@@ -85,7 +85,7 @@ def collect(
         new_suspects = mirror.absent(stored, _ids(items), time_min)
         known_uids = {row.ical_uid for row in stored}
         for uid in _old_series(items, known_uids, time_min, user, settings):
-            items.extend(item for item in source.list_series(uid).items if item.get("iCalUID") == uid)
+            items.extend(source.list_series(uid).items)
     queue = _unique([*new_suspects, *store.suspects(user)])
     checked = _check(source, user, queue[:max_checks], items)
     unchecked = tuple(row.event_id for row in queue if row.event_id not in checked)

@@ -172,9 +172,17 @@ def test_cancelled_event_never_synced_is_skipped() -> None:
     assert isinstance(op, Skip) and op.reason == "cancelled"
 
 
-def test_a_rule_that_never_matches_is_skipped_as_having_no_occurrence() -> None:
-    # Passes the up-front check, matches no day: not "cancelled", nothing was cancelled.
+def test_a_rule_that_never_matches_leaves_the_masters_start_as_the_meeting() -> None:
     copy = copy_of(series("RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1", start=at(12)))
+    op = plan_one(copy)
+    assert isinstance(op, Create) and op.fields.start == at(12)
+
+
+def test_a_rule_that_never_matches_with_its_start_excluded_has_no_occurrence() -> None:
+    # Passes the up-front check, matches no day, and EXDATE takes the start: not "cancelled",
+    # nothing was cancelled.
+    master = series("RRULE:FREQ=DAILY;BYYEARDAY=366;BYMONTH=1", "EXDATE:20260112T150000Z", start=at(12))
+    copy = copy_of(master)
     op = plan_one(copy)
     assert isinstance(op, Skip) and op.reason == "recurrence has no occurrence"
     op = plan_one(copy, previous=written_before(copy))
