@@ -55,7 +55,7 @@ class WriterLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = _holder(self.path)
+                    holder = self._holder_now()
                     os.close(fd)
                     raise LockBusy(self._busy(holder, wait)) from None
                 time.sleep(min(POLL, max(deadline - time.monotonic(), 0.0)))
@@ -87,6 +87,17 @@ class WriterLock:
                 f"{self.path}: cannot create the lock file of the state database"
                 f" {self.state_path}: {exc.strerror}"
             ) from exc
+
+    def _holder_now(self) -> dict[str, Any]:
+        """Who holds the lock. A holder writes this just after it took the lock, so a writer
+        refused at that very moment waits a little for it rather than name nobody."""
+        holder = _holder(self.path)
+        for _ in range(25):
+            if holder.get("command"):
+                break
+            time.sleep(0.02)
+            holder = _holder(self.path)
+        return holder
 
     def _write_holder(self, fd: int) -> None:
         since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
