@@ -1,7 +1,9 @@
 """A larger company for measuring: N meetings, each with its own customer Contact.
 
 Used by `scripts/measure-first-sync` and the call-budget test: the first sync of N Events must
-stay within the Salesforce call budget (at most 15 calls per 1,000 Events).
+stay within the Salesforce call budget (at most 15 calls per 1,000 Events). It also measures the
+directory refresh (directory.py): an idle cycle that is a refresh, and one after Salesforce-side
+changes that affect 1,000 meetings (each gets an Opportunity its Contact is primary on).
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
             now = dt.datetime.now(dt.timezone.utc)
             company = seed(google.backend, salesforce.backend, now)
             seed_meetings(google.backend, salesforce.backend, company.users, count, now, guests)
+            # Salesforce's clock an hour on: the seeding is old news to the directory refresh, as
+            # it would be in an org whose records were not all made a minute before calsync ran.
+            salesforce.backend.session_lifetime = dt.timedelta(days=1)
+            salesforce.backend.clock = lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
             key = directory / "key.json"
             import json
 
@@ -74,25 +80,58 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
                 path.write_text("\n".join(
                     line for line in path.read_text().splitlines() if not line.startswith("external_id_field")
                 ))
+            every_cycle = directory / "refresh-every-cycle.toml"
+            every_cycle.write_text(path.read_text().replace(
+                "lookback_days = 30", "lookback_days = 30\ndirectory_refresh_minutes = 0"))
             figures: dict[str, Any] = {"meetings": count, "guests": guests, "external_id": external_id}
-            for run in ("first", "second"):
+
+            def run(name: str, config_path: Path) -> None:
                 before, kinds = salesforce.backend.api_calls, dict(salesforce.backend.calls_by_kind())
                 began = time.monotonic()
-                with open_cycle(config_module.load(path)) as cycle:
+                with open_cycle(config_module.load(config_path)) as cycle:
                     result = cycle.run()
-                figures[run] = {
+                outcomes = result.calendars.values()
+                figures[name] = {
                     "ok": result.ok,
-                    "events_created": sum(c.created for c in result.calendars.values()),
+                    "events_created": sum(c.created for c in outcomes),
+                    "events_updated": sum(c.updated for c in outcomes),
                     "salesforce_calls": salesforce.backend.api_calls - before,
                     "by_kind": {k: v - kinds.get(k, 0) for k, v in salesforce.backend.calls_by_kind().items()
                                 if v - kinds.get(k, 0)},
-                    "google_calls": sum(c.google_calls for c in result.calendars.values()),
+                    "google_calls": sum(c.google_calls for c in outcomes),
                     "seconds": round(time.monotonic() - began, 2),
                 }
+
+            run("first", path)
+            run("second", path)  # idle, and not a refresh (directory_refresh_minutes = 60)
+            run("idle_refresh", every_cycle)  # idle, but a refresh: asks what changed
+            affected = _new_opportunities(salesforce.backend, min(count, 1000), now)
+            figures["refresh_affecting"] = affected
+            run("refresh_after_changes", every_cycle)
             return figures
         finally:
             google.stop()
             salesforce.stop()
+
+
+def _new_opportunities(salesforce: Any, count: int, now: dt.datetime) -> int:
+    """Salesforce-side changes only: `count` seeded Contacts without an Opportunity become
+    primary on a new one, so their meetings' Related To must move from Account to Opportunity."""
+    contacts = [r for r in salesforce.list_records("Contact") if r["Email"].startswith("buyer0.")]
+    roles = {r["ContactId"] for r in salesforce.list_records("OpportunityContactRole")}
+    changed = 0
+    for contact in contacts:
+        if changed == count:
+            break
+        if contact["Id"] in roles:
+            continue
+        opp = salesforce.create_record("Opportunity", {
+            "Name": f"Upsell {contact['LastName']}", "AccountId": contact["AccountId"],
+            "StageName": "Prospecting", "CloseDate": (now.date() + dt.timedelta(days=60)).isoformat()})
+        salesforce.create_record("OpportunityContactRole",
+                                 {"OpportunityId": opp, "ContactId": contact["Id"], "IsPrimary": True})
+        changed += 1
+    return changed
 
 
 if __name__ == "__main__":
