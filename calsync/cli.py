@@ -241,6 +241,10 @@ def doctor(obj: Context) -> None:
 @click.option("--event-id", help="Only the meeting of this Google event id (exactly one --user).")
 @click.option("--dry-run", is_flag=True,
               help="Print the plan; write nothing to Salesforce or the state database.")
+@click.option("--overwrite-edits", is_flag=True,
+              help="Put Google's values back over fields people changed in Salesforce.")
+@click.option("--restore-deleted", is_flag=True,
+              help="Re-create Events people deleted in Salesforce.")
 @WAIT
 @click.pass_obj
 def resync(
@@ -251,12 +255,16 @@ def resync(
     until: str | None,
     event_id: str | None,
     dry_run: bool,
+    overwrite_edits: bool,
+    restore_deleted: bool,
     wait: float,
 ) -> None:
     """Re-list a window from Google and make Salesforce match it again.
 
-    Recreates Events deleted in Salesforce, restores Events edited there and deletes duplicate
-    Events of one meeting, without touching the sync tokens. Running it twice changes nothing
+    Restores what calsync owns (fields nobody changed, Events missing because a write never
+    landed) and deletes duplicate Events of one meeting, without touching the sync tokens; it
+    reports, and leaves alone, fields people changed and Events people deleted in Salesforce
+    unless --overwrite-edits / --restore-deleted say otherwise. Running it twice changes nothing
     the second time. Exit status 0 when every calendar resynced, 1 when any failed, 75 when
     another calsync process writes the state database (a dry run does not need it).
     """
@@ -289,7 +297,8 @@ def resync(
             start or now - dt.timedelta(days=cfg.sync.lookback_days), end
         )
         kwargs: dict[str, Any] = {"window": window, "event_id": event_id, "dry_run": dry_run,
-                                  "now": now}
+                                  "now": now, "overwrite_edits": overwrite_edits,
+                                  "restore_deleted": restore_deleted}
         lock = None if dry_run else WriterLock(cfg.state.path, "resync")
         if lock is not None:
             lock.acquire(wait)

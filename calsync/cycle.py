@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, mirror
+from calsync import changes, directory, duplicates, mirror, ownership
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -42,6 +42,7 @@ from calsync.model import (
     Directory,
     MeetingCopy,
     Operation,
+    Retire,
     Skip,
     Update,
     Written,
@@ -54,7 +55,7 @@ from calsync.planner import (
     plan,
 )
 from calsync.salesforce import SalesforceOrg, WriteResult
-from calsync.state import StateStore
+from calsync.state import Record, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class CalendarOutcome:
     deleted: int = 0
     skipped: int = 0
     failed: int = 0
+    canceled: int = 0  # meetings gone whose Events a person changed: kept with "Canceled: "
     google_calls: int = 0
     seconds: float = 0.0
 
@@ -88,6 +90,7 @@ class CalendarOutcome:
             "deleted": self.deleted,
             "skipped": self.skipped,
             "failed": self.failed,
+            "canceled": self.canceled,
             "full_sync": self.full_sync,
             "google_calls": self.google_calls,
             "seconds": round(self.seconds, 3),
@@ -400,6 +403,7 @@ class Cycle:
             if full:
                 self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
                 operations, doubles = self.find_duplicates(operations, previous, users, full)
+            operations = list(self.settle(operations, previous, now).operations)
             outcomes = {p.user: p.outcome for p in pending}
             failed = self.write(operations, copies, now, outcomes, doubles)
         except (TransientError, AuthError, PermanentError) as exc:
@@ -519,6 +523,61 @@ class Cycle:
             log_event(log, "adopted existing Events", count=len(found.adopt))
         return duplicates.take_over(operations, found), found.duplicates
 
+    # -- who owns which field (ownership.py) -----------------------------------------------------
+
+    def read_events(self, operations: Sequence[Operation]) -> dict[str, dict[str, Any]]:
+        """Salesforce's current values of the fields calsync writes, for the Events these
+        updates and deletes touch (at most one query per 200 Events; with Shared Activities one
+        more for their Contact relations). An Event deleted in Salesforce is absent."""
+        ids = [op.sf_id for op in operations if isinstance(op, (Update, Delete)) and op.sf_id]
+        if not ids:
+            return {}
+        fields = ownership.query_fields(operations, self.settings.activity_datetime_field)
+        current = self.org.events_by_ids(ids, fields)
+        if self.settings.shared_activities and current:
+            relations = self.org.who_relations(row["Id"] for row in current.values())
+            for event_id, row in current.items():
+                row["EventWhoIds"] = relations.get(event_id, [])
+        return current
+
+    def settle(
+        self,
+        operations: Sequence[Operation],
+        previous: Mapping[str, Written],
+        now: dt.datetime,
+        *,
+        current: Mapping[str, Mapping[str, Any]] | None = None,
+        overwrite_edits: bool = False,
+        restore_deleted: bool = False,
+    ) -> ownership.Settled:
+        """Leave people's changes alone (ownership.settle): read the Events about to be updated
+        or deleted (unless `current` is given), record what people changed or deleted, and
+        return what may be written. Creates need no read: nobody has seen those Events yet."""
+        if not any(isinstance(op, (Update, Delete)) and op.sf_id for op in operations):
+            return ownership.Settled(tuple(operations))
+        if current is None:
+            current = self.read_events(operations)
+        settled = ownership.settle(
+            operations, previous, current, overwrite_edits=overwrite_edits,
+            restore_deleted=restore_deleted, activity_field=self.settings.activity_datetime_field,
+        )
+        self.store.keep_fields(settled.kept)
+        self.store.mark_removed(settled.removed, now)
+        owners = {op.key: getattr(op, "owner", None) or op.copy.owner for op in operations
+                  if isinstance(op, (Update, Delete))}
+        for key, names in settled.newly_kept.items():
+            before = previous.get(key)
+            log_event(log, "kept a change made in Salesforce", user=owners.get(key),
+                      sf_id=before.sf_id if before else None, fields=",".join(sorted(names)), key=key)
+        for key in sorted(settled.removed):
+            before = previous.get(key)
+            log_event(log, "deleted in Salesforce, not re-created", user=owners.get(key),
+                      sf_id=before.sf_id if before else None, key=key)
+        self.store.record_written_many(
+            (_record(op) for op in settled.unchanged.values()), now
+        )
+        return settled
+
     def write(
         self,
         operations: Sequence[Operation],
@@ -542,6 +601,9 @@ class Cycle:
         creates = [op for op in operations if isinstance(op, Create)]
         updates = [op for op in operations if isinstance(op, Update)]
         self._delete([op for op in operations if isinstance(op, Delete)], run)
+        retires = [op for op in operations if isinstance(op, Retire)]
+        if retires and not self._quota_spent:
+            self._retire(retires, run)
         if updates and not self._quota_spent:
             self._update(updates, run)
         if creates and not self._quota_spent:
@@ -600,8 +662,44 @@ class Cycle:
                           sf_id=d.sf_id, kept=d.keep, key=d.key, status_code=res.status_code,
                           error=res.message)
 
+    def _retire(self, retires: list[Retire], run: "_WritePass") -> None:
+        """Meetings gone whose Events a person changed: `Canceled: ` on the Subject, the rest
+        left as the person made it (ownership.py)."""
+        sending = [op for op in retires if op.subject is not None]
+        results: list[WriteResult] = []
+        if sending:
+            self.store.record_update_intents(
+                {op.key: {"Subject": ownership.digest("Subject", op.subject)} for op in sending}
+            )
+            try:
+                results = self.org.update([{"Id": op.sf_id, "Subject": op.subject} for op in sending])
+            except (TransientError, AuthError) as exc:
+                self._abort(run, {op.owner for op in sending}, exc)
+                return
+            except PermanentError as exc:
+                results = [WriteResult(False, None, exc.status_code, str(exc))] * len(sending)
+        answers = dict(zip((op.key for op in sending), results))
+        before = self.store.written(op.key for op in retires)
+        for op in retires:
+            res = answers.get(op.key)
+            if res is not None and not res.ok:
+                if res.status_code in GONE:
+                    self.store.mark_removed([op.key], run.now)
+                else:
+                    self._refused(run, op.key, op.owner, "cancel", res)
+                continue
+            hashes = dict(before[op.key].hashes or {}) if op.key in before else {}
+            if op.subject is not None:
+                hashes["Subject"] = ownership.digest("Subject", op.subject)
+            run.outcomes[op.owner].canceled += 1
+            self.store.mark_canceled(op.key, hashes, run.now)
+            log_event(log, "kept an Event a person changed, marked canceled", user=op.owner,
+                      sf_id=op.sf_id, reason=op.reason, kept=",".join(sorted(op.kept)),
+                      event_id=_google_id(run.by_key.get(op.key)), key=op.key)
+
     def _update(self, updates: list[Update], run: "_WritePass") -> None:
-        records = [{"Id": op.sf_id, **op.fields.to_salesforce()} for op in updates]
+        records = [{"Id": op.sf_id, **op.body()} for op in updates]
+        self.store.record_update_intents({op.key: ownership.hashes(op.body()) for op in updates})
         try:
             results = self.org.update(records)
         except (TransientError, AuthError) as exc:
@@ -610,9 +708,7 @@ class Cycle:
         except PermanentError as exc:
             results = [WriteResult(False, None, exc.status_code, str(exc))] * len(updates)
         self.store.record_written_many(
-            ((op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, op.fields.fingerprint())
-             for op, res in zip(updates, results) if res.ok),
-            run.now,
+            (_record(op) for op, res in zip(updates, results) if res.ok), run.now
         )
         for op, res in zip(updates, results):
             owner = op.copy.owner
@@ -621,9 +717,10 @@ class Cycle:
                 log_event(log, "updated", user=owner, sf_id=op.sf_id,
                           event_id=_google_id(op.copy), key=op.key)
             elif res.status_code in GONE:
-                # Deleted in Salesforce by someone: forget it and create it again next cycle.
-                self.store.forget_written(op.key)
-                self._refused(run, op.key, owner, "create", res, delay=dt.timedelta(0))
+                # Deleted in Salesforce by someone since it was read: it stays deleted.
+                self.store.mark_removed([op.key], run.now)
+                log_event(log, "deleted in Salesforce, not re-created", user=owner,
+                          sf_id=op.sf_id, event_id=_google_id(op.copy), key=op.key)
             else:
                 self._refused(run, op.key, owner, "update", res)
 
@@ -650,7 +747,8 @@ class Cycle:
         except PermanentError as exc:
             results = [WriteResult(False, None, exc.status_code, str(exc))] * len(creates)
         self.store.record_written_many(
-            ((op.key, op.copy.owner, op.copy.ical_uid, res.id, op.fields.fingerprint())
+            (Record(op.key, op.copy.owner, op.copy.ical_uid, res.id, op.fields.fingerprint(),
+                    ownership.hashes(op.fields.to_salesforce()), frozenset())
              for op, res in zip(creates, results) if res.ok and res.id),
             run.now,
         )
@@ -714,7 +812,8 @@ class Cycle:
                 if p.key in found:
                     intent = _without(p.intent, self._upsert_field)
                     self.store.record_written(p.key, p.owner, p.ical_uid, found[p.key],
-                                              fingerprint_of(intent, self.settings.activity_datetime_field), now)
+                                              fingerprint_of(intent, self.settings.activity_datetime_field), now,
+                                              hashes=ownership.hashes(intent))
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)
@@ -735,7 +834,8 @@ class Cycle:
                 if match is not None:
                     taken.add(match["Id"])
                     self.store.record_written(p.key, p.owner, p.ical_uid, match["Id"],
-                                              fingerprint_of(p.intent, self.settings.activity_datetime_field), now)
+                                              fingerprint_of(p.intent, self.settings.activity_datetime_field), now,
+                                              hashes=ownership.hashes(p.intent))
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)
@@ -786,6 +886,13 @@ def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
     """Whether a Salesforce Event is the one an unanswered create intended (the adoption rule:
     owner, start, subject and Name)."""
     return duplicates.signature(row) == duplicates.signature(intent)
+
+
+def _record(op: Update) -> Record:
+    """The state row of an update as written: only the fields sent are calsync's."""
+    body = op.body()
+    return Record(op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, op.fields.fingerprint(omit=op.kept),
+                  ownership.hashes(body), op.kept)
 
 
 def _indexed(user: str) -> str:

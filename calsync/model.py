@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -202,8 +203,10 @@ class EventFields:
             record["EventWhoIds"] = list(self.who_ids)
         return record
 
-    def fingerprint(self) -> str:
-        return fingerprint_of(self.to_salesforce(), ignore=self.activity_datetime_field)
+    def fingerprint(self, omit: Iterable[str] = ()) -> str:
+        """The fingerprint of what calsync writes, leaving out the fields a person owns."""
+        body = {k: v for k, v in self.to_salesforce().items() if k not in set(omit)}
+        return fingerprint_of(body, ignore=self.activity_datetime_field)
 
 
 def fingerprint_of(record: dict[str, Any], ignore: str | None = None) -> str:
@@ -226,13 +229,25 @@ def sf_datetime(value: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class Written:
-    """What calsync last wrote for a key (a row of the state store)."""
+    """What calsync last wrote for a key (a row of the state store), and who owns what now.
+
+    `hashes`: per field, the hash of the value calsync last wrote (ownership.hashes; None for an
+    Event written before they were kept). `kept`: fields a person changed since, which calsync
+    no longer writes. `removed`: the Event was deleted in Salesforce and stays deleted.
+    `canceled`: its meeting went, but a person had changed it, so it was kept with `Canceled: `.
+    """
 
     key: str
     owner: str
     ical_uid: str
     sf_id: str | None  # None while a create is in flight (intent recorded, no answer yet)
     fingerprint: str | None
+    hashes: Mapping[str, str] | None = None
+    kept: frozenset[str] = frozenset()
+    removed: bool = False
+    canceled: bool = False
+    written_at: dt.datetime | None = None
+    pending: Mapping[str, str] | None = None  # hashes of an update sent, its answer not recorded
 
 
 @dataclass(frozen=True)
@@ -259,6 +274,12 @@ class Update:
     sf_id: str
     copy: MeetingCopy
     fields: EventFields
+    kept: frozenset[str] = frozenset()  # a person's fields: not written, not fingerprinted
+    omit: frozenset[str] = frozenset()  # further fields left out so the kept ones stay valid
+
+    def body(self) -> dict[str, Any]:
+        """The record to send: the fields calsync wants, but those a person owns."""
+        return {k: v for k, v in self.fields.to_salesforce().items() if k not in self.kept | self.omit}
 
 
 @dataclass(frozen=True)
@@ -270,6 +291,21 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Retire:
+    """The meeting is gone but a person changed its Event: keep the Event, mark it canceled.
+
+    `subject`: the Subject to write (`Canceled: ` + the current one), None when it already
+    carries the prefix (nothing to send)."""
+
+    key: str
+    sf_id: str
+    owner: str
+    reason: str
+    kept: frozenset[str]
+    subject: str | None
+
+
+@dataclass(frozen=True)
 class Skip:
     """Nothing to write; `reason` says why (logged: 'unchanged' is not logged per event)."""
 
@@ -278,4 +314,4 @@ class Skip:
     reason: str
 
 
-Operation = Create | Update | Delete | Skip
+Operation = Create | Update | Delete | Retire | Skip

@@ -29,6 +29,7 @@ from typing import Any
 from calsync import logs
 from calsync.config import Config
 from calsync.errors import CalsyncError, StateError
+from calsync.model import Written
 from calsync.state import Retry, StateStore
 
 
@@ -78,6 +79,7 @@ class CalendarStatus:
     events_written: int
     retries: tuple[Retry, ...]
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
+    deleted_in_salesforce: tuple[Written, ...] = ()  # Events people deleted: not re-created
 
     @property
     def last_attempt_failed(self) -> bool:
@@ -136,6 +138,10 @@ class StatusReport:
                         for r in c.retries
                     ],
                     "next_run": iso(c.next_run_at) if c.next_run_at else "now",
+                    "deleted_in_salesforce": [
+                        {"key": w.key, "ical_uid": w.ical_uid, "sf_id": w.sf_id}
+                        for w in c.deleted_in_salesforce
+                    ],
                 }
                 for c in self.calendars
             ],
@@ -183,6 +189,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     events_written=store.count_written(user),
                     retries=tuple(store.retries(user)),
                     next_run_at=next_run,
+                    deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
                 )
             )
     finally:
@@ -243,6 +250,9 @@ def render_status(report: StatusReport) -> list[str]:
                 f"skipped {r.get('skipped', 0)}, failed {r.get('failed', 0)}"
             )
         lines.append(f"  Events written: {c.events_written}")
+        if c.deleted_in_salesforce:
+            lines.append(f"  deleted in Salesforce by people, not re-created: {len(c.deleted_in_salesforce)}"
+                         " (`calsync resync --restore-deleted` brings them back)")
         if c.retries:
             lines.append(f"  waiting for retry: {len(c.retries)}")
             for retry in c.retries:

@@ -38,24 +38,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from calsync import changes, mirror
+from calsync import changes, mirror, ownership
 from calsync.config import Config
 from calsync.cycle import CalendarOutcome, Cycle
 from calsync.duplicates import Duplicate, user_of
 from calsync.errors import CalsyncError
 from calsync.logs import event as log_event
-from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Skip, Update, Written
-from calsync.planner import addresses_to_look_up, first_occurrence
+from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Retire, Skip, Update, Written
+from calsync.planner import CANCELED_KEPT, addresses_to_look_up, first_occurrence
 from calsync.state import StateStore
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "update", "delete"]
+Action = Literal["create", "update", "delete", "cancel", "kept", "removed"]
+COUNTED = {"create": "created", "update": "updated", "delete": "deleted", "cancel": "canceled",
+           "kept": "kept", "removed": "removed"}
 FORCE = "resync"  # a fingerprint no record has: makes the planner return its desired fields
 # events.get calls per calendar for meetings the listing left out (a cycle makes at most
 # changes.MAX_CHECKS): an operator's resync may spend more to settle them at once.
@@ -94,6 +96,9 @@ class UserResult:
     deleted: int = 0
     unchanged: int = 0
     failed: int = 0
+    canceled: int = 0  # meetings gone whose Events a person changed: kept, marked `Canceled: `
+    kept: int = 0  # Events with fields a person changed, left as they are
+    removed: int = 0  # Events a person deleted in Salesforce, not re-created
 
 
 @dataclass
@@ -121,11 +126,15 @@ def resync(
     dry_run: bool = False,
     progress: Callable[[str, int], None] | None = None,
     now: dt.datetime | None = None,
+    overwrite_edits: bool = False,
+    restore_deleted: bool = False,
 ) -> ResyncResult:
     """Resync `users` (default: every configured one) over `window` (default: the lookback).
 
     `event_id` limits the resync to the meeting of that Google event (one user only).
-    `progress(user, meetings)` is called after each calendar is listed.
+    `progress(user, meetings)` is called after each calendar is listed. `overwrite_edits` puts
+    Google's values back over fields people changed in Salesforce; `restore_deleted` re-creates
+    Events people deleted there (ownership.py).
     """
     from calsync.google import calendar_factory
     from calsync.salesforce import SalesforceOrg
@@ -147,9 +156,10 @@ def resync(
             org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
             clock=lambda: now,
         )
-        return Resync(cycle, window, now, dry_run=dry_run, progress=progress).run(
-            list(users or config.sync.users), event_id
-        )
+        return Resync(
+            cycle, window, now, dry_run=dry_run, progress=progress,
+            overwrite_edits=overwrite_edits, restore_deleted=restore_deleted,
+        ).run(list(users or config.sync.users), event_id)
     finally:
         store.close()
 
@@ -165,12 +175,16 @@ class Resync:
         *,
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        overwrite_edits: bool = False,
+        restore_deleted: bool = False,
     ) -> None:
         self.cycle = cycle
         self.store = cycle.store
         self.window = window
         self.now = now
         self.dry_run = dry_run
+        self.overwrite_edits = overwrite_edits
+        self.restore_deleted = restore_deleted
         self.progress = progress or (lambda user, meetings: None)
         self.result = ResyncResult(dry_run=dry_run, window=window)
 
@@ -277,26 +291,38 @@ class Resync:
         directory = cycle.look_up(copies, owners) if addresses else None
         cycle.check_event_fields(self.now)
         written = self.store.written(c.key for c in copies)
+        # Every written Event is planned with its desired fields; what people changed or deleted
+        # stays theirs (ownership.py) unless the operator asked to overwrite or restore it.
         forced = {
-            key: replace(w, fingerprint=FORCE) if w.sf_id else w for key, w in written.items()
+            key: replace(
+                w, fingerprint=FORCE,
+                kept=frozenset() if self.overwrite_edits else w.kept,
+                removed=w.removed and not self.restore_deleted,
+                canceled=w.canceled and not self.overwrite_edits,
+            ) if w.sf_id else w
+            for key, w in written.items()
         }
         planned = cycle.plan_operations(copies, forced, directory or Directory(users=dict(owners)), self.now)
         planned, doubles, written = self._duplicates(planned, written, owners)
-        current = self._events([op.sf_id for op in planned if isinstance(op, (Update, Delete)) and op.sf_id],
-                               planned)
-        operations, refresh = self._decide(planned, written, current)
+        current = cycle.read_events(planned)
+        settled = cycle.settle(
+            planned, written, self.now, current=current,
+            overwrite_edits=self.overwrite_edits, restore_deleted=self.restore_deleted,
+        )
+        operations = self._decide(settled, written, current)
         for d in doubles:
             self._note(d.user, "delete", d.key, d.extra, d.sf_id, None, f"duplicate of {d.keep}")
 
+        for change in self.result.changes:
+            counts = self.result.users[change.user]
+            # What people changed or deleted is counted as found; writes as made (or, in a
+            # dry run, as they would be).
+            if change.action in ("kept", "removed") or self.dry_run:
+                name = COUNTED[change.action]
+                setattr(counts, name, getattr(counts, name) + 1)
         if self.dry_run:
-            for change in self.result.changes:
-                counts = self.result.users[change.user]
-                setattr(counts, change.action + "d", getattr(counts, change.action + "d") + 1)
             return
 
-        for key, (w, fingerprint) in refresh.items():
-            assert w.sf_id is not None
-            self.store.record_written(key, w.owner, w.ical_uid, w.sf_id, fingerprint, self.now)
         outcomes = {user: CalendarOutcome(user) for user in self.result.users}
         writes = [op for op in operations if not isinstance(op, Skip)]
         failed = cycle.write(writes, copies, self.now, outcomes, doubles) if writes or doubles else {}
@@ -305,6 +331,7 @@ class Resync:
             counts.created += outcome.created
             counts.updated += outcome.updated
             counts.deleted += outcome.deleted
+            counts.canceled += outcome.canceled
             counts.failed += outcome.failed
             if user in failed:
                 self._fail(user, failed[user])
@@ -332,32 +359,22 @@ class Resync:
                 known[op.key] = Written(op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, None)
         return planned, doubles, known
 
-    def _events(self, ids: Iterable[str], planned: Sequence[Operation]) -> dict[str, dict[str, Any]]:
-        """The Events calsync wrote, as Salesforce holds them now, by 15-character Id."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        names = {"Subject", "StartDateTime", "ActivityDate", "IsAllDayEvent", "OwnerId"}
-        for op in planned:
-            if isinstance(op, Update):
-                names.update(op.fields.to_salesforce())
-        names.discard("Id")
-        head = f"SELECT Id, {', '.join(sorted(names))} FROM Event WHERE Id"
-        rows = self.cycle.org.query_in(head, wanted)
-        return {str(row["Id"])[:15]: row for row in rows}
-
     def _decide(
         self,
-        planned: Sequence[Operation],
+        settled: ownership.Settled,
         written: Mapping[str, Written],
         current: Mapping[str, Mapping[str, Any]],
-    ) -> tuple[list[Operation], dict[str, tuple[Written, str]]]:
-        """Keep the operations that change something; note the Changes and the stale fingerprints."""
+    ) -> list[Operation]:
+        """Keep the operations that change something and note every Change, people's edits and
+        deletions included (reported, not undone)."""
         operations: list[Operation] = []
-        refresh: dict[str, tuple[Written, str]] = {}
-        for op in planned:
+        activity = self.cycle.settings.activity_datetime_field
+        for op in settled.operations:
             if isinstance(op, Skip):
-                self.result.users[op.owner].unchanged += 1
+                if op.reason in (ownership.DELETED_IN_SALESFORCE, CANCELED_KEPT):
+                    self._report(op.key, op.owner, op.reason, written, current)
+                else:
+                    self.result.users[op.owner].unchanged += 1
                 operations.append(op)
                 continue
             if isinstance(op, Delete):
@@ -373,34 +390,51 @@ class Resync:
                 else:
                     self.result.users[op.owner].unchanged += 1
                 continue
+            if isinstance(op, Retire):
+                operations.append(op)
+                row = current.get(op.sf_id[:15])
+                self._note(op.owner, "cancel", op.key, row, op.sf_id, None,
+                           f"{op.reason}; edited in Salesforce ({', '.join(sorted(op.kept))}), kept")
+                continue
             copy, fields = op.copy, op.fields
             desired = fields.to_salesforce()
             before = written.get(op.key)
             if isinstance(op, Create):
-                reason = "new meeting" if before is None else "earlier create never answered"
+                if before is not None and before.sf_id and before.sf_id[:15] not in current:
+                    reason = "deleted in Salesforce, restored (--restore-deleted)"
+                else:
+                    reason = "new meeting" if before is None else "earlier create never answered"
                 operations.append(op)
-                self._note(copy.owner, "create", op.key, desired, None, copy, reason)
+                self._note(copy.owner, "create", op.key, desired, before.sf_id if before else None, copy, reason)
                 continue
-            row = current.get(op.sf_id[:15])
-            if row is None:
-                # Deleted in Salesforce: plan it as an unanswered create, so the write adopts
-                # whatever holds the key (upsert) instead of updating a deleted record.
-                operations.append(Create(key=op.key, copy=copy, fields=fields))
-                self._note(copy.owner, "create", op.key, desired, op.sf_id, copy, "deleted in Salesforce")
-                continue
-            # The activity Date/Time field is never written retroactively (seed, "Syncing to
-            # the ... Activity Date/Time Field"): an Event that lacks it has not drifted.
-            drifted = drift(desired, row, ignore=self.cycle.settings.activity_datetime_field)
-            if not drifted:
-                self.result.users[copy.owner].unchanged += 1
-                if before is not None and before.fingerprint != fields.fingerprint():
-                    refresh[op.key] = (before, fields.fingerprint())
-                continue
+            row = current[op.sf_id[:15]]
             operations.append(op)
-            edited = before is not None and before.fingerprint == fields.fingerprint()
-            reason = ("edited in Salesforce: " if edited else "changed: ") + ", ".join(drifted)
+            changed = drift(op.body(), row, ignore=activity)
+            people = (before.kept | ownership.edited(before, row, desired, activity)) if before else frozenset()
+            overwritten = [f for f in changed if f in people]
+            reason = "changed: " + ", ".join(changed or ["activity field"])
+            if self.overwrite_edits and overwritten:
+                reason = "edited in Salesforce, overwritten (--overwrite-edits): " + ", ".join(overwritten)
             self._note(copy.owner, "update", op.key, desired, op.sf_id, copy, reason)
-        return operations, refresh
+        for op in [*settled.operations, *settled.unchanged.values()]:
+            if isinstance(op, Update) and op.kept:
+                self._note(op.copy.owner, "kept", op.key, current.get(op.sf_id[:15]), op.sf_id, op.copy,
+                           "edited in Salesforce, kept: " + ", ".join(sorted(op.kept)))
+        return operations
+
+    def _report(
+        self, key: str, user: str, reason: str, written: Mapping[str, Written],
+        current: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """An Event a person deleted, or kept with `Canceled: `: reported, left alone."""
+        before = written.get(key)
+        sf_id = before.sf_id if before else None
+        if reason == ownership.DELETED_IN_SALESFORCE:
+            self._note(user, "removed", key, None, sf_id, None,
+                       "deleted in Salesforce; --restore-deleted re-creates it")
+        else:
+            self._note(user, "kept", key, current.get((sf_id or "")[:15]), sf_id, None,
+                       "meeting gone, Event kept for a person's changes (Canceled: )")
 
     def _note(
         self,
@@ -503,13 +537,15 @@ def parse_moment(text: str) -> dt.datetime:
 
 def render(result: ResyncResult) -> list[str]:
     """The text lines `calsync resync` prints after the progress display."""
-    verb = {"create": "would create", "update": "would update", "delete": "would delete"}
+    verb = {"create": "would create", "update": "would update", "delete": "would delete",
+            "cancel": "would cancel", "kept": "kept", "removed": "not restored"}
+    done = {"cancel": "canceled", "removed": "not restored"}
     lines = []
     for c in result.changes:
-        action = verb[c.action] if result.dry_run else c.action
+        action = verb[c.action] if result.dry_run else done.get(c.action, c.action)
         where = ""
         if c.sf_id:
-            where = f" (was {c.sf_id})" if c.action == "create" else f" {c.sf_id}"
+            where = f" (was {c.sf_id})" if c.action in ("create", "removed") else f" {c.sf_id}"
         lines.append(
             f"{action:<12} {c.user}  {c.start or '-'}  {c.subject or '(no subject)'!r}"
             f"  owner {c.owner_id or '-'}{where}  ({c.reason})"
@@ -518,10 +554,11 @@ def render(result: ResyncResult) -> list[str]:
         tail = "ok" if u.ok else f"FAILED: {u.error}"
         if result.dry_run:
             counts = (f"would create {u.created}, would update {u.updated}, "
-                      f"would delete {u.deleted}, unchanged {u.unchanged}")
+                      f"would delete {u.deleted}, would cancel {u.canceled}, unchanged {u.unchanged}")
         else:
             counts = (f"created {u.created}, updated {u.updated}, deleted {u.deleted}, "
-                      f"unchanged {u.unchanged}, failed {u.failed}")
+                      f"canceled {u.canceled}, unchanged {u.unchanged}, failed {u.failed}")
+        counts += f", edited in Salesforce and kept {u.kept}, deleted in Salesforce {u.removed}"
         lines.append(f"{u.user}: {u.meetings} meetings, {counts} {tail}")
     if result.dry_run:
         lines.append("dry run: nothing was written to Salesforce or the state database")

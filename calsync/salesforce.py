@@ -538,6 +538,29 @@ class SalesforceOrg:
         )
         return self.query_in(head, owner_ids, bisect=False)
 
+    def events_by_ids(self, ids: Iterable[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The Events with these ids as Salesforce holds them now, by 15-character Id.
+
+        An Event deleted in Salesforce is not among them (query, not queryAll). Batched by URL
+        length: several hundred ids a call, so at most one call per 200 Events.
+        """
+        head = f"SELECT Id, {', '.join(f for f in fields if f != 'Id')} FROM Event WHERE Id"
+        rows = self.query_in(head, sorted(set(ids)), bisect=False)
+        return {str(row["Id"])[:15]: row for row in rows}
+
+    def who_relations(self, event_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Shared Activities: the Contacts and Lead each Event is related to as its Name(s)
+        (EventRelation with IsParent and not IsWhat, reference B3), by 15-character Event Id.
+        EventWhoIds itself cannot be queried."""
+        head = (
+            "SELECT EventId, RelationId FROM EventRelation WHERE IsParent = true"
+            " AND IsWhat = false AND EventId"
+        )
+        found: dict[str, list[str]] = {}
+        for row in self.query_in(head, sorted(set(event_ids)), bisect=False):
+            found.setdefault(str(row["EventId"])[:15], []).append(str(row["RelationId"]))
+        return found
+
     def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
         """Events of these owners created after `since` (reconciling creates without External ID)."""
         head = (

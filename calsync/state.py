@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -171,6 +171,24 @@ def m003_directory(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_ownership(db: sqlite_utils.Database) -> None:
+    # Who owns which field of an Event (ownership.py): per-field hashes of what calsync last
+    # wrote, the fields a person changed since (kept), an Event a person deleted (removed_at), one
+    # kept with "Canceled: " because its meeting went after a person had changed it, and the
+    # hashes of an update sent but not yet answered (pending_hashes: a crash in between must not
+    # make calsync's own write look like a person's).
+    db.executescript(
+        """
+        ALTER TABLE written ADD COLUMN hashes TEXT;
+        ALTER TABLE written ADD COLUMN kept TEXT;
+        ALTER TABLE written ADD COLUMN removed_at TEXT;
+        ALTER TABLE written ADD COLUMN canceled_at TEXT;
+        ALTER TABLE written ADD COLUMN pending_hashes TEXT;
+        """
+    )
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -244,6 +262,18 @@ def index_address(address: str) -> str:
 def index_id(record_id: str) -> str:
     """Ids compare by their case-sensitive 15-character form (reference B2)."""
     return record_id.strip()[:15]
+
+
+class Record(NamedTuple):
+    """One Event as calsync just wrote it (`record_written_many`)."""
+
+    key: str
+    owner: str
+    ical_uid: str
+    sf_id: str
+    fingerprint: str
+    hashes: Mapping[str, str] | None = None  # ownership.hashes of the body sent
+    kept: frozenset[str] | None = None  # the person's fields; None: as before
 
 
 @dataclass(frozen=True)
@@ -559,10 +589,11 @@ class StateStore:
 
     def count_written(self, owner: str | None = None) -> int:
         if owner is None:
-            rows = self._rows("SELECT COUNT(*) AS n FROM written WHERE sf_id IS NOT NULL")
+            rows = self._rows("SELECT COUNT(*) AS n FROM written WHERE sf_id IS NOT NULL AND removed_at IS NULL")
         else:
             rows = self._rows(
-                "SELECT COUNT(*) AS n FROM written WHERE owner = ? AND sf_id IS NOT NULL", [owner]
+                "SELECT COUNT(*) AS n FROM written WHERE owner = ? AND sf_id IS NOT NULL"
+                " AND removed_at IS NULL", [owner]
             )
         return int(rows[0]["n"])
 
@@ -608,29 +639,93 @@ class StateStore:
         return {str(r["sf_id"])[:15]: r["key"] for r in rows}
 
     def record_written(
-        self, key: str, owner: str, ical_uid: str, sf_id: str, fingerprint: str, at: dt.datetime
+        self,
+        key: str,
+        owner: str,
+        ical_uid: str,
+        sf_id: str,
+        fingerprint: str,
+        at: dt.datetime,
+        hashes: Mapping[str, str] | None = None,
     ) -> None:
         """An Event now holds these fields: store its id and fingerprint, clear any retry."""
-        self.record_written_many([(key, owner, ical_uid, sf_id, fingerprint)], at)
+        self.record_written_many([Record(key, owner, ical_uid, sf_id, fingerprint, hashes)], at)
 
-    def record_written_many(
-        self, rows: Iterable[tuple[str, str, str, str, str]], at: dt.datetime
-    ) -> None:
-        """`record_written` for a whole Collections answer, in one transaction."""
-        rows = list(rows)
-        if not rows:
+    def record_written_many(self, rows: Iterable[Record | tuple[Any, ...]], at: dt.datetime) -> None:
+        """`record_written` for a whole Collections answer, in one transaction.
+
+        The Event is calsync's again as written: not removed, not canceled; the fields a person
+        owns (`kept`) stay theirs unless the record gives a new set.
+        """
+        records = [r if isinstance(r, Record) else Record(*r) for r in rows]
+        if not records:
             return
         with self.transaction():
-            for key, owner, ical_uid, sf_id, fingerprint in rows:
+            for r in records:
+                hashes = json.dumps(dict(r.hashes), sort_keys=True) if r.hashes is not None else None
+                kept = json.dumps(sorted(r.kept)) if r.kept is not None else None
                 self._exec(
                     "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
-                    " intent_at, updated_at) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?)"
+                    " intent_at, updated_at, hashes, kept) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?, ?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET sf_id = excluded.sf_id,"
                     " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
-                    " intent_at = NULL, updated_at = excluded.updated_at",
-                    [key, owner, ical_uid, sf_id, fingerprint, _iso(at)],
+                    " intent_at = NULL, updated_at = excluded.updated_at, hashes = excluded.hashes,"
+                    " kept = COALESCE(excluded.kept, written.kept), removed_at = NULL, canceled_at = NULL,"
+                    " pending_hashes = NULL",
+                    [r.key, r.owner, r.ical_uid, r.sf_id, r.fingerprint, _iso(at), hashes, kept],
+                )
+                self._exec("DELETE FROM retries WHERE key = ?", [r.key])
+
+    def record_update_intents(self, pending: Mapping[str, Mapping[str, str]]) -> None:
+        """Before updating Events: the hashes of what is being sent, committed before the call.
+
+        If the process dies after Salesforce took the update but before its answer is recorded,
+        the next read finds these values and knows them for calsync's own (ownership.edited).
+        """
+        if not pending:
+            return
+        with self.transaction():
+            for key, hashes in pending.items():
+                self._exec("UPDATE written SET pending_hashes = ? WHERE key = ?",
+                           [json.dumps(dict(hashes), sort_keys=True), key])
+
+    def keep_fields(self, kept: Mapping[str, Iterable[str]]) -> None:
+        """Fields a person changed (ownership.py): calsync leaves them out from now on."""
+        if not kept:
+            return
+        with self.transaction():
+            for key, names in kept.items():
+                self._exec("UPDATE written SET kept = ? WHERE key = ?", [json.dumps(sorted(names)), key])
+
+    def mark_removed(self, keys: Iterable[str], at: dt.datetime) -> None:
+        """These Events were deleted in Salesforce by someone: they stay deleted."""
+        keys = sorted(set(keys))
+        if not keys:
+            return
+        with self.transaction():
+            for key in keys:
+                self._exec(
+                    "UPDATE written SET removed_at = COALESCE(removed_at, ?) WHERE key = ?", [_iso(at), key]
                 )
                 self._exec("DELETE FROM retries WHERE key = ?", [key])
+
+    def mark_canceled(self, key: str, hashes: Mapping[str, str], at: dt.datetime) -> None:
+        """The meeting went but a person had changed its Event: kept, with `Canceled: `.
+
+        The fingerprint no desired body has, so the Event is written again if the meeting comes
+        back; `hashes` now say what calsync last wrote (its Subject with the prefix)."""
+        with self.transaction():
+            self._exec(
+                "UPDATE written SET canceled_at = COALESCE(canceled_at, ?), fingerprint = 'canceled',"
+                " hashes = ?, updated_at = ?, pending_hashes = NULL WHERE key = ?",
+                [_iso(at), json.dumps(dict(hashes), sort_keys=True), _iso(at), key],
+            )
+            self._exec("DELETE FROM retries WHERE key = ?", [key])
+
+    def removed_in_salesforce(self, owner: str | None = None) -> list[Written]:
+        """Events a person deleted in Salesforce, which calsync does not re-create."""
+        sql = "SELECT * FROM written WHERE removed_at IS NOT NULL" + (" AND owner = ?" if owner else "")
+        return [_written(r) for r in self._rows(sql + " ORDER BY key", [owner] if owner else [])]
 
     def forget_written(self, key: str) -> None:
         """The Event is gone (deleted, or a create intent found nothing): drop the row."""
@@ -906,6 +1001,12 @@ def _written(row: Mapping[str, Any]) -> Written:
         ical_uid=row["ical_uid"],
         sf_id=row["sf_id"],
         fingerprint=row["fingerprint"],
+        hashes=json.loads(row["hashes"]) if row.get("hashes") else None,
+        kept=frozenset(json.loads(row["kept"])) if row.get("kept") else frozenset(),
+        removed=row.get("removed_at") is not None,
+        canceled=row.get("canceled_at") is not None,
+        written_at=_parse(row.get("updated_at")),
+        pending=json.loads(row["pending_hashes"]) if row.get("pending_hashes") else None,
     )
 
 

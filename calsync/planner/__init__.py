@@ -151,8 +151,20 @@ def plan(
     return Plan(operations=tuple(operations), warnings=tuple(warnings))
 
 
+DELETED_IN_SALESFORCE = "deleted in Salesforce"
+CANCELED_KEPT = "canceled, kept for a person's changes"
+
+
 def _not_wanted(copy: MeetingCopy, before: Written | None, reason: str) -> Operation:
-    """Delete what was written before (even a create that never answered), else Skip."""
+    """Delete what was written before (even a create that never answered), else Skip.
+
+    An Event a person deleted is gone already; one kept with `Canceled: ` for a person's changes
+    (ownership.py) stays as it is.
+    """
+    if before is not None and before.removed:
+        return Skip(key=copy.key, owner=copy.owner, reason=DELETED_IN_SALESFORCE)
+    if before is not None and before.canceled:
+        return Skip(key=copy.key, owner=copy.owner, reason=CANCELED_KEPT)
     if before is not None:
         return Delete(key=copy.key, sf_id=before.sf_id, owner=copy.owner, reason=reason)
     return Skip(key=copy.key, owner=copy.owner, reason=reason)
@@ -165,6 +177,9 @@ def _plan_one(
     settings: PlanSettings,
     now: dt.datetime,
 ) -> tuple[Operation, tuple[str, ...]]:
+    if before is not None and before.removed:
+        # Deleted in Salesforce by a person: it stays deleted, whatever Google says later.
+        return Skip(key=copy.key, owner=copy.owner, reason=DELETED_IN_SALESFORCE), ()
     chosen = select(copy, settings)
     if isinstance(chosen, Rejected):
         return _not_wanted(copy, before, chosen.reason), ()
@@ -202,6 +217,6 @@ def _plan_one(
         # key, reference C5), even once the meeting has slipped out of the lookback window,
         # so an Event that did land is not left behind untracked.
         return Create(key=copy.key, copy=copy, fields=fields), warnings
-    if before.fingerprint == fields.fingerprint():
+    if before.fingerprint == fields.fingerprint(omit=before.kept):
         return Skip(key=copy.key, owner=copy.owner, reason=UNCHANGED), warnings
-    return Update(key=copy.key, sf_id=before.sf_id, copy=copy, fields=fields), warnings
+    return Update(key=copy.key, sf_id=before.sf_id, copy=copy, fields=fields, kept=before.kept), warnings

@@ -75,3 +75,30 @@ def test_sigkill_at_random_instants_then_a_clean_run_converges(make_config, sync
     assert len(rows) == 7 and max(counts.values()) == 1
     assert sum(1 for r in rows if r["Subject"] == "Globex renewal v2") == 2
     assert sync(path).salesforce_calls == 0
+
+
+def test_sigkill_while_an_update_is_in_flight_is_not_taken_for_a_persons_edit(
+    make_config, sync, sf_emu, google_emu, company
+):
+    # Issue 10: calsync keeps fields people change in Salesforce. Its own update, landed after
+    # the process died, must not look like one: the next renames still reach the Event.
+    path = make_config()
+    assert sync(path).ok
+    google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex renewal v2"})
+    sf_emu.faults.add(Fault(delay=1.5, method="PATCH", path_prefix="/services/data/v59.0/composite/sobjects"))
+    seen = len(sf_emu.requests_seen)
+    proc = start_sync(path)
+    deadline = time.monotonic() + 30
+    while not any(m == "PATCH" for m, _ in list(sf_emu.requests_seen)[seen:]):
+        assert proc.poll() is None and time.monotonic() < deadline, "no update seen"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(2.0)  # the update lands after the client is gone
+    assert sum(1 for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Globex renewal v2") == 2
+    google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex renewal v3"})
+    result = sync(path)
+    assert result.ok
+    assert sum(1 for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Globex renewal v3") == 2
+    assert_exactly_the_demo_events(sf_emu)
+    assert sync(path).salesforce_calls == 0

@@ -11,7 +11,10 @@ a 410 then lists only the window. The model says what each sync may know:
   it knew that ends within a day before `timeMin` (`mirror.MARGIN`); a change further back is
   never learnt, so the Event stays as it was (no evidence, no change);
 - a meeting without an Event gets one only if its start is inside the window when it is seen;
-  an Event follows its meeting's changes wherever the meeting is.
+  an Event follows its meeting's changes wherever the meeting is;
+- a sales rep writes notes on Events and deletes some, at any point (issue 10): the notes are
+  never undone, the times always follow Google, an annotated Event whose meeting goes stays
+  with `Canceled: `, and a deleted one is never re-created.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class Meeting:
     logged: dict[str, tuple[int, int]] = field(default_factory=dict)  # owner -> Event's (day, hour)
     indexed: list[str] = field(default_factory=list)  # attendees as calsync last planned them
     indexed_owners: set[str] = field(default_factory=set)  # calendars whose copy it planned
+    notes: dict[str, str] = field(default_factory=dict)  # owner -> Description a rep wrote
+    removed: set[str] = field(default_factory=set)  # owners whose Event a rep deleted
+    canceled: set[str] = field(default_factory=set)  # owners whose annotated Event was kept
 
     @property
     def start(self) -> dt.datetime:
@@ -70,6 +76,8 @@ class SyncMachine(RuleBasedStateMachine):
             self.user_ids[owner] = self.sf.backend.create_user(owner, last_name=owner.split("@")[0])
         self.contacts = {c: self.sf.backend.create_record("Contact", {"LastName": c, "Email": c})
                          for c in CUSTOMERS[:2]}
+        self.rep = self.sf.backend.create_user("rep@acme.test", last_name="Rep")
+        self.notes = 0
         key = self.tmp / "key.json"
         key.write_text(json.dumps(self.google.backend.create_service_account()))
         token = self.sf.backend.create_session(OWNERS[0])
@@ -163,6 +171,38 @@ class SyncMachine(RuleBasedStateMachine):
         self.contacts[address] = self.sf.backend.create_record("Contact", {"LastName": "Late", "Email": address})
         self.new_contacts.add(address)
 
+    def _events_of_meetings(self):
+        """The rep's view: Salesforce Events with the (meeting, owner) each stands for."""
+        by_summary = {m.summary: m for m in self.meetings.values()}
+        owners = {v[:15]: k for k, v in self.user_ids.items()}
+        found = []
+        for row in self.sf.backend.list_records("Event"):
+            meeting = by_summary.get(row["Subject"].removeprefix("Canceled: "))
+            owner = owners.get(row["OwnerId"][:15])
+            if meeting is not None and owner in meeting.logged:
+                found.append((row, meeting, owner))
+        return sorted(found, key=lambda f: f[0]["Id"])
+
+    @precondition(lambda self: self._events_of_meetings())
+    @rule(data=st.data())
+    def rep_writes_notes(self, data):
+        row, meeting, owner = data.draw(st.sampled_from(self._events_of_meetings()))
+        self.notes += 1
+        text = f"notes {self.notes} by the rep"
+        self.sf.backend.clear_record_failures()  # injected write faults would refuse this edit
+        self.sf.backend.update_record("Event", row["Id"], {"Description": text}, user_id=self.rep)
+        meeting.notes[owner] = text
+
+    @precondition(lambda self: self._events_of_meetings())
+    @rule(data=st.data())
+    def rep_deletes_an_event(self, data):
+        row, meeting, owner = data.draw(st.sampled_from(self._events_of_meetings()))
+        self.sf.backend.clear_record_failures()
+        self.sf.backend.delete_record("Event", row["Id"])
+        meeting.logged.pop(owner)
+        meeting.canceled.discard(owner)
+        meeting.removed.add(owner)
+
     # -- faults and time ------------------------------------------------------------------------
 
     @rule(count=st.integers(1, 3))
@@ -218,10 +258,15 @@ class SyncMachine(RuleBasedStateMachine):
                     continue
                 has_copy = owner in meeting.attendees and not meeting.deleted
                 wanted = has_copy and any(a in self.contacts for a in meeting.attendees)
-                if not wanted:
+                if owner in meeting.removed:
+                    pass  # deleted by the rep: never re-created
+                elif not wanted and owner in meeting.logged and owner in meeting.notes:
+                    meeting.canceled.add(owner)  # kept for the rep's notes, `Canceled: `, as it was
+                elif not wanted:
                     meeting.logged.pop(owner, None)
                 elif owner in meeting.logged or meeting.start >= window:
                     meeting.logged[owner] = (meeting.day, meeting.hour)
+                    meeting.canceled.discard(owner)
                 if has_copy:
                     meeting.indexed_owners.add(owner)
                 else:
@@ -246,7 +291,8 @@ class SyncMachine(RuleBasedStateMachine):
         want = {}
         for meeting in self.meetings.values():
             for owner, (day, hour) in meeting.logged.items():
-                want[(meeting.summary, self.user_ids[owner][:15])] = (day, hour)
+                subject = ("Canceled: " if owner in meeting.canceled else "") + meeting.summary
+                want[(subject, self.user_ids[owner][:15])] = (day, hour, meeting.notes.get(owner))
         return want
 
     @rule()
@@ -259,7 +305,7 @@ class SyncMachine(RuleBasedStateMachine):
         got = {}
         for r in self.sf.backend.list_records("Event"):
             start = dt.datetime.fromisoformat(r["StartDateTime"].replace("+0000", "+00:00"))
-            got[(r["Subject"], r["OwnerId"][:15])] = ((start - TODAY).days, start.hour)
+            got[(r["Subject"], r["OwnerId"][:15])] = ((start - TODAY).days, start.hour, r["Description"])
         assert got == self.expected()
 
 

@@ -1,4 +1,5 @@
-"""`calsync resync`: re-list a window, repair what was changed by hand in Salesforce, idempotently."""
+"""`calsync resync`: re-list a window, restore what calsync owns, leave people's edits and
+deletions in Salesforce alone unless told otherwise, idempotently."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def synced(make_config, sync):
     return path
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(synced, sf_emu, company):
+def test_dry_run_reports_peoples_edits_and_deletions_and_writes_nothing(synced, sf_emu, company):
     alice = company.sf_user_ids["alice@acme.test"]
     gone = the_event(sf_emu, "Globex renewal: pricing review", alice)
     edited = the_event(sf_emu, "Umbrella weekly check-in", alice)
@@ -64,26 +65,48 @@ def test_dry_run_prints_the_plan_and_writes_nothing(synced, sf_emu, company):
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    create = next(line for line in lines if line.startswith("would create"))
-    assert "'Globex renewal: pricing review'" in create and "alice@acme.test" in create
-    assert "deleted in Salesforce" in create and alice[:15] in create
-    update = next(line for line in lines if line.startswith("would update"))
-    assert "'Umbrella weekly check-in'" in update and "edited in Salesforce: Subject" in update
-    assert "alice@acme.test: 4 meetings, would create 1, would update 1, would delete 0" in result.stdout
+    removed = next(line for line in lines if line.startswith("not restored"))
+    assert "deleted in Salesforce" in removed and "--restore-deleted" in removed and gone["Id"] in removed
+    kept = next(line for line in lines if line.startswith("kept"))
+    assert "'Umbrella (renamed by hand)'" in kept and "edited in Salesforce, kept: Subject" in kept
+    assert "alice@acme.test: 4 meetings, would create 0, would update 0, would delete 0" in result.stdout
+    assert "edited in Salesforce and kept 1, deleted in Salesforce 1" in result.stdout
     assert writes(sf_emu) == writes_before
     assert written_rows(synced) == state_before
     assert events_of(sf_emu, "Globex renewal: pricing review", alice) == []
 
 
+def test_dry_run_shows_what_overwrite_edits_and_restore_deleted_would_do(synced, sf_emu, company):
+    alice = company.sf_user_ids["alice@acme.test"]
+    gone = the_event(sf_emu, "Globex renewal: pricing review", alice)
+    edited = the_event(sf_emu, "Umbrella weekly check-in", alice)
+    sf_emu.backend.delete_record("Event", gone["Id"])
+    sf_emu.backend.update_record("Event", edited["Id"], {"Subject": "Umbrella (renamed by hand)"})
+    writes_before = writes(sf_emu)
+
+    result = resync(synced, "--dry-run", "--overwrite-edits", "--restore-deleted")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    create = next(line for line in lines if line.startswith("would create"))
+    assert "'Globex renewal: pricing review'" in create and "restored (--restore-deleted)" in create
+    update = next(line for line in lines if line.startswith("would update"))
+    assert "'Umbrella weekly check-in'" in update and "overwritten (--overwrite-edits): Subject" in update
+    assert "alice@acme.test: 4 meetings, would create 1, would update 1, would delete 0" in result.stdout
+    assert writes(sf_emu) == writes_before
+
+
 @pytest.mark.parametrize("external_id", [None, KEY_FIELD])
-def test_event_deleted_in_salesforce_is_recreated(make_config, sync, sf_emu, company, external_id):
+def test_event_deleted_in_salesforce_is_recreated_only_when_asked(make_config, sync, sf_emu, company, external_id):
     path = make_config(salesforce={"external_id_field": external_id})
     assert sync(path).ok
     bob = company.sf_user_ids["bob@acme.test"]
     gone = the_event(sf_emu, "Intro call with Soylent", bob)
     sf_emu.backend.delete_record("Event", gone["Id"])
 
-    result = resync(path)
+    assert resync(path).exit_code == 0
+    assert events_of(sf_emu, "Intro call with Soylent", bob) == []
+    result = resync(path, "--restore-deleted")
 
     assert result.exit_code == 0, result.output
     again = the_event(sf_emu, "Intro call with Soylent", bob)
@@ -91,14 +114,20 @@ def test_event_deleted_in_salesforce_is_recreated(make_config, sync, sf_emu, com
     assert again["WhoId"] == gone["WhoId"] and again["StartDateTime"] == gone["StartDateTime"]
     assert len(sf_emu.backend.list_records("Event")) == 7
     assert again["Id"] in {row[1] for row in written_rows(path)}
+    assert sync(path).ok and len(sf_emu.backend.list_records("Event")) == 7  # calsync's again
 
 
-def test_subject_edited_in_salesforce_is_restored(synced, sf_emu, company):
+def test_subject_edited_in_salesforce_is_kept_unless_overwritten(synced, sf_emu, company):
     carol = company.sf_user_ids["carol@acme.test"]
     event = the_event(sf_emu, "Initech expansion workshop", carol)
     sf_emu.backend.update_record("Event", event["Id"], {"Subject": "workshop (my notes)"})
 
-    result = resync(synced, "--user", "carol@acme.test")
+    kept = resync(synced, "--user", "carol@acme.test")
+    assert kept.exit_code == 0, kept.output
+    assert the_event(sf_emu, "workshop (my notes)", carol)["Id"] == event["Id"]
+    assert "carol@acme.test: 5 meetings, created 0, updated 0" in kept.stdout
+
+    result = resync(synced, "--user", "carol@acme.test", "--overwrite-edits")
 
     assert result.exit_code == 0, result.output
     assert the_event(sf_emu, "Initech expansion workshop", carol)["Id"] == event["Id"]
@@ -108,7 +137,7 @@ def test_subject_edited_in_salesforce_is_restored(synced, sf_emu, company):
 def test_second_resync_changes_nothing(synced, sf_emu, company):
     alice = company.sf_user_ids["alice@acme.test"]
     sf_emu.backend.delete_record("Event", the_event(sf_emu, "Umbrella weekly check-in", alice)["Id"])
-    assert resync(synced).exit_code == 0
+    assert resync(synced, "--restore-deleted").exit_code == 0
     before = writes(sf_emu)
 
     second = resync(synced)
@@ -146,7 +175,8 @@ def test_event_id_limits_the_resync_to_one_meeting(synced, sf_emu, company):
     for subject in ("Globex renewal: pricing review", "Initech expansion workshop"):
         sf_emu.backend.delete_record("Event", the_event(sf_emu, subject, alice)["Id"])
 
-    result = resync(synced, "--user", "alice@acme.test", "--event-id", company.meetings["internal"])
+    result = resync(synced, "--user", "alice@acme.test", "--event-id", company.meetings["internal"],
+                    "--restore-deleted")
 
     assert result.exit_code == 0, result.output
     assert len(events_of(sf_emu, "Initech expansion workshop", alice)) == 1
@@ -172,7 +202,7 @@ def test_until_leaves_later_meetings_alone(synced, sf_emu, company):
         sf_emu.backend.delete_record("Event", the_event(sf_emu, subject, bob)["Id"])
     until = (dt.date.today() + dt.timedelta(days=4)).isoformat()
 
-    result = resync(synced, "--user", "bob@acme.test", "--until", until)
+    result = resync(synced, "--user", "bob@acme.test", "--until", until, "--restore-deleted")
 
     assert result.exit_code == 0, result.output
     assert len(events_of(sf_emu, "Intro call with Soylent", bob)) == 1
@@ -184,7 +214,7 @@ def test_scripts_resync_runs_calsync_resync(synced, sf_emu, company):
     sf_emu.backend.delete_record("Event", the_event(sf_emu, "Umbrella weekly check-in", alice)["Id"])
     env = {**os.environ, "CALSYNC_CONFIG": str(synced)}
 
-    done = subprocess.run([str(ROOT / "scripts" / "resync"), "--user", "alice@acme.test"],
+    done = subprocess.run([str(ROOT / "scripts" / "resync"), "--user", "alice@acme.test", "--restore-deleted"],
                           capture_output=True, text=True, timeout=60, env=env)
 
     assert done.returncode == 0, done.stderr
