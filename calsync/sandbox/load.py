@@ -108,10 +108,28 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
             affected = _new_opportunities(salesforce.backend, min(count, 1000), now)
             figures["refresh_affecting"] = affected
             run("refresh_after_changes", every_cycle)
+            # Meetings renamed in Google: each update is read back first (ownership.py).
+            figures["renamed"] = _rename(google.backend, company.users, min(count, 1000))
+            run("updates_after_renames", path)
             return figures
         finally:
             google.stop()
             salesforce.stop()
+
+
+def _rename(google: Any, owners: list[str], count: int) -> int:
+    """Rename `count` of the seeded meetings in Google (organizer's calendar, so every copy)."""
+    renamed = 0
+    for owner in owners:
+        for item in google.calendar_events(owner):
+            if renamed == count:
+                return renamed
+            summary = item.get("summary") or ""
+            if summary.startswith("Call with customer") and item.get("status") != "cancelled" \
+                    and item.get("organizer", {}).get("self"):
+                google.update_event(item["id"], {"summary": summary + " (renamed)"})
+                renamed += 1
+    return renamed
 
 
 def _new_opportunities(salesforce: Any, count: int, now: dt.datetime) -> int:
