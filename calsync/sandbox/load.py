@@ -109,7 +109,7 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
             figures["refresh_affecting"] = affected
             run("refresh_after_changes", every_cycle)
             # Meetings renamed in Google: each update is read back first (ownership.py).
-            figures["renamed"] = _rename(google.backend, company.users, min(count, 1000))
+            figures["renamed"] = rename_meetings(google.backend, company.users, min(count, 1000))
             run("updates_after_renames", path)
             return figures
         finally:
@@ -117,7 +117,7 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
             salesforce.stop()
 
 
-def _rename(google: Any, owners: list[str], count: int) -> int:
+def rename_meetings(google: Any, owners: list[str], count: int) -> int:
     """Rename `count` of the seeded meetings in Google (organizer's calendar, so every copy)."""
     renamed = 0
     for owner in owners:
