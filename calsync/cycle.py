@@ -610,7 +610,7 @@ class Cycle:
             self._create(creates, run)
         if self._quota_spent:
             owners = {op.copy.owner for op in creates} | {op.copy.owner for op in updates}
-            self._abort(run, owners, self._quota_spent)
+            self._abort(run, owners | {op.owner for op in retires}, self._quota_spent)
         return run.failed
 
     def _abort(self, run: "_WritePass", users: Iterable[str], exc: CalsyncError) -> None:

@@ -39,7 +39,7 @@ DELETED_IN_SALESFORCE = "deleted in Salesforce"
 # How late Salesforce's LastModifiedDate may be after calsync's own write and still be that write
 # (clock skew, a slow answer): used only for Events written before per-field hashes existed.
 SKEW = dt.timedelta(minutes=2)
-LINKS = ("WhoId", "WhatId", "EventWhoIds")
+NOT_FIELDS = frozenset({"Id", "attributes", "LastModifiedDate"})  # read back, never written
 
 
 def canonical(name: str, value: Any) -> str:
@@ -117,6 +117,8 @@ def edited(
         modified = instant(current.get("LastModifiedDate"))
         if modified is None or before.written_at is None or modified <= before.written_at + SKEW:
             return frozenset()
+        if not desired:  # a delete: which field they changed is unknown, that they did is enough
+            return frozenset(n for n in current if n not in TIME_FIELDS | NOT_FIELDS)
         return frozenset(n for n in names if n in desired and not same(n, desired[n], current[n]))
     for name in dict.fromkeys(names):
         if name == activity_field and name not in before.hashes:
