@@ -126,7 +126,7 @@ def meeting_copy(
     Google event it was (every log line about its Event carries the id)."""
     ordered = sorted(rows, key=lambda r: (r.recurring_event_id is not None, r.event_id))
     earlier = sorted(before, key=lambda r: (r.recurring_event_id is not None, r.event_id))
-    main = (ordered or earlier or [None])[0]
+    main = next(iter(ordered or earlier), None)
     return MeetingCopy(
         owner=owner,
         ical_uid=ical_uid,
