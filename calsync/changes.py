@@ -32,6 +32,7 @@ from calsync.errors import TransientError
 from calsync.google import Listing, to_google_event
 from calsync.logs import event as log_event
 from calsync.model import MeetingCopy, PlanSettings
+from calsync.planner.fields import instant
 from calsync.planner.selection import candidates
 from calsync.state import MirrorRow, StateStore
 
@@ -151,7 +152,7 @@ def _old_series(
         if not isinstance(uid, str) or uid in known_uids:
             continue
         master = to_google_event(item)
-        start = mirror.start_of(master)
+        start = instant(master.start)
         if start is None or start >= time_min:
             continue
         if candidates(master, user, settings):

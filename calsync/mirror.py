@@ -20,6 +20,7 @@ from typing import Any
 
 from calsync.google import to_google_event
 from calsync.model import EventTime, GoogleEvent, MeetingCopy
+from calsync.planner.fields import instant
 from calsync.recurrence import MAX_SLOTS, RecurrenceError, slots
 from calsync.state import MirrorRow
 
@@ -155,7 +156,7 @@ def covered(row: MirrorRow, time_min: dt.datetime) -> bool:
     if item.recurrence and item.recurring_event_id is None:
         last = _last_start(item)
         return last is None or last + _length(item.start, item.end) > bound
-    end = _at(item.end if item.end is not None and not item.end_time_unspecified else item.start)
+    end = instant(item.end if item.end is not None and not item.end_time_unspecified else item.start)
     return end is None or end > bound
 
 
@@ -179,7 +180,7 @@ def _last_start(master: GoogleEvent) -> dt.datetime | None:
         return None
     if not found or len(found) >= MAX_SLOTS:
         return None
-    return _at(found[-1])
+    return instant(found[-1])
 
 
 def _until(line: str) -> dt.datetime | None:
@@ -225,26 +226,8 @@ def gone(row: MirrorRow) -> dict[str, Any]:
     return {"id": row.event_id, "status": "cancelled"}
 
 
-def start_of(item: GoogleEvent) -> dt.datetime | None:
-    """The item's start as a UTC instant (all-day: midnight UTC), None if it has none."""
-    return _at(item.start)
-
-
-def _at(value: EventTime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        if value.date is not None:
-            return dt.datetime.combine(value.date, dt.time(), tzinfo=dt.timezone.utc)
-        if value.date_time is not None:
-            return value.date_time.astimezone(dt.timezone.utc)
-    except (OverflowError, ValueError):
-        return None
-    return None
-
-
 def _length(start: EventTime, end: EventTime | None) -> dt.timedelta:
-    a, b = _at(start), _at(end)
+    a, b = instant(start), instant(end)
     if a is None or b is None or b < a:
         return dt.timedelta(0)
     return b - a

@@ -51,6 +51,7 @@ from calsync.errors import CalsyncError
 from calsync.logs import event as log_event
 from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Retire, Skip, Update, Written
 from calsync.planner import CANCELED_KEPT, addresses_to_look_up, first_occurrence
+from calsync.planner.fields import instant
 from calsync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ class Resync:
         if self.window.until is None:
             return True
         occurrence = first_occurrence(copy)
-        start = _instant(occurrence.start) if occurrence is not None else None
+        start = instant(occurrence.start) if occurrence is not None else None
         return start is None or start < self.window.until
 
     # -- plan, compare, write --------------------------------------------------------------------
@@ -471,37 +472,8 @@ def drift(desired: Mapping[str, Any], actual: Mapping[str, Any], ignore: str | N
     """Names of the fields whose value in Salesforce differs from the one calsync writes
     (`ignore`: a field left out of the comparison, as the fingerprint leaves it out)."""
     return sorted(
-        name for name, want in desired.items() if name != ignore and not _same(name, want, actual.get(name))
+        name for name, want in desired.items() if name != ignore and not ownership.same(name, want, actual.get(name))
     )
-
-
-def _same(name: str, want: Any, have: Any) -> bool:
-    if want in (None, "") or have in (None, ""):
-        return want in (None, "") and have in (None, "")
-    if isinstance(want, bool) or isinstance(have, bool):
-        return bool(want) == bool(have) and isinstance(want, bool) == isinstance(have, bool)
-    if isinstance(want, (int, float)) and isinstance(have, (int, float)):
-        return float(want) == float(have)
-    if isinstance(want, str) and isinstance(have, str):
-        if name.endswith("Id"):
-            # 15- and 18-character forms name the same record (reference B2).
-            return want[:15] == have[:15]
-        a, b = _parse_instant(want), _parse_instant(have)
-        if a is not None and b is not None:
-            return a == b
-        # Salesforce keeps text as sent, but line endings may come back as CRLF.
-        return want.replace("\r\n", "\n").rstrip() == have.replace("\r\n", "\n").rstrip()
-    return bool(want == have)
-
-
-def _parse_instant(value: str) -> dt.datetime | None:
-    if len(value) < 10 or not value[:4].isdigit() or value[4] != "-":
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _uid_of(event_id: str, delta: mirror.MirrorDelta, known: Mapping[str, Any]) -> str | None:
@@ -509,17 +481,6 @@ def _uid_of(event_id: str, delta: mirror.MirrorDelta, known: Mapping[str, Any]) 
     if uid is None and event_id in delta.deletes and event_id in known:
         uid = known[event_id].ical_uid
     return uid
-
-
-def _instant(value: Any) -> dt.datetime | None:
-    """An `EventTime` as an aware UTC instant (all-day: midnight UTC)."""
-    if value is None:
-        return None
-    if value.date_time is not None:
-        return value.date_time.astimezone(dt.timezone.utc)
-    if value.date is not None:
-        return dt.datetime.combine(value.date, dt.time(), dt.timezone.utc)
-    return None
 
 
 def parse_moment(text: str) -> dt.datetime:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from calsync.model import EventFields, GoogleEvent, PlanSettings
+from calsync.model import EventFields, EventTime, GoogleEvent, PlanSettings
 
 UTC = dt.timezone.utc
 
@@ -49,6 +49,21 @@ def utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def instant(value: EventTime | None) -> dt.datetime | None:
+    """A Google start/end as a UTC instant (all-day: midnight UTC), None if it has none or it
+    is out of range."""
+    if value is None:
+        return None
+    try:
+        if value.date is not None:
+            return dt.datetime.combine(value.date, dt.time(), tzinfo=UTC)
+        if value.date_time is not None:
+            return utc(value.date_time)
+    except (OverflowError, ValueError):
+        return None
+    return None
 
 
 def timing(occurrence: GoogleEvent) -> Timing:

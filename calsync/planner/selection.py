@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from calsync.model import EventTime, GoogleEvent, MeetingCopy, Person, PlanSettings
-from calsync.planner.fields import Timing, UnreadableTime, timing, utc
+from calsync.model import GoogleEvent, MeetingCopy, Person, PlanSettings
+from calsync.planner.fields import Timing, UnreadableTime, instant, timing, utc
 from calsync.recurrence import same_slot, slots
 
 # "Multiday events can't exceed 14 days" (reference B3, C6).
@@ -109,25 +109,12 @@ def _first_slot(master: GoogleEvent, exceptions: list[GoogleEvent], owner: str) 
 def _earliest(items: Iterator[GoogleEvent]) -> GoogleEvent | None:
     best: tuple[dt.datetime, GoogleEvent] | None = None
     for item in items:
-        at = _instant(item.start) or _instant(item.original_start)
+        at = instant(item.start) or instant(item.original_start)
         if at is None:
             at = dt.datetime.max.replace(tzinfo=dt.timezone.utc)  # undated ones last
         if best is None or at < best[0]:
             best = (at, item)
     return best[1] if best else None
-
-
-def _instant(value: EventTime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        if value.date is not None:
-            return dt.datetime.combine(value.date, dt.time(), tzinfo=dt.timezone.utc)
-        if value.date_time is not None:
-            return utc(value.date_time)
-    except (OverflowError, ValueError):
-        return None
-    return None
 
 
 def select(copy: MeetingCopy, settings: PlanSettings) -> Meeting | Rejected:
