@@ -627,6 +627,7 @@ class Cycle:
         with_id = [op for op in deletes if op.sf_id is not None]
         if not with_id:
             return
+        self.store.record_delete_intents(op.key for op in with_id)
         try:
             results = self.org.delete([op.sf_id for op in with_id if op.sf_id])
         except (TransientError, AuthError) as exc:
@@ -634,6 +635,7 @@ class Cycle:
             return
         done = [op for op, res in zip(with_id, results) if res.ok or res.status_code in GONE]
         self.store.forget_written_many(op.key for op in done)
+        self.store.abandon_deletes(op.key for op, res in zip(with_id, results) if op not in done)
         for op, res in zip(with_id, results):
             # Already gone counts as done: a replay after a crash, or removed by hand.
             if res.ok or res.status_code in GONE:

@@ -248,6 +248,7 @@ class Written:
     canceled: bool = False
     written_at: dt.datetime | None = None
     pending: Mapping[str, str] | None = None  # hashes of an update sent, its answer not recorded
+    deleting: bool = False  # a delete was sent, its answer not recorded
 
 
 @dataclass(frozen=True)

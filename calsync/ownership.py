@@ -184,8 +184,14 @@ def settle(
         elif isinstance(op, Delete) and op.sf_id is not None:
             before = written.get(op.key)
             row = current.get(op.sf_id[:15])
+            if row is None and before is not None and not before.deleting:
+                # Gone, and not by calsync's own delete: a person deleted it. It stays deleted
+                # even if the meeting is wanted again later.
+                removed.add(op.key)
+                out.append(Skip(key=op.key, owner=op.owner, reason=DELETED_IN_SALESFORCE))
+                continue
             if row is None or before is None or overwrite_edits:
-                out.append(op)  # gone already (forgotten), or the person's edits are overwritten
+                out.append(op)  # calsync's own delete landed, or the person's edits are overwritten
                 continue
             kept = before.kept | edited(before, row, {}, activity_field)
             if not kept:

@@ -11,7 +11,9 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   marks items a full listing should have shown but did not, until events.get settles them.
 - `written`: per Event key (owner + iCalUID, `model.event_key`), the Salesforce Event id and the
   fingerprint of the fields last written. `state` is `creating` between the intent and the answer
-  of a create, so a crash in between is reconciled on the next run instead of duplicated.
+  of a create, so a crash in between is reconciled on the next run instead of duplicated, and
+  `deleting` between a delete's call and its answer (an Event then found gone was calsync's own
+  delete, not a person's). Per-field hashes, kept fields and removed/canceled marks: ownership.py.
 - `retries`: records Salesforce refused, with its statusCode, re-planned on a later cycle.
 - `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
 - `meta`: small cached facts (Event describe, the directory refresh watermark) with the time
@@ -689,6 +691,25 @@ class StateStore:
                 self._exec("UPDATE written SET pending_hashes = ? WHERE key = ?",
                            [json.dumps(dict(hashes), sort_keys=True), key])
 
+    def record_delete_intents(self, keys: Iterable[str]) -> None:
+        """Before deleting Events: mark them `deleting`, committed before the call, so an Event
+        found gone afterwards is known for calsync's own delete, not a person's (ownership.py)."""
+        keys = sorted(set(keys))
+        if not keys:
+            return
+        with self.transaction():
+            for key in keys:
+                self._exec("UPDATE written SET state = 'deleting' WHERE key = ? AND sf_id IS NOT NULL", [key])
+
+    def abandon_deletes(self, keys: Iterable[str]) -> None:
+        """Deletes Salesforce refused: the Events are still there, and still calsync's."""
+        keys = sorted(set(keys))
+        if not keys:
+            return
+        with self.transaction():
+            for key in keys:
+                self._exec("UPDATE written SET state = 'synced' WHERE key = ? AND state = 'deleting'", [key])
+
     def keep_fields(self, kept: Mapping[str, Iterable[str]]) -> None:
         """Fields a person changed (ownership.py): calsync leaves them out from now on."""
         if not kept:
@@ -1007,6 +1028,7 @@ def _written(row: Mapping[str, Any]) -> Written:
         canceled=row.get("canceled_at") is not None,
         written_at=_parse(row.get("updated_at")),
         pending=json.loads(row["pending_hashes"]) if row.get("pending_hashes") else None,
+        deleting=row.get("state") == "deleting",
     )
 
 

@@ -102,3 +102,30 @@ def test_sigkill_while_an_update_is_in_flight_is_not_taken_for_a_persons_edit(
     assert sum(1 for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Globex renewal v3") == 2
     assert_exactly_the_demo_events(sf_emu)
     assert sync(path).salesforce_calls == 0
+
+
+def test_sigkill_while_a_delete_is_in_flight_is_not_taken_for_a_persons_delete(
+    make_config, sync, sf_emu, google_emu, company
+):
+    # An Event a person deletes stays deleted (issue 10); one calsync deleted itself, landed
+    # after the process died, must not: the meeting wanted again gets its Event back.
+    path = make_config()
+    assert sync(path).ok
+    lead = company.meetings["lead"]
+    google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test"]})  # no Lead left
+    sf_emu.faults.add(Fault(delay=1.5, method="DELETE", path_prefix="/services/data/v59.0/composite/sobjects"))
+    seen = len(sf_emu.requests_seen)
+    proc = start_sync(path)
+    deadline = time.monotonic() + 30
+    while not any(m == "DELETE" for m, _ in list(sf_emu.requests_seen)[seen:]):
+        assert proc.poll() is None and time.monotonic() < deadline, "no delete seen"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(2.0)  # the delete lands after the client is gone
+    assert not [r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]
+    assert sync(path).ok
+    google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test", "zoe@soylent.test"]})
+    assert sync(path).ok
+    assert len([r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]) == 1
+    assert_exactly_the_demo_events(sf_emu)

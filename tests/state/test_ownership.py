@@ -129,3 +129,12 @@ def test_no_persons_edit_is_ever_written_over(edits, new_subject, new_descriptio
     for name in changed:
         sent = op.body() if isinstance(op, Update) else {}
         assert name not in sent or ownership.same(name, sent[name], row[name])
+
+
+def test_an_event_found_gone_for_a_delete_was_a_persons_unless_calsync_sent_the_delete() -> None:
+    old = fields().to_salesforce()
+    delete = Delete("k1", SF_ID, "a@x.test", "no Contact or Lead")
+    settled = ownership.settle([delete], {"k1": written(old)}, {})
+    assert isinstance(settled.operations[0], Skip) and settled.removed == {"k1"}
+    ours = ownership.settle([delete], {"k1": written(old, deleting=True)}, {})
+    assert ours.operations == (delete,) and ours.removed == frozenset()
