@@ -125,6 +125,30 @@ class WriterLock:
         return text
 
 
+def daemon_holder(state_path: str | Path) -> int | None:
+    """The pid of a running `calsync run` holding this state database, else None.
+
+    Read from the holder note without touching the lock itself (`doctor` and `status` never
+    take it): the note names the daemon and its pid must still be alive.
+    """
+    holder = _holder(Path(f"{state_path}.lock"))
+    pid = holder.get("pid")
+    if holder.get("command") != "run" or not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's (the calsync user's daemon seen by an admin)
+    try:  # the note outlives its writer: a pid reused by another program is not the daemon
+        if b"calsync" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass
+    return pid
+
+
 def _holder(path: Path) -> dict[str, Any]:
     try:
         found = json.loads(path.read_text() or "{}")

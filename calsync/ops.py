@@ -28,7 +28,7 @@ from typing import Any
 
 from calsync import logs
 from calsync.config import Config
-from calsync.errors import CalsyncError, StateError
+from calsync.errors import CalsyncError, NetworkError, StateError
 from calsync.state import Retry, StateStore
 
 
@@ -82,6 +82,9 @@ class CalendarStatus:
     @property
     def last_attempt_failed(self) -> bool:
         return self.last_attempt_at is not None and self.last_error is not None
+
+    def next_at(self, now: dt.datetime) -> dt.datetime:
+        return self.next_run_at or now
 
 
 @dataclass(frozen=True)
@@ -264,18 +267,30 @@ def render_status(report: StatusReport) -> list[str]:
 
 @dataclass(frozen=True)
 class Check:
-    """One doctor check: `ok`, what was found, and what to do when it failed."""
+    """One doctor check: `ok`, what was found, and what to do when it failed.
+
+    `warn`: it passes (the exit status stays 0) but something should change.
+    """
 
     name: str
     ok: bool
     detail: str
     advice: str | None = None
+    warn: bool = False
 
     def lines(self) -> list[str]:
-        out = [f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {logs.redact(self.detail)}"]
-        if not self.ok and self.advice:
+        mark = "FAIL" if not self.ok else ("WARN" if self.warn else "ok  ")
+        out = [f"{mark} {self.name}: {logs.redact(self.detail)}"]
+        if (not self.ok or self.warn) and self.advice:
             out.append(f"     → {logs.redact(self.advice)}")
         return out
+
+
+def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
+    """A check that failed on `exc`; a network failure brings its own remedy (network.py)."""
+    if isinstance(exc, NetworkError) and exc.remedy:
+        return Check(name, False, str(exc).removesuffix("; " + exc.remedy), exc.remedy)
+    return Check(name, False, str(exc), advice)
 
 
 def doctor(
@@ -330,7 +345,7 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
             "the user exists and Calendar is on for them"
         )
     else:
-        advice = "run `calsync auth google {user}` (as the user the daemon runs as)"
+        advice = "run `sudo -u calsync calsync auth google {user}` (systemd/README.md)"
     make = calendar_for or calendar_factory(google)
     for user in config.sync.users:
         name = f"Google access for {user}"
@@ -345,7 +360,7 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
             calendar = make(user)
             seen = calendar.probe()
         except CalsyncError as exc:
-            yield Check(name, False, str(exc), advice.format(user=user))
+            yield _failed(name, exc, advice.format(user=user))
             continue
         yield Check(name, True, "token obtained, events.list answered"
                     + (f" (calendar {seen})" if seen else ""))
@@ -358,7 +373,8 @@ def _check_salesforce(
 
     sf = config.salesforce
     login_advice = {
-        "access_token": "give a fresh salesforce.access_token (or $CALSYNC_SALESFORCE_ACCESS_TOKEN); "
+        "access_token": "give a fresh salesforce.access_token (the credential "
+        "salesforce_access_token, or $CALSYNC_SALESFORCE_ACCESS_TOKEN) and restart the daemon; "
         "for a daemon prefer auth = \"jwt\"",
         "jwt": "check consumer_key, private_key_file and username, and that the connected app is "
         "pre-authorised for the user (Manage Connected Apps → Permitted Users)",
@@ -368,13 +384,15 @@ def _check_salesforce(
         org = (org_factory or (lambda: SalesforceOrg.from_config(sf)))()
         limits = org.limits()
     except CalsyncError as exc:
-        yield Check("Salesforce login", False, str(exc), login_advice)
+        yield _failed("Salesforce login", exc, login_advice)
         yield Check("Salesforce checks", False, "not run: no Salesforce session",
                     "fix the login above, then run `calsync doctor` again")
         return
     daily = limits.get("DailyApiRequests") or {}
     remaining, most = daily.get("Remaining"), daily.get("Max")
     yield Check("Salesforce login", True, f"{sf.instance_url} (auth = {sf.auth})")
+    if sf.auth == "access_token":
+        yield _token_warning(config)
     if isinstance(remaining, int):
         detail = f"{remaining} of {most} daily API calls remaining"
         if remaining < sf.daily_call_budget:
@@ -397,6 +415,24 @@ def _check_salesforce(
     else:
         yield from _check_event(config, describe)
     yield _check_users(config, org, now)
+
+
+def _token_warning(config: Config) -> Check:
+    """auth = "access_token" works for a trial, not for a daemon: the token dies with its
+    session (the org's session timeout, a logout, a password change: reference B7) and the
+    daemon reads its credentials at start, so a new one means a restart."""
+    from calsync.lock import daemon_holder
+
+    daemon = daemon_holder(config.state.path)
+    who = f"the daemon (pid {daemon}) runs on it" if daemon else "a daemon would run on it"
+    return Check(
+        "Salesforce credential", True,
+        f"auth = \"access_token\": {who}; the token expires with its Salesforce session and a "
+        "new one needs `systemctl restart calsync`",
+        "use auth = \"jwt\" (a certificate on a connected app; it does not expire): "
+        "systemd/README.md, \"Salesforce credentials\"",
+        warn=True,
+    )
 
 
 def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]:
