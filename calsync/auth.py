@@ -17,6 +17,7 @@ OAUTHLIB_INSECURE_TRANSPORT=1 is set for this process only when the token_uri is
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -97,12 +98,16 @@ def authorize_google(
     *,
     open_browser: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    port: int = 0,
 ) -> Path:
     """Run the installed-app flow for `user` and store the refresh token; returns its path.
 
     The authorisation URL is printed on stdout by the flow (the CLI line-buffers stdout so it
-    shows at once). Raises ConfigError without oauth_client_file/token_dir, AuthError when Google
-    refuses or the wrong account consented, TransientError when Google cannot be reached.
+    shows at once). `port` is the loopback server's (0: any free one); a fixed port can be
+    forwarded with `ssh -L PORT:localhost:PORT` when the browser runs on another machine.
+    Raises ConfigError without oauth_client_file/token_dir, AuthError when Google refuses or
+    the wrong account consented, TransientError (exit 75) when Google cannot be reached or the
+    browser did not come back within `timeout`.
     """
     from google.auth.exceptions import GoogleAuthError
     from google_auth_oauthlib.flow import InstalledAppFlow, WSGITimeoutError
@@ -130,7 +135,7 @@ def authorize_google(
         )
         credentials = flow.run_local_server(
             host="localhost",
-            port=0,
+            port=port,
             open_browser=open_browser,
             authorization_prompt_message=PROMPT.format(user=user),
             success_message=SUCCESS,
@@ -143,14 +148,20 @@ def authorize_google(
     except ValueError as exc:
         raise ConfigError(f"google.oauth_client_file: {exc}") from exc
     except WSGITimeoutError as exc:
-        raise AuthError(f"no answer from the browser within {timeout or 0:.0f} s; run the command again") from exc
+        # Nothing was refused: nobody came back in time. Temporary (EX_TEMPFAIL): run it again.
+        raise TransientError(
+            f"no answer from the browser within {timeout or 0:.0f} s; nothing stored, run the "
+            "command again"
+        ) from exc
     except OAuth2Error as exc:
         raise AuthError(
             f"Google refused the authorisation: {exc.error}"
             + (f" ({exc.description})" if exc.description else "")
         ) from exc
-    except (RequestException, OSError) as exc:
-        raise TransientError(f"cannot complete the authorisation: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:  # requests' errors too (RequestException is an OSError)
+        if isinstance(exc, RequestException) or exc.errno != errno.EADDRINUSE:
+            raise TransientError(f"cannot complete the authorisation: {type(exc).__name__}: {exc}") from exc
+        raise TransientError(f"port {port} is in use on this machine: choose another --port") from exc
     except GoogleAuthError as exc:
         raise AuthError(f"Google refused the authorisation: {exc}") from exc
     if not credentials.refresh_token:

@@ -29,7 +29,8 @@ from typing import Any
 from calsync import logs
 from calsync.config import Config
 from calsync.errors import CalsyncError, NetworkError, StateError
-from calsync.state import Retry, StateStore
+from calsync.parked import Parked, named
+from calsync.state import StateStore
 
 
 def _written_fields() -> tuple[str, ...]:
@@ -76,7 +77,7 @@ class CalendarStatus:
     token_saved_at: dt.datetime | None
     last_result: Mapping[str, Any]  # the counts of the last successful cycle
     events_written: int
-    retries: tuple[Retry, ...]
+    retries: tuple[Parked, ...]  # records refused, waiting for a retry, with their meeting
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
 
     @property
@@ -94,6 +95,7 @@ class StatusReport:
     now: dt.datetime
     interval: dt.timedelta
     calendars: tuple[CalendarStatus, ...]
+    unmapped: tuple[str, ...] = ()  # configured users the last mapping found no active User for
 
     @property
     def never_synced(self) -> bool:
@@ -112,6 +114,7 @@ class StatusReport:
             "now": iso(self.now),
             "interval_minutes": int(self.interval.total_seconds() // 60),
             "never_synced": self.never_synced,
+            "users_without_salesforce_user": list(self.unmapped),
             "calendars": [
                 {
                     "user": c.user,
@@ -128,15 +131,18 @@ class StatusReport:
                     "events_written": c.events_written,
                     "retries": [
                         {
-                            "key": r.key,
-                            "ical_uid": r.ical_uid,
-                            "operation": r.operation,
-                            "status_code": r.status_code,
-                            "message": r.message,
-                            "attempts": r.attempts,
-                            "next_attempt_at": iso(r.next_attempt_at),
+                            "key": p.retry.key,
+                            "ical_uid": p.retry.ical_uid,
+                            "event_id": p.event_id,
+                            "subject": p.subject,
+                            "start": iso(p.start),
+                            "operation": p.retry.operation,
+                            "status_code": p.retry.status_code,
+                            "message": p.retry.message,
+                            "attempts": p.retry.attempts,
+                            "next_attempt_at": iso(p.retry.next_attempt_at),
                         }
-                        for r in c.retries
+                        for p in c.retries
                     ],
                     "next_run": iso(c.next_run_at) if c.next_run_at else "now",
                 }
@@ -164,7 +170,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
             state = saved.get(user)
             if state is None:
                 found.append(_never(user, written=store.count_written(user),
-                                    retries=tuple(store.retries(user))))
+                                    retries=tuple(named(store, store.retries(user)))))
                 continue
             next_run: dt.datetime | None = None
             if state.last_attempt_at is not None:
@@ -184,16 +190,18 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     token_saved_at=state.token_saved_at,
                     last_result=dict(state.last_result),
                     events_written=store.count_written(user),
-                    retries=tuple(store.retries(user)),
+                    retries=tuple(named(store, store.retries(user))),
                     next_run_at=next_run,
                 )
             )
+        mapping = store.sf_users()
+        unmapped = tuple(u for u in configured if u in mapping and mapping[u][0] is None)
     finally:
         store.close()
-    return StatusReport(str(path), True, now, interval, tuple(found))
+    return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
 
 
-def _never(user: str, written: int = 0, retries: tuple[Retry, ...] = ()) -> CalendarStatus:
+def _never(user: str, written: int = 0, retries: tuple[Parked, ...] = ()) -> CalendarStatus:
     return CalendarStatus(
         user=user, configured=True, last_attempt_at=None, last_success_at=None, last_error=None,
         consecutive_failures=0, has_sync_token=False, token_saved_at=None, last_result={},
@@ -247,11 +255,13 @@ def render_status(report: StatusReport) -> list[str]:
             )
         lines.append(f"  Events written: {c.events_written}")
         if c.retries:
-            lines.append(f"  waiting for retry: {len(c.retries)}")
-            for retry in c.retries:
+            lines.append(f"  waiting for retry: {len(c.retries)} (calsync retry, or calsync retry --drop)")
+            for parked in c.retries:
+                retry = parked.retry
                 lines.append(
-                    f"    {retry.operation} {retry.status_code or '?'} attempt {retry.attempts}, next "
-                    f"{_when(retry.next_attempt_at)}: {logs.redact((retry.message or '')[:200])}"
+                    f"    {parked.describe()}: {retry.operation} refused, {retry.status_code or '?'}: "
+                    f"{logs.redact((retry.message or '')[:200])}; attempt {retry.attempts}, next "
+                    f"{_when(retry.next_attempt_at)}"
                 )
         else:
             lines.append("  waiting for retry: none")
