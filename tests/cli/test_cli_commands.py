@@ -68,3 +68,21 @@ def test_sandbox_command_syncs_the_demo_company(cli, tmp_path):
     assert "Salesforce Events that landed:" in done.stdout
     assert done.stdout.count("Globex renewal: pricing review") == 2
     assert (tmp_path / "sbx" / "calsync.toml").exists()
+
+
+def test_scripts_resync_passes_global_options_wherever_they_are(make_config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "scripts" / "resync"
+    venv = Path(sys.executable).parent.parent  # this environment's calsync
+    path = make_config()
+    done = subprocess.run(
+        ["bash", str(script), "--dry-run", "-c", str(path), "--user", "alice@acme.test",
+         "--log-level=debug"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "CALSYNC_VENV": str(venv)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "would create" in done.stdout and "dry run: nothing was written" in done.stdout
+    assert 'msg="http request"' in done.stderr  # --log-level reached calsync
