@@ -21,12 +21,11 @@ import errno
 import ipaddress
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from calsync import logs
+from calsync import atomic, logs
 from calsync.config import Config
 from calsync.errors import AuthError, ConfigError, TransientError
 
@@ -73,23 +72,7 @@ def save_user_token(path: Path, content: str) -> None:
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    handle, temporary = tempfile.mkstemp(prefix=".calsync-token-", dir=directory)  # mode 0600
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    # The rename itself must survive a crash too.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic.write(path, content.encode(), 0o600)
 
 
 def authorize_google(

@@ -15,7 +15,8 @@ Two kinds of values:
   from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`).
 
 `write_textfile(path)` writes the exposition format the way node_exporter's textfile collector
-wants it: the whole file at once (a temporary file in the same directory, fsync, rename(2)),
+wants it: the whole file at once (atomic.py: a temporary file in the same directory, fsync,
+rename(2)),
 named `*.prom`, readable by other users (node_exporter runs as its own user; the unit's
 UMask=0077 would otherwise make it 0600). No timestamps in the file: node_exporter adds its own
 and refuses samples that carry one (node_exporter README, "Textfile Collector").
@@ -25,9 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +41,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
+
+from calsync import atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ API_LEFT = gauge("calsync_salesforce_api_requests_remaining",
 API_LIMIT = gauge("calsync_salesforce_api_requests_limit",
                   "The org's 24-hour API request allowance (Sforce-Limit-Info).")
 
-_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# Not the `per-app-api-usage=17/250(appName=...)` that may share the header (reference B6).
+_API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")
 
 
 def note_limit_info(header: str | None) -> None:
@@ -152,28 +154,19 @@ def render() -> bytes:
 
 
 def write_textfile(path: str | Path) -> None:
-    """The whole exposition at once at `path` (mode 0644): temporary file, fsync, rename."""
-    target = Path(path)
-    body = render()
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """The whole exposition at once at `path`, mode 0644 (atomic.py)."""
+    atomic.write(path, render(), 0o644)
 
 
 def publish(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
     """After a cycle: refresh the gauges and rewrite the textfile when one is configured.
 
     Never fails the caller: metrics that cannot be written are logged (a full disk, a missing
-    directory), the sync itself went through.
+    directory), the sync itself went through. Without `[metrics]` nothing is read: the gauges
+    cost a read-only copy of the state database.
     """
+    if config.metrics.textfile is None and config.metrics.listen is None:
+        return
     try:
         refresh(config, next_runs)
         if config.metrics.textfile is not None:

@@ -434,11 +434,11 @@ def _token_warning(config: Config) -> Check:
     from calsync.lock import daemon_holder
 
     daemon = daemon_holder(config.state.path)
-    who = f"the daemon (pid {daemon}) runs on it" if daemon else "a daemon would run on it"
+    who = f"the daemon (pid {daemon}) runs" if daemon else "a daemon would run"
     return Check(
         "Salesforce credential", True,
-        f"auth = \"access_token\": {who}; the token expires with its Salesforce session and a "
-        "new one needs `systemctl restart calsync`",
+        f"{who} with auth = \"access_token\", a token that expires with its Salesforce session;"
+        " a new one needs `systemctl restart calsync`",
         "use auth = \"jwt\" (a certificate on a connected app; it does not expire): "
         "systemd/README.md, \"Salesforce credentials\"",
         warn=True,

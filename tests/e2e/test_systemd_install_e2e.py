@@ -103,7 +103,8 @@ def test_an_access_token_credential_works_and_doctor_warns_about_it(cli, make_co
     assert doctor.returncode == 0, doctor.stdout  # a warning is not a failure
     lines = doctor.stdout.splitlines()
     warn = next(i for i, l in enumerate(lines) if l.startswith("WARN Salesforce credential"))
-    assert 'auth = "access_token"' in lines[warn] and "systemctl restart calsync" in lines[warn]
+    assert 'a daemon would run with auth = "access_token"' in lines[warn]
+    assert "systemctl restart calsync" in lines[warn]
     assert 'use auth = "jwt"' in lines[warn + 1]
     assert token not in doctor.stdout
 
