@@ -402,7 +402,7 @@ class Daemon:
             self._reload_error = str(exc)
             status = self.status()
             self._last_status = status
-            self.notifier.send(READY=1, STATUS=status)
+            self.notifier.ready(status)
             return False
         self._reload_error = None
         if writer is not None:

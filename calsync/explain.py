@@ -169,8 +169,10 @@ def _start(chosen: Meeting | Any, occurrence: Any) -> dt.datetime | None:
 
 
 def _verdict(person: Any, owner: str, settings: PlanSettings) -> str | None:
-    """Why this person cannot be the Name (None: they are a candidate), selection.is_candidate's
-    conditions in its order."""
+    """Why this person cannot be the Name, None when they can. The planner's own
+    `selection.is_candidate` decides; this only words its conditions, in its order."""
+    if is_candidate(person, owner, settings):
+        return None
     address = person.address
     if not address or "@" not in address:
         return "no email address"
@@ -188,7 +190,7 @@ def _verdict(person: Any, owner: str, settings: PlanSettings) -> str | None:
     pattern = next((p for p in settings.exclude if fnmatch.fnmatchcase(address, p.lower())), None)
     if pattern is not None:
         return f"excluded by the pattern {pattern!r} ([sync] exclude)"
-    return None
+    return "not someone who could be a Contact or Lead"
 
 
 def _people(
