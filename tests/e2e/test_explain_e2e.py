@@ -171,3 +171,18 @@ def test_live_decides_again_and_names_what_changed_without_writing(sync, make_co
     assert sf_emu.backend.calls_by_kind().get("collections", 0) == writes  # nothing written
     stored = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["external"]).stdout
     assert f"Related To: Opportunity {opportunity}" in stored  # the state was not changed either
+
+
+def test_resync_keeps_the_decision_it_made(sync, make_config, company, sf_emu):
+    path = make_config()
+    sync(path)
+    alice = company.sf_user_ids["alice@acme.test"]
+    old = event_of(sf_emu, "Globex renewal: pricing review", alice)
+    sf_emu.backend.delete_record("Event", old)  # deleted by hand in Salesforce
+    done = CliRunner().invoke(main, ["--config", str(path), "resync", "--user", "alice@acme.test"])
+    assert done.exit_code == 0, done.output
+    new = event_of(sf_emu, "Globex renewal: pricing review", alice)
+    out = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["external"]).stdout
+    assert f"logged: Salesforce Event {new} (created)" in out and new != old
+    weekly = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["weekly"]).stdout
+    assert "(unchanged since it was written)" in weekly  # resync found it as it should be
