@@ -56,6 +56,11 @@ def _find(exc: BaseException, *kinds: type[BaseException]) -> BaseException | No
     return next((e for e in _chain(exc) if isinstance(e, kinds)), None)
 
 
+def untrusted(exc: BaseException) -> bool:
+    """The server's TLS certificate failed verification (retrying cannot help)."""
+    return _find(exc, ssl.SSLCertVerificationError) is not None
+
+
 def host_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -385,8 +385,9 @@ class SalesforceOrg:
                 raise TransientError(f"{what}: Salesforce answered {status} {_error_code(exc)}") from exc
             except requests.RequestException as exc:
                 # A create that timed out may have landed: it is not retried here; its recorded
-                # intent is reconciled on the next run (the crash-safety path).
-                if idempotent and attempt < RETRIES:
+                # intent is reconciled on the next run (the crash-safety path). A certificate
+                # this machine does not trust will not be trusted a second later either.
+                if idempotent and attempt < RETRIES and not network.untrusted(exc):
                     attempt += 1
                     self._sleep(attempt)
                     continue
