@@ -400,7 +400,8 @@ class Cycle:
             if full:
                 self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
                 operations, doubles = self.find_duplicates(operations, previous, users, full)
-            explain.record(self.store, copies, operations, answers, self.settings, now)  # `calsync explain`
+            # Each meeting's decision and why, for `calsync explain` (explain.py).
+            explain.record(self.store, copies, operations, answers, self.settings, now)
             outcomes = {p.user: p.outcome for p in pending}
             failed = self.write(operations, copies, now, outcomes, doubles)
         except (TransientError, AuthError, PermanentError) as exc:
@@ -684,7 +685,8 @@ class Cycle:
         log_event(
             log, "failed", level=logging.WARNING, user=owner, operation=operation,
             status_code=res.status_code, error=res.message, event_id=_google_id(copy), key=key,
-            **explain.named(copy), attempts=retry.attempts, next_attempt=retry.next_attempt_at.isoformat(timespec="seconds"),
+            **explain.named(copy),  # subject, start: which meeting it is
+            attempts=retry.attempts, next_attempt=retry.next_attempt_at.isoformat(timespec="seconds"),
         )
 
     # -- crash recovery ------------------------------------------------------------------------

@@ -77,7 +77,8 @@ EVENT_TYPES = {"outOfOffice": "an out-of-office block", "focusTime": "focus time
 def rule_text(reason: str) -> str:
     if reason.startswith("not a meeting (eventType="):
         kind = reason.removeprefix("not a meeting (eventType=").rstrip(")")
-        return f"it is not a meeting but {EVENT_TYPES.get(kind, 'a ' + kind + ' entry')} (Google eventType {kind})"
+        what = EVENT_TYPES.get(kind, f"a {kind} entry")
+        return f"it is not a meeting but {what} (Google eventType {kind})"
     return RULES.get(reason, reason)
 
 
@@ -254,7 +255,8 @@ def _name(
         return None
     kind = "Contact" if name.is_contact else "Lead"
     organizer = organizer_of(occurrence)
-    if organizer is not None and organizer.address == name.address and is_candidate(organizer, owner, settings):
+    external = organizer is not None and is_candidate(organizer, owner, settings)
+    if external and organizer is not None and organizer.address == name.address:
         why = f"the organizer is outside the company and is a {kind} (an external meeting)"
     elif name.is_contact:
         why = "the first attendee, in Google's order, who is a Contact"
@@ -389,7 +391,7 @@ def _verdict_line(found: Found) -> str:
     if d.action == "delete":
         if event:
             return f"not logged: its Event {event} is to be deleted (the delete has not gone through yet)"
-        return "not logged: its Event was deleted" if not found.live else "not logged: its Event would be deleted"
+        return "not logged: its Event " + ("would be deleted" if found.live else "was deleted")
     verb = {"create": "created", "update": "updated", "unchanged": "unchanged since it was written"}[d.action]
     if found.live:
         planned = {"create": "would be created", "update": "would be updated",

@@ -207,8 +207,9 @@ class GoogleCalendar:
                 f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
             ) from exc
         except google.auth.exceptions.TransportError as exc:
-            token_uri = (getattr(self._credentials, "_token_uri", None)
-                         or getattr(self._credentials, "token_uri", None) or "https://oauth2.googleapis.com/token")
+            token_uri = (getattr(self._credentials, "_token_uri", None)  # service account
+                         or getattr(self._credentials, "token_uri", None)  # installed app
+                         or "https://oauth2.googleapis.com/token")
             raise self._unreachable(exc, "Google's token endpoint", str(token_uri),
                                     "the token_uri of the Google key or client file") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:

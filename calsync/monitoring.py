@@ -82,7 +82,8 @@ def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[in
                         + _some([f"{p.describe()}: {p.retry.status_code or '?'}" for p in parked]) + ")")
     code = CRITICAL if stale or unmapped else (WARNING if parked else OK)
     text = "; ".join(problems) or (
-        f"{len(calendars)} calendars synced within {_age(max_age.total_seconds())}, no record waiting for a retry"
+        f"{len(calendars)} calendars synced within {_age(max_age.total_seconds())}, "
+        "no record waiting for a retry"
     )
     limit = int(max_age.total_seconds())
     perf = [

@@ -137,7 +137,7 @@ def failure(
             "a proxy or firewall may be cutting connections; the next run tries again",
         )
     unreachable = _find(exc, OSError)
-    cause = (getattr(unreachable, "strerror", None) or type(exc).__name__) if unreachable else type(exc).__name__
+    cause = getattr(unreachable, "strerror", None) or type(exc).__name__
     return NetworkError(f"cannot reach {where}: {cause}", egress)
 
 
