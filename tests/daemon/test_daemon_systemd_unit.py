@@ -111,3 +111,17 @@ def test_unit_parses_as_ini():
     parser = ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert set(parser.sections()) == {"Unit", "Service", "Install"}
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers not installed")
+def test_sysusers_file_creates_the_calsync_user(tmp_path):
+    (tmp_path / "etc").mkdir()  # an empty root: passwd and group are created there
+    done = subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(UNIT.parent / "calsync.sysusers")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0 and "not a valid" not in done.stderr, done.stderr
+    (user,) = [l.split(":") for l in (tmp_path / "etc/passwd").read_text().splitlines()
+               if l.startswith("calsync:")]
+    assert user[5] == "/var/lib/calsync" and int(user[2]) < 1000  # a system user, home = state
+    assert any(l.startswith("calsync:") for l in (tmp_path / "etc/group").read_text().splitlines())
