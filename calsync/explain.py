@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -52,6 +53,7 @@ from calsync.planner.selection import (
 from calsync.state import Retry, StateStore, StoredDecision
 
 UTC = dt.timezone.utc
+log = logging.getLogger(__name__)
 
 # The planner's reasons (planner/__init__.py, selection.py) in plain words.
 RULES = {
@@ -131,7 +133,13 @@ def record(
     """Keep the decision about each planned copy (the last copy of a key wins, as in `plan`)."""
     by_key = {op.key: op for op in operations}
     latest = {copy.key: copy for copy in copies}
-    decisions = [decide(copy, by_key.get(key), directory, settings, now) for key, copy in latest.items()]
+    decisions = []
+    for key, copy in latest.items():
+        try:
+            decisions.append(decide(copy, by_key.get(key), directory, settings, now))
+        except Exception:  # noqa: BLE001 - explaining a meeting must never stop its sync
+            log.warning("cannot record the decision", exc_info=True,
+                        extra={"fields": {"user": copy.owner, "ical_uid": copy.ical_uid}})
     for index, d in enumerate(decisions):
         if d.subject is None and d.start is None:
             # Gone from the calendar: nothing left to read the meeting from, so it keeps the
@@ -496,7 +504,10 @@ def named(copy: MeetingCopy | None) -> dict[str, str | None]:
     """The meeting's subject and start, for log lines that must say which meeting it is."""
     if copy is None:
         return {}
-    occurrence = first_occurrence(copy) or (copy.items[0] if copy.items else None)
+    try:
+        occurrence = first_occurrence(copy) or (copy.items[0] if copy.items else None)
+    except Exception:  # noqa: BLE001 - a log line must not fail the write it reports
+        return {}
     if occurrence is None:
         return {}
     start = _start(None, occurrence)
