@@ -17,15 +17,15 @@ OAUTHLIB_INSECURE_TRANSPORT=1 is set for this process only when the token_uri is
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from calsync import logs
+from calsync import atomic, logs
 from calsync.config import Config
 from calsync.errors import AuthError, ConfigError, TransientError
 
@@ -72,23 +72,7 @@ def save_user_token(path: Path, content: str) -> None:
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    handle, temporary = tempfile.mkstemp(prefix=".calsync-token-", dir=directory)  # mode 0600
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    # The rename itself must survive a crash too.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic.write(path, content.encode(), 0o600)
 
 
 def authorize_google(
@@ -97,12 +81,16 @@ def authorize_google(
     *,
     open_browser: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    port: int = 0,
 ) -> Path:
     """Run the installed-app flow for `user` and store the refresh token; returns its path.
 
     The authorisation URL is printed on stdout by the flow (the CLI line-buffers stdout so it
-    shows at once). Raises ConfigError without oauth_client_file/token_dir, AuthError when Google
-    refuses or the wrong account consented, TransientError when Google cannot be reached.
+    shows at once). `port` is the loopback server's (0: any free one); a fixed port can be
+    forwarded with `ssh -L PORT:localhost:PORT` when the browser runs on another machine.
+    Raises ConfigError without oauth_client_file/token_dir, AuthError when Google refuses or
+    the wrong account consented, TransientError (exit 75) when Google cannot be reached or the
+    browser did not come back within `timeout`.
     """
     from google.auth.exceptions import GoogleAuthError
     from google_auth_oauthlib.flow import InstalledAppFlow, WSGITimeoutError
@@ -130,7 +118,7 @@ def authorize_google(
         )
         credentials = flow.run_local_server(
             host="localhost",
-            port=0,
+            port=port,
             open_browser=open_browser,
             authorization_prompt_message=PROMPT.format(user=user),
             success_message=SUCCESS,
@@ -143,14 +131,20 @@ def authorize_google(
     except ValueError as exc:
         raise ConfigError(f"google.oauth_client_file: {exc}") from exc
     except WSGITimeoutError as exc:
-        raise AuthError(f"no answer from the browser within {timeout or 0:.0f} s; run the command again") from exc
+        # Nothing was refused: nobody came back in time. Temporary (EX_TEMPFAIL): run it again.
+        raise TransientError(
+            f"no answer from the browser within {timeout or 0:.0f} s; nothing stored, run the "
+            "command again"
+        ) from exc
     except OAuth2Error as exc:
         raise AuthError(
             f"Google refused the authorisation: {exc.error}"
             + (f" ({exc.description})" if exc.description else "")
         ) from exc
-    except (RequestException, OSError) as exc:
-        raise TransientError(f"cannot complete the authorisation: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:  # requests' errors too (RequestException is an OSError)
+        if isinstance(exc, RequestException) or exc.errno != errno.EADDRINUSE:
+            raise TransientError(f"cannot complete the authorisation: {type(exc).__name__}: {exc}") from exc
+        raise TransientError(f"port {port} is in use on this machine: choose another --port") from exc
     except GoogleAuthError as exc:
         raise AuthError(f"Google refused the authorisation: {exc}") from exc
     if not credentials.refresh_token:

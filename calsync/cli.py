@@ -1,8 +1,11 @@
 """The `calsync` command line: each subcommand parses, calls its owner, maps errors to exit codes.
 
-Exit codes (sysexits.h, see errors.py): 0 everything synced; 1 a calendar failed; 64 usage;
-74 state database unusable; 75 temporary failure (retry later); 77 credentials refused;
-78 configuration wrong. Only this module prints; everything else logs to stderr.
+Exit codes (sysexits.h, see errors.py): 0 everything synced; 1 a calendar failed; 65 every
+calendar synced but Salesforce refused a record (parked for retry); 64 usage; 74 state database
+unusable; 75 temporary failure (retry later); 77 credentials refused, or run as root on the
+calsync user's files; 78 configuration wrong. `status --check` speaks the monitoring-plugin
+codes instead (0-3, monitoring.py). Only this module and its command modules (calsync/commands/)
+print; everything else logs to stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import click
 
 from calsync import logs
-from calsync.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
+from calsync.errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, CalsyncError
 
 DEFAULT_CONFIG = "/etc/calsync/calsync.toml"
 
@@ -27,10 +30,12 @@ class Context:
         self.log_format = log_format
         self.log_level = log_level
 
-    def config(self) -> Any:
+    def config(self, *, secrets: bool = True) -> Any:
+        """The configuration, logging set up from it. `secrets=False` for commands that contact
+        neither Google nor Salesforce: a secret only the service can read is then no error."""
         from calsync import config
 
-        cfg = config.load(self.config_path)
+        cfg = config.load(self.config_path, secrets=secrets)
         logs.setup(self.log_format or cfg.log.format, self.log_level or cfg.log.level)
         return cfg
 
@@ -84,9 +89,13 @@ def _fail(exc: CalsyncError) -> None:
 def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
     """Run one sync cycle over every configured calendar, then exit.
 
-    Exit status 0 when every calendar synced, 1 when any failed, 75 when another calsync
-    process (the daemon, another sync) is writing the state database.
+    Exit status 0 when every calendar synced, 1 when any failed, 65 when every calendar synced
+    but Salesforce refused a record (parked for a retry: `calsync status`), 75 when another
+    calsync process (the daemon, another sync) is writing the state database.
     """
+    import time
+
+    from calsync import metrics
     from calsync.lock import WriterLock
     from calsync.runtime import open_cycle
 
@@ -98,10 +107,19 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
         lock = WriterLock(cfg.state.path, "sync")
         lock.acquire(wait)
         with lock, open_cycle(cfg) as cycle:
+            started = time.monotonic()
             result = cycle.run([u.lower() for u in users] or None)
+            metrics.observe_cycle(result, time.monotonic() - started)
+        metrics.publish(cfg)
     except CalsyncError as exc:
         _fail(exc)
         return
+    print_cycle(result)
+    sys.exit(cycle_exit(result))
+
+
+def print_cycle(result: Any) -> None:
+    """One line per calendar of a cycle, the refused records, the Salesforce calls."""
     for outcome in result.calendars.values():
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
         echo(
@@ -110,8 +128,20 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
             f"({'full' if outcome.full_sync else 'incremental'}, {outcome.google_calls} Google calls)"
             f" {status}"
         )
+    refused = sum(c.failed for c in result.calendars.values())
+    if refused:
+        echo(f"{refused} record{'s' if refused != 1 else ''} refused by Salesforce, parked for a "
+             "retry: `calsync status` names them, `calsync retry` tries again now")
     echo(f"Salesforce API calls: {result.salesforce_calls}")
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
+
+
+def cycle_exit(result: Any) -> int:
+    """1 when a calendar failed; else 65 when Salesforce refused a record; else 0."""
+    if not result.ok:
+        return EXIT_FAILURE
+    if any(c.failed for c in result.calendars.values()):
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 @main.command()
@@ -181,21 +211,43 @@ def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--check", is_flag=True,
+              help="One line and a monitoring-plugin exit status: 0 OK, 1 WARNING (records waiting "
+              "for a retry), 2 CRITICAL (a calendar not synced within --max-age, a user without a "
+              "Salesforce User), 3 UNKNOWN.")
+@click.option("--max-age", metavar="DURATION",
+              help="With --check: how old a calendar's last successful sync may be (90m, 2h, 1d; "
+              "default three [sync] interval_minutes).")
 @click.pass_obj
-def status(obj: Context, as_json: bool) -> None:
+def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> None:
     """Show each calendar's last sync, token age, counts, retries waiting and next run.
 
-    Reads only the state database: no network, nothing written. The next run is an estimate
-    (last attempt + interval, with the daemon's backoff after failures). Exit status 0, also
-    when a calendar's last attempt failed (the output says so); 74 when the state database
-    cannot be read, 78 when the configuration is wrong.
+    Reads only the state database: no network, nothing written, no secret needed. The next run
+    is an estimate (last attempt + interval, with the daemon's backoff after failures). Exit
+    status 0, also when a calendar's last attempt failed (the output says so); 74 when the
+    state database cannot be read, 78 when the configuration is wrong. With --check: 0-3 as a
+    monitoring plugin (Nagios, Icinga, ...), one line.
     """
     import json
 
-    from calsync import ops
+    from calsync import monitoring, ops
 
+    if max_age is not None and not check:
+        raise click.UsageError("--max-age goes with --check")
+    if check:
+        try:
+            limit = monitoring.parse_duration(max_age) if max_age else None
+        except ValueError as exc:
+            echo(monitoring.unknown(f"--max-age: {exc}")[1])
+            sys.exit(monitoring.UNKNOWN)
+        try:
+            code, line = monitoring.check(ops.status(obj.config(secrets=False)), limit)
+        except CalsyncError as exc:
+            code, line = monitoring.unknown(str(exc))
+        echo(line)
+        sys.exit(code)
     try:
-        report = ops.status(obj.config())
+        report = ops.status(obj.config(secrets=False))
     except CalsyncError as exc:
         _fail(exc)
         return
@@ -265,8 +317,9 @@ def resync(
     landed) and deletes duplicate Events of one meeting, without touching the sync tokens; it
     reports, and leaves alone, fields people changed and Events people deleted in Salesforce
     unless --overwrite-edits / --restore-deleted say otherwise. Running it twice changes nothing
-    the second time. Exit status 0 when every calendar resynced, 1 when any failed, 75 when
-    another calsync process writes the state database (a dry run does not need it).
+    the second time. Exit status 0 when every calendar resynced, 1 when any failed, 65 when
+    Salesforce refused a record (parked for a retry), 75 when another calsync process writes
+    the state database (a dry run does not need it).
     """
     from contextlib import nullcontext
 
@@ -309,7 +362,8 @@ def resync(
         return
     for line in resync_module.render(result):
         echo(line)
-    sys.exit(EXIT_OK if result.ok else EXIT_FAILURE)
+    refused = any(u.failed for u in result.users.values())
+    sys.exit(EXIT_FAILURE if not result.ok else (EXIT_REFUSED if refused else EXIT_OK))
 
 
 def _resync(resync_module: Any, cfg: Any, chosen: list[str], kwargs: dict[str, Any]) -> Any:
@@ -335,29 +389,42 @@ def auth() -> None:
 @auth.command("google")
 @click.argument("user")
 @click.option("--no-browser", is_flag=True, help="Only print the URL; do not open a browser.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of the one-shot server the browser returns to (0: any free port); fix it "
+              "to forward it over `ssh -L PORT:localhost:PORT` from a headless host.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True,
-              help="Seconds to wait for the browser to come back.")
+              help="Seconds to wait for the browser to come back (then exit 75).")
 @click.pass_obj
-def auth_google(obj: Context, user: str, no_browser: bool, timeout: float) -> None:
+def auth_google(obj: Context, user: str, no_browser: bool, port: int, timeout: float) -> None:
     """Run Google's consent for USER and store the refresh token for the daemon.
 
     Needs [google] oauth_client_file and token_dir. Prints the URL to open; the browser then
-    returns to a one-shot server on this machine. The token is written with mode 0600 at
-    TOKEN_DIR/USER.json: run this as the user the daemon runs as.
+    returns to a one-shot server on this machine (localhost:PORT). The token is written with
+    mode 0600 at TOKEN_DIR/USER.json: on the systemd install run it as the calsync user
+    (sudo -u calsync calsync auth google USER). Exit 75 when the browser did not come back in
+    time.
     """
     from calsync.auth import authorize_google
+    from calsync.lock import refuse_foreign_owner
 
     # The flow prints the URL and then blocks waiting: it must not sit in a pipe's buffer.
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(line_buffering=True)
     try:
-        cfg = obj.config()
+        cfg = obj.config(secrets=False)  # no Salesforce secret needed here
         if user.strip().lower() not in cfg.sync.users:
             echo(f"note: {user} is not in [sync] users; add it there for the daemon to sync "
                        "this calendar", err=True)
-        path = authorize_google(cfg, user, open_browser=not no_browser, timeout=timeout)
+        if cfg.google.token_dir is not None:
+            refuse_foreign_owner(cfg.google.token_dir / "x", "the token directory")
+        path = authorize_google(cfg, user, open_browser=not no_browser, timeout=timeout, port=port)
     except CalsyncError as exc:
         _fail(exc)
         return
     echo(f"Stored the Google authorisation for {user.strip().lower()} in {path} (mode 0600).")
+
+
+# The operator commands kept in their own modules (calsync/commands/); importing them adds them
+# to `main`.
+from calsync.commands import configuration, explain, retry  # noqa: E402,F401

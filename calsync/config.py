@@ -7,9 +7,13 @@ got string '30'``. Files named in the configuration (service-account key, CA bun
 opened here; `calsync doctor` and the adapters do that.
 
 Salesforce secrets may come from the file, from the environment (CALSYNC_SALESFORCE_*) or from
-systemd credentials ($CREDENTIALS_DIRECTORY/salesforce_*); the environment wins, then the
+systemd credentials (salesforce_* in the credentials directory, `credentials.py`: the service's
+$CREDENTIALS_DIRECTORY, or the credential store for an admin); the environment wins, then the
 credential, then the file. Each is held in a `Secret`, whose repr never shows the value, and is
-registered with `calsync.logs` so no log line shows it either.
+registered with `calsync.logs` so no log line shows it either. A file setting may start with
+`%d/` (systemd's specifier for the credentials directory). `load(..., secrets=False)` is for the
+commands that need no secret (`status`, `explain` without `--live`): a missing secret is then
+None and an unresolvable `%d/` path stays as written.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from calsync import logs
+from calsync import credentials, logs
 from calsync.errors import ConfigError
 from calsync.model import PlanSettings
 
@@ -138,6 +142,14 @@ class SalesforceConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics (metrics.py): a node_exporter textfile and/or an HTTP listener."""
+
+    textfile: Path | None = None  # rewritten atomically after each cycle
+    listen: tuple[str, int] | None = None  # (host, port) of the daemon's /metrics listener
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: LogFormat = "text"
     level: LogLevel = "info"
@@ -150,6 +162,7 @@ class Config:
     google: GoogleConfig
     salesforce: SalesforceConfig
     log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def plan_settings(self) -> PlanSettings:
         """The planner's settings (addresses, domains and patterns lowercased)."""
@@ -168,8 +181,13 @@ class Config:
 # Loading
 
 
-def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and check the TOML file at `path`; relative paths inside resolve against its folder."""
+def load(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> Config:
+    """Read and check the TOML file at `path`; relative paths inside resolve against its folder.
+
+    `secrets=False`: for commands that never contact Google or Salesforce (see the docstring).
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -189,7 +207,7 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line L, column C)".
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    return parse(data, source, environ, base_dir=path.absolute().parent)
+    return parse(data, source, environ, base_dir=path.absolute().parent, secrets=secrets)
 
 
 def parse(
@@ -198,19 +216,21 @@ def parse(
     environ: Mapping[str, str] | None = None,
     *,
     base_dir: Path | None = None,
+    secrets: bool = True,
 ) -> Config:
     """Check a decoded TOML table. `base_dir` (default: the working directory) anchors relative
     paths; `environ` (default: os.environ) supplies CALSYNC_SALESFORCE_* and CREDENTIALS_DIRECTORY.
     """
     env = os.environ if environ is None else environ
     base = Path.cwd() if base_dir is None else base_dir
-    root = _Table(source, "", data, _TOP_KEYS)
+    root = _Table(source, "", data, _TOP_KEYS, env=env, secrets=secrets)
     config = Config(
         sync=_sync(root.table("sync")),
         state=_state(root.table("state"), base),
         google=_google(root.table("google"), base),
         salesforce=_salesforce(root.table("salesforce"), base, env),
         log=_log(root.table("log")),
+        metrics=_metrics(root.table("metrics"), base),
     )
     for secret in (
         config.salesforce.access_token,
@@ -260,7 +280,8 @@ _SALESFORCE_KEYS = (
     "read_timeout_seconds",
 )
 _LOG_KEYS = ("format", "level")
-_TOP_KEYS = ("sync", "state", "google", "salesforce", "log")
+_METRICS_KEYS = ("textfile", "listen")
+_TOP_KEYS = ("sync", "state", "google", "salesforce", "log", "metrics")
 
 # Which [salesforce] keys each auth mode reads; the others are refused so a half-switched
 # configuration is caught at load rather than silently ignored.
@@ -328,11 +349,20 @@ class _Table:
     """One TOML table being checked; every error it raises names `source: dotted.path`."""
 
     def __init__(
-        self, source: str, path: str, data: Mapping[str, Any], known: tuple[str, ...]
+        self,
+        source: str,
+        path: str,
+        data: Mapping[str, Any],
+        known: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        secrets: bool = True,
     ) -> None:
         self.source = source
         self.path = path
         self.data = data
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.secrets = secrets  # False: a missing secret or credentials directory is no error
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
@@ -358,8 +388,10 @@ class _Table:
             "google": _GOOGLE_KEYS,
             "salesforce": _SALESFORCE_KEYS,
             "log": _LOG_KEYS,
+            "metrics": _METRICS_KEYS,
         }[key]
-        return _Table(self.source, _join(self.path, key), value, known)
+        return _Table(self.source, _join(self.path, key), value, known, env=self.env,
+                      secrets=self.secrets)
 
     def _value(self, key: str, default: Any) -> Any:
         if key in self.data:
@@ -447,6 +479,13 @@ class _Table:
         value = self.string(key, default)
         if value is None or value is _REQUIRED:
             return None
+        if credentials.uses_specifier(value):
+            found = credentials.resolve(value, self.env)
+            if found is not None:
+                return found
+            if not self.secrets:
+                return Path(value)  # never opened by a command that loads without secrets
+            raise self.error(key, f"{value}: no credentials directory ({credentials.where(self.env)})")
         return _resolve(value, base)
 
     def url(self, key: str, default: Any = None, *, base_only: bool = False) -> Any:
@@ -658,9 +697,9 @@ def _secret(t: _Table, key: str, environ: Mapping[str, str], required: bool) -> 
     from_file = t.string(key, None)
     if environ.get(variable):
         return Secret(environ[variable])
-    directory = environ.get("CREDENTIALS_DIRECTORY")
-    if directory:
-        candidate = Path(directory) / credential
+    directory = credentials.directory(environ)
+    if directory is not None:
+        candidate = directory / credential
         if candidate.exists():
             try:
                 value = candidate.read_text(encoding="utf-8").rstrip("\r\n")
@@ -673,13 +712,25 @@ def _secret(t: _Table, key: str, environ: Mapping[str, str], required: bool) -> 
             return Secret(value)
     if from_file is not None:
         return Secret(from_file)
-    if required:
+    if required and t.secrets:
         raise t.error(
             key,
             f"required key missing (or set the environment variable {variable}, or the systemd "
             f"credential {credential})",
         )
     return None
+
+
+def _metrics(t: _Table, base: Path) -> MetricsConfig:
+    listen = t.string("listen", None)
+    address: tuple[str, int] | None = None
+    if listen is not None:
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")  # "[::1]:9464"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise t.error("listen", f'expected "host:port" (e.g. "127.0.0.1:9464"), got {listen!r}')
+        address = (host, int(port))
+    return MetricsConfig(textfile=t.path_value("textfile", base), listen=address)
 
 
 def _log(t: _Table) -> LogConfig:
@@ -729,8 +780,10 @@ directory_refresh_minutes = 60
 path = "/var/lib/calsync/state.db"
 
 [google]
-# Domain-wide delegation: a service-account key file (its token_uri is honoured).
-service_account_file = "/etc/calsync/google-service-account.json"
+# Domain-wide delegation: a service-account key file (its token_uri is honoured). "%d/" is the
+# credentials directory: $CREDENTIALS_DIRECTORY under systemd (LoadCredential=), else the
+# credential store /etc/credstore/calsync (systemd/README.md).
+service_account_file = "%d/google_service_account.json"
 # Or the installed-app flow, one refresh token per user (`calsync auth google`):
 # oauth_client_file = "/etc/calsync/google-oauth-client.json"
 # token_dir = "/var/lib/calsync/google-tokens"
@@ -741,17 +794,18 @@ timeout_seconds = 60
 
 [salesforce]
 instance_url = "https://acme.my.salesforce.com"
-# "access_token", "jwt" or "password".
-auth = "access_token"
-# Prefer the environment variable CALSYNC_SALESFORCE_ACCESS_TOKEN or the systemd credential
-# salesforce_access_token (LoadCredential=) over writing the token here.
-# access_token = "00D...!AQ..."
-#
+# "jwt" (a daemon's credential: it does not expire), "password" or "access_token" (trials only:
+# the token dies with its session, and a new one needs a restart).
+auth = "jwt"
 # auth = "jwt": a connected app with a certificate, pre-authorized for the user.
-# login_url = "https://login.salesforce.com"
-# consumer_key = "3MVG9..."
-# private_key_file = "/etc/calsync/salesforce-jwt.key"
-# username = "calsync@acme.test"
+login_url = "https://login.salesforce.com"
+consumer_key = "3MVG9..."
+private_key_file = "%d/salesforce_jwt.key"
+username = "calsync@acme.test"
+#
+# auth = "access_token": prefer the environment variable CALSYNC_SALESFORCE_ACCESS_TOKEN or the
+# systemd credential salesforce_access_token (LoadCredential=) over writing the token here.
+# access_token = "00D...!AQ..."
 #
 # auth = "password": client_secret, password and security_token may also come from
 # CALSYNC_SALESFORCE_CLIENT_SECRET / _PASSWORD / _SECURITY_TOKEN or systemd credentials.
@@ -772,10 +826,16 @@ read_timeout_seconds = 120
 [log]
 format = "text"   # or "json"
 level = "info"    # "debug", "info", "warning", "error"
+
+[metrics]
+# Prometheus metrics: a node_exporter textfile rewritten after each cycle, and/or an HTTP
+# listener of the daemon (`calsync run`). Both optional.
+# textfile = "/var/lib/prometheus/node-exporter/calsync.prom"
+# listen = "127.0.0.1:9464"
 '''
 
 
 def example_toml() -> str:
-    """A commented example configuration (README, `calsync doctor`); it loads as is once a
-    Salesforce access token is supplied through the environment or a systemd credential."""
+    """A commented example configuration (systemd/README.md); it loads as is where a credentials
+    directory exists ($CREDENTIALS_DIRECTORY, or the credential store)."""
     return _EXAMPLE

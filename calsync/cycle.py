@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, mirror, ownership
+from calsync import changes, directory, duplicates, explain, mirror, ownership
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -404,6 +404,8 @@ class Cycle:
                 self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
                 operations, doubles = self.find_duplicates(operations, previous, users, full)
             operations = list(self.settle(operations, previous, now).operations)
+            # Each meeting's decision and why, for `calsync explain` (explain.py).
+            explain.record(self.store, copies, operations, answers, self.settings, now)
             outcomes = {p.user: p.outcome for p in pending}
             failed = self.write(operations, copies, now, outcomes, doubles)
         except (TransientError, AuthError, PermanentError) as exc:
@@ -783,6 +785,7 @@ class Cycle:
         log_event(
             log, "failed", level=logging.WARNING, user=owner, operation=operation,
             status_code=res.status_code, error=res.message, event_id=_google_id(copy), key=key,
+            **explain.named(copy),  # subject, start: which meeting it is
             attempts=retry.attempts, next_attempt=retry.next_attempt_at.isoformat(timespec="seconds"),
         )
 

@@ -21,9 +21,14 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
 - SIGHUP: RELOADING=1, reload the configuration: calendars added or removed become jobs added or
   removed, a new interval re-times the jobs; a configuration that does not load (or whose state
   database does not open, or is being written by another calsync) is logged and the running one
-  kept. Then READY=1 again.
+  kept, and STATUS= says so ("reload FAILED ...") until a reload succeeds. Then READY=1 again.
+  (The unit's ExecReload= runs `calsync check-config` before signalling, so `systemctl reload`
+  itself fails on a configuration that does not load.)
 - READY=1 once the first schedule is set up; WATCHDOG=1 every half $WATCHDOG_USEC while the
-  scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, next run 10:42:00 UTC").
+  scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, 1 record waiting for retry
+  (bob@acme.test), next run 10:42:00 UTC").
+- Metrics (metrics.py): after every calendar run the gauges are refreshed from the state and the
+  `[metrics] textfile` rewritten; `[metrics] listen` serves /metrics for the daemon's life.
 
 The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
 start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
@@ -168,13 +173,19 @@ class CalendarStatus:
     state: CalendarState = "pending"
     consecutive_failures: int = 0
     last_error: str | None = None
+    waiting: int = 0  # records Salesforce refused, parked for a retry
 
 
 def status_line(
-    calendars: Sequence[CalendarStatus], next_run: dt.datetime | None, *, shown: int = 3
+    calendars: Sequence[CalendarStatus],
+    next_run: dt.datetime | None,
+    *,
+    shown: int = 3,
+    reload_error: str | None = None,
 ) -> str:
     """One line for systemd's STATUS=, e.g. "3 calendars, 2 ok, 1 failing (bob@acme.test ×4),
-    next run 10:42:00 UTC". At most `shown` failing calendars are named."""
+    2 records waiting for retry (bob@acme.test), next run 10:42:00 UTC". At most `shown`
+    calendars are named per part. A failed reload comes first, until a reload succeeds."""
     total = len(calendars)
     parts = [f"{total} calendar{'s' if total != 1 else ''}"]
     ok = sum(1 for c in calendars if c.state == "ok")
@@ -190,12 +201,22 @@ def status_line(
     pending = sum(1 for c in calendars if c.state == "pending")
     if pending:
         parts.append(f"{pending} pending")
+    waiting = sorted((c for c in calendars if c.waiting), key=lambda c: (-c.waiting, c.user))
+    if waiting:
+        count = sum(c.waiting for c in waiting)
+        named = ", ".join(c.user for c in waiting[:shown])
+        more = f", +{len(waiting) - shown} more" if len(waiting) > shown else ""
+        parts.append(f"{count} record{'s' if count != 1 else ''} waiting for retry ({named}{more})")
     if next_run is not None:
         moment = next_run.astimezone(dt.timezone.utc)
         parts.append(f"next run {moment:%H:%M:%S} UTC")
     else:
         parts.append("no run scheduled")
-    return ", ".join(parts)
+    line = ", ".join(parts)
+    if reload_error:
+        error = reload_error if len(reload_error) <= 160 else reload_error[:160] + "…"
+        line = f"reload FAILED, running the previous configuration ({error}); {line}"
+    return line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,6 +231,7 @@ class CalendarRun:
     ok: bool
     error: str | None
     consecutive_failures: int
+    waiting: int = 0  # records of this calendar parked for a retry after the run
 
 
 SyncOne = Callable[[Config, str], CalendarRun]
@@ -217,16 +239,20 @@ SyncOne = Callable[[Config, str], CalendarRun]
 
 def sync_calendar(config: Config, user: str) -> CalendarRun:
     """Run one cycle for `user` on a fresh state connection (the store is one per thread)."""
+    from calsync import metrics
     from calsync.runtime import open_cycle  # the adapters' imports stay out of `calsync --help`
 
     with open_cycle(config) as cycle:
+        started = time.monotonic()
         result = cycle.run([user])
+        metrics.observe_cycle(result, time.monotonic() - started)
         saved = cycle.store.calendar(user)
+        waiting = len(cycle.store.retries(user))
     outcome = result.calendars.get(user)
     ok = outcome is not None and outcome.ok
     error = None if ok else (outcome.error if outcome is not None else "the cycle reported nothing")
     failures = saved.consecutive_failures if saved is not None else (0 if ok else 1)
-    return CalendarRun(user, ok, error, failures)
+    return CalendarRun(user, ok, error, failures, waiting)
 
 
 def interval_of(config: Config, override: dt.timedelta | None) -> dt.timedelta:
@@ -289,6 +315,8 @@ class Daemon:
         self._wake_w: socket.socket | None = None
         self.abandoned: tuple[str, ...] = ()  # calendars still running when stop() gave up
         self._last_status = ""
+        self._reload_error: str | None = None  # the last reload failed: STATUS= says so
+        self._metrics_server: Any = None  # [metrics] listen
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -338,6 +366,7 @@ class Daemon:
         self._scheduler = scheduler
         self._add_jobs(config.sync.users, schedule)
         scheduler.start()
+        self._serve_metrics(config)
         log_event(
             log,
             "daemon started",
@@ -349,6 +378,7 @@ class Daemon:
         status = self.status()
         self._last_status = status
         self.notifier.ready(status)
+        self._publish_metrics()
 
     def reload(self) -> bool:
         """SIGHUP: apply a new configuration, or keep the running one if the new one is bad."""
@@ -369,8 +399,12 @@ class Daemon:
                 writer.release()
             log_event(log, "configuration reload failed, keeping the running configuration",
                       level=logging.ERROR, error=str(exc))
-            self.notifier.ready(self.status())
+            self._reload_error = str(exc)
+            status = self.status()
+            self._last_status = status
+            self.notifier.ready(status)
             return False
+        self._reload_error = None
         if writer is not None:
             self._writers.append(writer)
         old_schedule = self.schedule
@@ -391,12 +425,16 @@ class Daemon:
         if new.sync.concurrency != old.sync.concurrency:
             log_event(log, "sync.concurrency changes apply after a restart", level=logging.WARNING,
                       running=old.sync.concurrency, configured=new.sync.concurrency)
+        if new.metrics.listen != old.metrics.listen:
+            log_event(log, "metrics.listen changes apply after a restart", level=logging.WARNING,
+                      running=_address(old.metrics.listen), configured=_address(new.metrics.listen))
         log_event(log, "configuration reloaded", calendars=len(new.sync.users),
                   added=",".join(added) or None, removed=",".join(removed) or None,
                   interval_seconds=round(schedule.interval.total_seconds(), 3))
         status = self.status()
         self._last_status = status
         self.notifier.ready(status)
+        self._publish_metrics()
         return True
 
     def stop(self) -> bool:
@@ -412,6 +450,10 @@ class Daemon:
             # wait=False: queued runs find `_stopping` set and return at once; running ones get
             # the grace period below.
             self._scheduler.shutdown(wait=False)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
         left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
         self.abandoned = tuple(left)
         if left:
@@ -536,7 +578,33 @@ class Daemon:
         return min(times) if times else None
 
     def status(self) -> str:
-        return status_line(self.calendars(), self.next_run())
+        return status_line(self.calendars(), self.next_run(), reload_error=self._reload_error)
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def _serve_metrics(self, config: Config) -> None:
+        """`[metrics] listen`: /metrics for the daemon's life. A port that cannot be bound is
+        logged; the daemon syncs without it (the textfile, if any, still works)."""
+        if config.metrics.listen is None:
+            return
+        from calsync import metrics
+
+        host, port = config.metrics.listen
+        try:
+            self._metrics_server = metrics.serve(host, port)
+        except OSError as exc:
+            log_event(log, "cannot serve metrics", level=logging.ERROR, listen=f"{host}:{port}",
+                      error=exc.strerror or str(exc))
+            return
+        log_event(log, "serving metrics", listen=f"{host}:{port}", path="/metrics")
+
+    def _publish_metrics(self) -> None:
+        """Gauges from the state, the daemon's own next runs, the textfile (metrics.py)."""
+        from calsync import metrics
+
+        scheduler = self._scheduler
+        runs = {job.name: job.next_run_time for job in scheduler.get_jobs()} if scheduler else {}
+        metrics.publish(self.config, runs)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -593,6 +661,7 @@ class Daemon:
                 outcome = CalendarRun(user, False, f"{type(exc).__name__}: {exc}",
                                       previous.consecutive_failures + 1)
             self._record(user, previous, outcome)
+            self._publish_metrics()
         finally:
             with self._lock:
                 self._running.discard(user)
@@ -601,13 +670,14 @@ class Daemon:
 
     def _record(self, user: str, previous: CalendarStatus, outcome: CalendarRun) -> None:
         if outcome.ok:
-            status = CalendarStatus(user, "ok", 0, None)
+            status = CalendarStatus(user, "ok", 0, None, outcome.waiting)
             if previous.state == "failing":
                 log_event(log, "calendar recovered", user=user,
                           after_failures=previous.consecutive_failures)
         else:
             failures = max(outcome.consecutive_failures, 1)
-            status = CalendarStatus(user, "failing", failures, outcome.error)
+            status = CalendarStatus(user, "failing", failures, outcome.error,
+                                    outcome.waiting or previous.waiting)
         with self._lock:
             if user in self._status:  # not removed by a reload meanwhile
                 self._status[user] = status
@@ -668,21 +738,29 @@ class Daemon:
         store = StateStore(config.state.path)
         try:
             saved = {c.user: c for c in store.calendars()}
+            waiting: dict[str, int] = {}
+            for retry in store.retries():
+                waiting[retry.owner] = waiting.get(retry.owner, 0) + 1
         finally:
             store.close()
         status: dict[str, CalendarStatus] = {}
         for user in users:
             known = saved.get(user)
+            parked = waiting.get(user, 0)
             if known is None:
-                status[user] = CalendarStatus(user)
+                status[user] = CalendarStatus(user, waiting=parked)
             elif known.consecutive_failures > 0:
                 status[user] = CalendarStatus(user, "failing", known.consecutive_failures,
-                                              known.last_error)
+                                              known.last_error, parked)
             elif known.last_success_at is not None:
-                status[user] = CalendarStatus(user, "ok")
+                status[user] = CalendarStatus(user, "ok", waiting=parked)
             else:
-                status[user] = CalendarStatus(user)
+                status[user] = CalendarStatus(user, waiting=parked)
         return status
+
+
+def _address(listen: tuple[str, int] | None) -> str | None:
+    return f"{listen[0]}:{listen[1]}" if listen else None
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:

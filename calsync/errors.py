@@ -5,6 +5,7 @@
     ├── StateError               the state database is unusable (unknown schema, locked) (exit 74)
     ├── AuthError                a credential was refused (exit 77, EX_NOPERM)
     ├── TransientError           network, 5xx, lock contention: retry later with backoff (exit 75)
+    │   ├── NetworkError         no connection, DNS, TLS, timeout: names the host, cause, remedy
     │   └── QuotaExhausted       Salesforce REQUEST_LIMIT_EXCEEDED / Google quota: stop writing
     ├── SyncTokenExpired         Google said 410 fullSyncRequired: drop the token, full sync
     │   └── SyncTokenRefused     Google said 400 to the stored token: dropped the same way
@@ -20,6 +21,11 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a cycle ran but at least one calendar failed
 EXIT_USAGE = 64
+# Every calendar synced, but Salesforce refused at least one record (parked for retry).
+# EX_DATAERR, "the input data was incorrect": a validation rule, a required field, a permission
+# on one record; distinct from 1 (something unreachable, which retrying fixes by itself) so a
+# wrapper or timer can tell "needs an admin to look at a record" from "an outage".
+EXIT_REFUSED = 65
 EXIT_STATE = 74
 EXIT_TEMPFAIL = 75
 EXIT_NOPERM = 77
@@ -54,6 +60,18 @@ class TransientError(CalsyncError):
     """Worth retrying later: network trouble, 5xx, UNABLE_TO_LOCK_ROW, rate limits."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+class NetworkError(TransientError):
+    """No answer at the network level: refused connection, unknown host, TLS, timeout.
+
+    The message names the host and the cause; `remedy` says what an operator can do about it
+    (egress, proxy, `salesforce.ca_bundle`, the URL in the configuration).
+    """
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        super().__init__(f"{message}; {remedy}" if remedy else message)
+        self.remedy = remedy
 
 
 class QuotaExhausted(TransientError):

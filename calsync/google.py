@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from google.oauth2 import service_account
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from calsync import logs
+from calsync import logs, network
 from calsync.errors import (
     AuthError,
     CalsyncError,
@@ -83,6 +82,7 @@ class GoogleCalendar:
         self.user = user
         self._credentials = credentials
         self.timeout = timeout
+        self.api_endpoint = api_endpoint or "https://www.googleapis.com/"
         self.calls = 0  # requests made (events.list pages, probes), failed ones included
         options = {"api_endpoint": api_endpoint} if api_endpoint else None
         self._service = build(
@@ -95,8 +95,9 @@ class GoogleCalendar:
         )
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
+        # TracingHttp: httplib2 with the debug request trace (network.py).
         return google_auth_httplib2.AuthorizedHttp(
-            self._credentials, http=httplib2.Http(timeout=self.timeout)
+            self._credentials, http=network.TracingHttp(timeout=self.timeout)
         )
 
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
@@ -206,16 +207,26 @@ class GoogleCalendar:
                 f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
             ) from exc
         except google.auth.exceptions.TransportError as exc:
-            raise TransientError(f"cannot reach Google's token endpoint: {exc}") from exc
-        except (TimeoutError, socket.timeout) as exc:
-            raise TransientError(
-                f"Google Calendar did not answer within {self.timeout:g} s (timeout_seconds)"
-            ) from exc
+            token_uri = (getattr(self._credentials, "_token_uri", None)  # service account
+                         or getattr(self._credentials, "token_uri", None)  # installed app
+                         or "https://oauth2.googleapis.com/token")
+            raise self._unreachable(exc, "Google's token endpoint", str(token_uri),
+                                    "the token_uri of the Google key or client file") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:
-            raise TransientError(f"cannot reach Google Calendar: {exc}") from exc
+            raise self._unreachable(exc, "Google Calendar", self.api_endpoint,
+                                    "google.api_endpoint") from exc
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
         return result
+
+
+    def _unreachable(self, exc: BaseException, service: str, url: str, setting: str) -> CalsyncError:
+        """Host, cause and remedy of a request that got no answer (network.py)."""
+        return network.failure(
+            exc, url, service=service, setting=setting,
+            trust="put a CA bundle that includes it in HTTPLIB2_CA_CERTS (the unit's environment)",
+            timeout=f"{self.timeout:g} s (timeout_seconds)",
+        )
 
 
 class _Missing(Exception):

@@ -10,6 +10,11 @@ into the file, for the message the refused writer prints.
 
 `run` holds the lock for its whole life: while the daemon runs, `calsync sync` is refused (exit
 75, EX_TEMPFAIL) or waits (`--wait SECONDS`) until it stops.
+
+A writer run as root on a state directory that belongs to another user (the `calsync` system
+user of the systemd install) is refused too (exit 77, `WrongUser`): the lock file, a new
+database or token file it would create would belong to root, and the daemon could no longer
+open them. `sudo -u calsync calsync ...` is the way (systemd/README.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from calsync.errors import StateError, TransientError
+from calsync.errors import EXIT_NOPERM, CalsyncError, StateError, TransientError
 from calsync.state import private_directory
 
 POLL = 0.1  # seconds between two tries while waiting
@@ -30,6 +35,36 @@ POLL = 0.1  # seconds between two tries while waiting
 
 class LockBusy(TransientError):
     """Another calsync process is writing this state database (exit 75)."""
+
+
+class WrongUser(CalsyncError):
+    """Run as root where the files belong to the service's user (exit 77, EX_NOPERM)."""
+
+    exit_code = EXIT_NOPERM
+
+
+def refuse_foreign_owner(path: str | Path, what: str = "the state database") -> None:
+    """WrongUser when running as root and the nearest existing directory of `path` belongs to
+    another user: what root creates there, that user cannot open."""
+    if os.geteuid() != 0:
+        return
+    target = Path(path)
+    directory = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
+    if directory is None:
+        return
+    owner = directory.stat().st_uid
+    if owner == 0:
+        return
+    try:
+        import pwd
+
+        name = pwd.getpwuid(owner).pw_name
+    except (KeyError, ImportError):
+        name = str(owner)
+    raise WrongUser(
+        f"{directory} belongs to the user {name}: run this as that user (sudo -u {name} calsync ...),"
+        f" not as root, or {what} would get files {name} cannot open"
+    )
 
 
 class WriterLock:
@@ -47,6 +82,7 @@ class WriterLock:
 
     def acquire(self, wait: float = 0.0) -> None:
         """Take the lock, waiting up to `wait` seconds for its holder; LockBusy if still held."""
+        refuse_foreign_owner(self.state_path)
         fd = self._open()
         deadline = time.monotonic() + wait
         while True:
@@ -123,6 +159,30 @@ class WriterLock:
                 " while it runs: stop it first to sync by hand)"
             )
         return text
+
+
+def daemon_holder(state_path: str | Path) -> int | None:
+    """The pid of a running `calsync run` holding this state database, else None.
+
+    Read from the holder note without touching the lock itself (`doctor` and `status` never
+    take it): the note names the daemon and its pid must still be alive.
+    """
+    holder = _holder(Path(f"{state_path}.lock"))
+    pid = holder.get("pid")
+    if holder.get("command") != "run" or not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's (the calsync user's daemon seen by an admin)
+    try:  # the note outlives its writer: a pid reused by another program is not the daemon
+        if b"calsync" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass
+    return pid
 
 
 def _holder(path: Path) -> dict[str, Any]:

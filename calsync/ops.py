@@ -28,9 +28,10 @@ from typing import Any
 
 from calsync import logs
 from calsync.config import Config
-from calsync.errors import CalsyncError, StateError
+from calsync.errors import CalsyncError, NetworkError, StateError
 from calsync.model import Written
-from calsync.state import Retry, StateStore
+from calsync.parked import Parked, named
+from calsync.state import StateStore
 
 
 def _written_fields() -> tuple[str, ...]:
@@ -77,13 +78,16 @@ class CalendarStatus:
     token_saved_at: dt.datetime | None
     last_result: Mapping[str, Any]  # the counts of the last successful cycle
     events_written: int
-    retries: tuple[Retry, ...]
+    retries: tuple[Parked, ...]  # records refused, waiting for a retry, with their meeting
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
     deleted_in_salesforce: tuple[Written, ...] = ()  # Events people deleted: not re-created
 
     @property
     def last_attempt_failed(self) -> bool:
         return self.last_attempt_at is not None and self.last_error is not None
+
+    def next_at(self, now: dt.datetime) -> dt.datetime:
+        return self.next_run_at or now
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class StatusReport:
     now: dt.datetime
     interval: dt.timedelta
     calendars: tuple[CalendarStatus, ...]
+    unmapped: tuple[str, ...] = ()  # configured users the last mapping found no active User for
 
     @property
     def never_synced(self) -> bool:
@@ -111,6 +116,7 @@ class StatusReport:
             "now": iso(self.now),
             "interval_minutes": int(self.interval.total_seconds() // 60),
             "never_synced": self.never_synced,
+            "users_without_salesforce_user": list(self.unmapped),
             "calendars": [
                 {
                     "user": c.user,
@@ -127,15 +133,18 @@ class StatusReport:
                     "events_written": c.events_written,
                     "retries": [
                         {
-                            "key": r.key,
-                            "ical_uid": r.ical_uid,
-                            "operation": r.operation,
-                            "status_code": r.status_code,
-                            "message": r.message,
-                            "attempts": r.attempts,
-                            "next_attempt_at": iso(r.next_attempt_at),
+                            "key": p.retry.key,
+                            "ical_uid": p.retry.ical_uid,
+                            "event_id": p.event_id,
+                            "subject": p.subject,
+                            "start": iso(p.start),
+                            "operation": p.retry.operation,
+                            "status_code": p.retry.status_code,
+                            "message": p.retry.message,
+                            "attempts": p.retry.attempts,
+                            "next_attempt_at": iso(p.retry.next_attempt_at),
                         }
-                        for r in c.retries
+                        for p in c.retries
                     ],
                     "next_run": iso(c.next_run_at) if c.next_run_at else "now",
                     "deleted_in_salesforce": [
@@ -167,7 +176,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
             state = saved.get(user)
             if state is None:
                 found.append(_never(user, written=store.count_written(user),
-                                    retries=tuple(store.retries(user))))
+                                    retries=tuple(named(store, store.retries(user)))))
                 continue
             next_run: dt.datetime | None = None
             if state.last_attempt_at is not None:
@@ -187,17 +196,19 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     token_saved_at=state.token_saved_at,
                     last_result=dict(state.last_result),
                     events_written=store.count_written(user),
-                    retries=tuple(store.retries(user)),
+                    retries=tuple(named(store, store.retries(user))),
                     next_run_at=next_run,
                     deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
                 )
             )
+        mapping = store.sf_users()
+        unmapped = tuple(u for u in configured if u in mapping and mapping[u][0] is None)
     finally:
         store.close()
-    return StatusReport(str(path), True, now, interval, tuple(found))
+    return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
 
 
-def _never(user: str, written: int = 0, retries: tuple[Retry, ...] = ()) -> CalendarStatus:
+def _never(user: str, written: int = 0, retries: tuple[Parked, ...] = ()) -> CalendarStatus:
     return CalendarStatus(
         user=user, configured=True, last_attempt_at=None, last_success_at=None, last_error=None,
         consecutive_failures=0, has_sync_token=False, token_saved_at=None, last_result={},
@@ -254,11 +265,13 @@ def render_status(report: StatusReport) -> list[str]:
             lines.append(f"  deleted in Salesforce by people, not re-created: {len(c.deleted_in_salesforce)}"
                          " (`calsync resync --restore-deleted` brings them back)")
         if c.retries:
-            lines.append(f"  waiting for retry: {len(c.retries)}")
-            for retry in c.retries:
+            lines.append(f"  waiting for retry: {len(c.retries)} (calsync retry, or calsync retry --drop)")
+            for parked in c.retries:
+                retry = parked.retry
                 lines.append(
-                    f"    {retry.operation} {retry.status_code or '?'} attempt {retry.attempts}, next "
-                    f"{_when(retry.next_attempt_at)}: {logs.redact((retry.message or '')[:200])}"
+                    f"    {parked.describe()}: {retry.operation} refused, {retry.status_code or '?'}: "
+                    f"{logs.redact((retry.message or '')[:200])}; attempt {retry.attempts}, next "
+                    f"{_when(retry.next_attempt_at)}"
                 )
         else:
             lines.append("  waiting for retry: none")
@@ -274,18 +287,30 @@ def render_status(report: StatusReport) -> list[str]:
 
 @dataclass(frozen=True)
 class Check:
-    """One doctor check: `ok`, what was found, and what to do when it failed."""
+    """One doctor check: `ok`, what was found, and what to do when it failed.
+
+    `warn`: it passes (the exit status stays 0) but something should change.
+    """
 
     name: str
     ok: bool
     detail: str
     advice: str | None = None
+    warn: bool = False
 
     def lines(self) -> list[str]:
-        out = [f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {logs.redact(self.detail)}"]
-        if not self.ok and self.advice:
+        mark = "FAIL" if not self.ok else ("WARN" if self.warn else "ok  ")
+        out = [f"{mark} {self.name}: {logs.redact(self.detail)}"]
+        if (not self.ok or self.warn) and self.advice:
             out.append(f"     → {logs.redact(self.advice)}")
         return out
+
+
+def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
+    """A check that failed on `exc`; a network failure brings its own remedy (network.py)."""
+    if isinstance(exc, NetworkError) and exc.remedy:
+        return Check(name, False, str(exc).removesuffix("; " + exc.remedy), exc.remedy)
+    return Check(name, False, str(exc), advice)
 
 
 def doctor(
@@ -340,7 +365,7 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
             "the user exists and Calendar is on for them"
         )
     else:
-        advice = "run `calsync auth google {user}` (as the user the daemon runs as)"
+        advice = "run `sudo -u calsync calsync auth google {user}` (systemd/README.md)"
     make = calendar_for or calendar_factory(google)
     for user in config.sync.users:
         name = f"Google access for {user}"
@@ -355,7 +380,7 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
             calendar = make(user)
             seen = calendar.probe()
         except CalsyncError as exc:
-            yield Check(name, False, str(exc), advice.format(user=user))
+            yield _failed(name, exc, advice.format(user=user))
             continue
         yield Check(name, True, "token obtained, events.list answered"
                     + (f" (calendar {seen})" if seen else ""))
@@ -368,7 +393,8 @@ def _check_salesforce(
 
     sf = config.salesforce
     login_advice = {
-        "access_token": "give a fresh salesforce.access_token (or $CALSYNC_SALESFORCE_ACCESS_TOKEN); "
+        "access_token": "give a fresh salesforce.access_token (the credential "
+        "salesforce_access_token, or $CALSYNC_SALESFORCE_ACCESS_TOKEN) and restart the daemon; "
         "for a daemon prefer auth = \"jwt\"",
         "jwt": "check consumer_key, private_key_file and username, and that the connected app is "
         "pre-authorised for the user (Manage Connected Apps → Permitted Users)",
@@ -378,13 +404,15 @@ def _check_salesforce(
         org = (org_factory or (lambda: SalesforceOrg.from_config(sf)))()
         limits = org.limits()
     except CalsyncError as exc:
-        yield Check("Salesforce login", False, str(exc), login_advice)
+        yield _failed("Salesforce login", exc, login_advice)
         yield Check("Salesforce checks", False, "not run: no Salesforce session",
                     "fix the login above, then run `calsync doctor` again")
         return
     daily = limits.get("DailyApiRequests") or {}
     remaining, most = daily.get("Remaining"), daily.get("Max")
     yield Check("Salesforce login", True, f"{sf.instance_url} (auth = {sf.auth})")
+    if sf.auth == "access_token":
+        yield _token_warning(config)
     if isinstance(remaining, int):
         detail = f"{remaining} of {most} daily API calls remaining"
         if remaining < sf.daily_call_budget:
@@ -407,6 +435,24 @@ def _check_salesforce(
     else:
         yield from _check_event(config, describe)
     yield _check_users(config, org, now)
+
+
+def _token_warning(config: Config) -> Check:
+    """auth = "access_token" works for a trial, not for a daemon: the token dies with its
+    session (the org's session timeout, a logout, a password change: reference B7) and the
+    daemon reads its credentials at start, so a new one means a restart."""
+    from calsync.lock import daemon_holder
+
+    daemon = daemon_holder(config.state.path)
+    who = f"the daemon (pid {daemon}) runs" if daemon else "a daemon would run"
+    return Check(
+        "Salesforce credential", True,
+        f"{who} with auth = \"access_token\", a token that expires with its Salesforce session;"
+        " a new one needs `systemctl restart calsync`",
+        "use auth = \"jwt\" (a certificate on a connected app; it does not expire): "
+        "systemd/README.md, \"Salesforce credentials\"",
+        warn=True,
+    )
 
 
 def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]:

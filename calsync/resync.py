@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from calsync import changes, mirror, ownership
+from calsync import changes, explain, mirror, ownership
 from calsync.config import Config
 from calsync.cycle import CalendarOutcome, Cycle
 from calsync.duplicates import Duplicate, user_of
@@ -311,6 +311,9 @@ class Resync:
             overwrite_edits=self.overwrite_edits, restore_deleted=self.restore_deleted,
         )
         operations = self._decide(settled, written, current)
+        if not self.dry_run:  # what `calsync explain` shows (an update found unneeded: unchanged)
+            explain.record(self.store, copies, operations,
+                           directory or Directory(users=dict(owners)), cycle.settings, self.now)
         for d in doubles:
             self._note(d.user, "delete", d.key, d.extra, d.sf_id, None, f"duplicate of {d.keep}")
 

@@ -37,9 +37,17 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from calsync import logs
-from calsync.errors import AuthError, ConfigError, PermanentError, QuotaExhausted, TransientError
+from calsync import logs, network
+from calsync.errors import (
+    AuthError,
+    ConfigError,
+    NetworkError,
+    PermanentError,
+    QuotaExhausted,
+    TransientError,
+)
 from calsync.model import Contact, Lead, Opportunity
+from calsync.network import TracingSession
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +58,6 @@ MAX_ENCODED_QUERY = 15_000
 RETRIES = 2
 CONNECT_TIMEOUT = 10  # seconds ([salesforce] connect_timeout_seconds)
 READ_TIMEOUT = 120  # seconds to wait for each answer ([salesforce] read_timeout_seconds)
-
-
-class _TimeoutSession(requests.Session):
-    """A requests session whose every request has a connect and a read timeout.
-
-    requests waits forever by default, and simple-salesforce passes no timeout of its own (its
-    calls only forward the keyword arguments they are given; `describe()` takes none), so the
-    default is set where every request passes: the session handed to `Salesforce(session=...)`.
-    """
-
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__()
-        self.timeout = timeout
-
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
-        return super().request(method, url, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -206,7 +194,8 @@ class SalesforceOrg:
         self.api_usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.server_time: dt.datetime | None = None  # Salesforce's clock at its last answer
-        self._http = _TimeoutSession((connect_timeout, read_timeout))
+        # Timeouts on every request, the debug trace, the allowance noted (network.py).
+        self._http = TracingSession((connect_timeout, read_timeout))
         self._http.hooks["response"].append(self._note_server_time)
         if ca_bundle:
             self._http.verify = _trust(ca_bundle)
@@ -317,12 +306,8 @@ class SalesforceOrg:
         url = f"{self.login_url}/services/oauth2/token"
         try:
             response = self._http.post(url, data=dict(form))
-        except requests.Timeout as exc:
-            raise TransientError(
-                f"the Salesforce login URL {self.login_url} {_timed_out(exc, self._http)}"
-            ) from exc
         except requests.RequestException as exc:
-            raise TransientError(f"cannot reach the Salesforce login URL {self.login_url}: {type(exc).__name__}") from exc
+            raise self._unreachable(exc, "login", url, "salesforce.login_url") from exc
         try:
             body = response.json()
         except ValueError:
@@ -368,7 +353,9 @@ class SalesforceOrg:
                 if renewed or self.auth == "access_token":
                     raise AuthError(
                         f"Salesforce session expired or invalid during {what}"
-                        + ("" if self.auth != "access_token" else "; give a new salesforce.access_token")
+                        + ("" if self.auth != "access_token" else
+                           "; give a new salesforce.access_token and restart calsync (a daemon"
+                           " should use auth = \"jwt\", which does not expire)")
                     ) from exc
                 renewed = True
                 self._sf = None  # sign a new assertion / log in again, then retry once
@@ -398,14 +385,26 @@ class SalesforceOrg:
                 raise TransientError(f"{what}: Salesforce answered {status} {_error_code(exc)}") from exc
             except requests.RequestException as exc:
                 # A create that timed out may have landed: it is not retried here; its recorded
-                # intent is reconciled on the next run (the crash-safety path).
-                if idempotent and attempt < RETRIES:
+                # intent is reconciled on the next run (the crash-safety path). A certificate
+                # this machine does not trust will not be trusted a second later either.
+                if idempotent and attempt < RETRIES and not network.untrusted(exc):
                     attempt += 1
                     self._sleep(attempt)
                     continue
-                if isinstance(exc, requests.Timeout):
-                    raise TransientError(f"{what}: Salesforce {_timed_out(exc, self._http)}") from exc
-                raise TransientError(f"{what}: cannot reach Salesforce ({type(exc).__name__})") from exc
+                request = getattr(exc, "request", None)
+                url = getattr(request, "url", None) or self.instance_url
+                raise self._unreachable(exc, what, url, "salesforce.instance_url") from exc
+
+    def _unreachable(
+        self, exc: requests.RequestException, what: str, url: str, setting: str
+    ) -> NetworkError:
+        """The host, the cause and the remedy of a request that got no answer (network.py)."""
+        found = network.failure(
+            exc, url, service="Salesforce", setting=setting,
+            trust="add its CA certificate to salesforce.ca_bundle",
+            timeout=_timeout_text(exc, self._http),
+        )
+        return NetworkError(f"{what}: {str(found).removesuffix('; ' + found.remedy)}", found.remedy)
 
     def query(self, soql: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """All rows of a query; each further page (nextRecordsUrl) is one more call.
@@ -683,11 +682,12 @@ def _sf_instant(value: Any) -> dt.datetime | None:
         return None
 
 
-def _timed_out(exc: requests.Timeout, session: _TimeoutSession) -> str:
+def _timeout_text(exc: requests.RequestException, session: TracingSession) -> str:
+    """The timeout that ran out, with its setting, for the message of a timed-out request."""
     connect, read = session.timeout
     if isinstance(exc, requests.ConnectTimeout):
-        return f"did not accept the connection within {connect:g} s (connect_timeout_seconds)"
-    return f"did not answer within {read:g} s (read_timeout_seconds)"
+        return f"{connect:g} s (connect_timeout_seconds)"
+    return f"{read:g} s (read_timeout_seconds)"
 
 
 def _results(answer: Any, expected: int) -> list[WriteResult]:

@@ -24,6 +24,9 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   meetings it affects (`directory.py`).
 - `replans` (m003): meetings queued for re-planning because Salesforce changed under them.
 - `directory_seen` (m003): changes already acted on inside the refresh overlap (`directory.py`).
+- `decisions` (m005): per (user, iCalUID) the last decision the planner made for the meeting and
+  why, in the plain data `explain.py` builds (people, Name, Related To, the rule that skipped
+  it), so `calsync explain` answers offline; replaced at each planning of the meeting.
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -191,6 +194,30 @@ def m004_ownership(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m005_decisions(db: sqlite_utils.Database) -> None:
+    # subject_folded: the subject casefolded, for `explain --subject` (SQLite's LIKE folds ASCII
+    # only); event_id: the Google id of the single event or series master.
+    db.executescript(
+        """
+        CREATE TABLE decisions (
+            user TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            event_id TEXT,
+            subject TEXT,
+            subject_folded TEXT,
+            start TEXT,
+            action TEXT NOT NULL,
+            reason TEXT,
+            decided_at TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            PRIMARY KEY (user, ical_uid)
+        );
+        CREATE INDEX decisions_event ON decisions (user, event_id);
+        """
+    )
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -276,6 +303,21 @@ class Record(NamedTuple):
     fingerprint: str
     hashes: Mapping[str, str] | None = None  # ownership.hashes of the body sent
     kept: frozenset[str] | None = None  # the person's fields; None: as before
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """The last decision for one meeting of one calendar (`explain.py` fills `detail`)."""
+
+    user: str
+    ical_uid: str
+    event_id: str | None
+    subject: str | None
+    start: dt.datetime | None
+    action: str  # create, update, delete, unchanged, skip
+    reason: str | None  # the rule, for delete and skip
+    decided_at: dt.datetime
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -827,6 +869,73 @@ class StateStore:
 
     def due_retries(self, owner: str, now: dt.datetime) -> list[Retry]:
         return [r for r in self.retries(owner) if r.next_attempt_at <= now]
+
+    def make_retries_due(self, keys: Iterable[str], at: dt.datetime) -> None:
+        """`calsync retry`: these parked records are re-planned by the next cycle."""
+        keys = sorted(set(keys))
+        with self.transaction():
+            for chunk in _chunks(keys, 500):
+                self._exec(
+                    f"UPDATE retries SET next_attempt_at = ? WHERE key IN ({','.join('?' * len(chunk))})",
+                    [_iso(at), *chunk],
+                )
+
+    # -- decisions (explain.py) ------------------------------------------------------------------
+
+    def record_decisions(self, decisions: Iterable[StoredDecision]) -> None:
+        """Replace the stored decision of each meeting, in one transaction."""
+        decisions = list(decisions)
+        if not decisions:
+            return
+        with self.transaction():
+            for d in decisions:
+                self._exec(
+                    "INSERT OR REPLACE INTO decisions (user, ical_uid, event_id, subject,"
+                    " subject_folded, start, action, reason, decided_at, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [d.user, d.ical_uid, d.event_id, d.subject,
+                     d.subject.casefold() if d.subject else None,
+                     _iso(d.start) if d.start else None, d.action, d.reason, _iso(d.decided_at),
+                     json.dumps(d.detail, separators=(",", ":"))],
+                )
+
+    def decisions(
+        self,
+        user: str,
+        *,
+        ical_uids: Iterable[str] | None = None,
+        event_id: str | None = None,
+        subject: str | None = None,
+        since: dt.datetime | None = None,
+    ) -> list[StoredDecision]:
+        """Stored decisions of `user`'s meetings: by iCalUID, by event id, or whose subject
+        contains `subject` (case-insensitive) and starts at or after `since`; by start."""
+        sql, params = "SELECT * FROM decisions WHERE user = ?", [user]
+        if ical_uids is not None:
+            uids = sorted(set(ical_uids))
+            if not uids:
+                return []
+            sql += f" AND ical_uid IN ({','.join('?' * len(uids))})"
+            params += uids
+        if event_id is not None:
+            sql += " AND event_id = ?"
+            params.append(event_id)
+        if since is not None:
+            sql += " AND start >= ?"
+            params.append(_iso(since))
+        rows = self._rows(sql + " ORDER BY start, ical_uid", params)
+        if subject is not None:
+            wanted = subject.casefold()
+            rows = [r for r in rows if wanted in (r["subject_folded"] or "")]
+        return [
+            StoredDecision(
+                user=r["user"], ical_uid=r["ical_uid"], event_id=r["event_id"],
+                subject=r["subject"], start=_parse(r["start"]), action=r["action"],
+                reason=r["reason"], decided_at=_parse(r["decided_at"]) or dt.datetime.min,
+                detail=json.loads(r["detail"]),
+            )
+            for r in rows
+        ]
 
     # -- Salesforce users and cached facts -----------------------------------------------------
 

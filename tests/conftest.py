@@ -107,9 +107,9 @@ def make_config(
         for table, values in overrides.items():
             for name, value in values.items():
                 if value is None:
-                    tables[table].pop(name, None)
+                    tables.get(table, {}).pop(name, None)
                 else:
-                    tables[table][name] = value
+                    tables.setdefault(table, {})[name] = value  # a new table too: metrics={...}
         path = tmp_path / "calsync.toml"
         path.write_text(_toml(tables))
         return path

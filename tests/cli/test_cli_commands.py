@@ -11,10 +11,45 @@ from calsync.cli import main
 README = (Path(__file__).parents[2] / "README.md").read_text()
 
 
-def test_every_command_has_help_and_is_in_the_readme():
+def commands():
+    """(full name, command) of every command, the subcommands of groups (`auth google`) too."""
+    import click
+
     for name, command in main.commands.items():
+        yield name, command
+        if isinstance(command, click.Group):
+            for sub, subcommand in command.commands.items():
+                yield f"{name} {sub}", subcommand
+
+
+def test_every_command_has_help_and_is_in_the_readme():
+    for name, command in commands():
         assert command.help, f"calsync {name} has no help text"
         assert re.search(rf"calsync[^\n`]*\b{name}\b", README), f"README does not show `calsync {name}`"
+
+
+def test_every_option_is_in_the_readme():
+    import click
+
+    for name, command in commands():
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.hidden:
+                continue
+            for flag in [*param.opts, *param.secondary_opts]:
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in README, f"README does not mention `calsync {name} {flag}`"
+
+
+def test_shell_completion_as_documented():
+    import os
+    import subprocess
+    import sys
+
+    assert "_CALSYNC_COMPLETE=bash_source calsync" in README
+    calsync = Path(sys.executable).with_name("calsync")
+    done = subprocess.run([str(calsync)], env={**os.environ, "_CALSYNC_COMPLETE": "bash_source"},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "_calsync_completion" in done.stdout
 
 
 def test_sync_exits_zero_and_reports_each_calendar(cli, make_config):
@@ -68,3 +103,43 @@ def test_sandbox_command_syncs_the_demo_company(cli, tmp_path):
     assert "Salesforce Events that landed:" in done.stdout
     assert done.stdout.count("Globex renewal: pricing review") == 2
     assert (tmp_path / "sbx" / "calsync.toml").exists()
+
+
+def test_scripts_resync_passes_global_options_wherever_they_are(make_config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "scripts" / "resync"
+    venv = Path(sys.executable).parent.parent  # this environment's calsync
+    path = make_config()
+    done = subprocess.run(
+        ["bash", str(script), "--dry-run", "-c", str(path), "--user", "alice@acme.test",
+         "--log-level=debug"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "CALSYNC_VENV": str(venv)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "would create" in done.stdout and "dry run: nothing was written" in done.stdout
+    assert 'msg="http request"' in done.stderr  # --log-level reached calsync
+
+
+def test_documented_command_lines_parse():
+    """Every `calsync ...` line of a code block in README.md or systemd/README.md names a real
+    command with real options (click's own parser, with --help at the end); optional parts in
+    [...] and alternatives in (... | ...) are left out."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    docs = README + (Path(__file__).parents[2] / "systemd" / "README.md").read_text()
+    blocks = re.findall(r"^\s*```[a-z]*\n(.*?)^\s*```", docs, re.M | re.S)
+    lines = {m.group(1) for block in blocks
+             for m in re.finditer(r"^\s*(?:\$ )?(?:sudo -u calsync )?(calsync .*)$", block, re.M)}
+    assert len(lines) >= 20, lines
+    for line in sorted(lines):
+        text = re.split(r"\s#", line)[0].replace("...", "")
+        while re.search(r"\[[^\[\]]*\]|\([^()]*\)", text):
+            text = re.sub(r"\[[^\[\]]*\]|\([^()]*\)", "", text)
+        words = shlex.split(text)[1:]
+        result = CliRunner().invoke(main, [*words, "--help"])
+        assert result.exit_code == 0, f"{line!r}: {result.output}"

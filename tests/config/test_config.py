@@ -661,9 +661,14 @@ def test_plan_settings_carry_the_sync_section() -> None:
 
 
 def test_example_configuration_loads() -> None:
-    cfg = parse(tomllib.loads(config.example_toml()), environ=TOKEN_ENV, base_dir=Path("/etc/calsync"))
+    env = {"CREDENTIALS_DIRECTORY": "/run/credentials/calsync.service"}
+    cfg = parse(tomllib.loads(config.example_toml()), environ=env, base_dir=Path("/etc/calsync"))
     assert cfg.sync.users == ("alice@acme.test", "bob@acme.test")
     assert cfg.google.mode == "service_account"
+    assert cfg.salesforce.auth == "jwt"  # the daemon's default: a credential that does not expire
+    assert cfg.salesforce.private_key_file == Path("/run/credentials/calsync.service/salesforce_jwt.key")
+    assert cfg.google.service_account_file == Path(
+        "/run/credentials/calsync.service/google_service_account.json")
 
 
 def test_example_configuration_mentions_every_key() -> None:
@@ -673,6 +678,61 @@ def test_example_configuration_mentions_every_key() -> None:
         *config._GOOGLE_KEYS,
         *config._SALESFORCE_KEYS,
         *config._LOG_KEYS,
+        *config._METRICS_KEYS,
     ):
         if key != "scopes":
             assert key in text, key
+
+
+# --- credentials as the service finds them (credentials.py) ---------------------------------------
+
+
+def credential_jwt(key_file: str) -> dict:
+    data = minimal()
+    data["google"]["service_account_file"] = "%d/google_service_account.json"
+    data["salesforce"] = {"instance_url": "https://acme.my.salesforce.com", "auth": "jwt",
+                          "consumer_key": "3MVG9", "private_key_file": key_file,
+                          "username": "calsync@acme.test"}
+    return data
+
+
+def test_percent_d_files_are_in_the_services_credentials_directory(tmp_path: Path) -> None:
+    cfg = ok(credential_jwt("%d/salesforce_jwt.key"), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert cfg.salesforce.private_key_file == tmp_path / "salesforce_jwt.key"
+    assert cfg.google.service_account_file == tmp_path / "google_service_account.json"
+
+
+def test_without_credentials_directory_the_credential_store_is_read(tmp_path: Path) -> None:
+    (tmp_path / "salesforce_access_token").write_text("00D000000000001!from-the-store\n")
+    env = {"CALSYNC_CREDENTIAL_STORE": str(tmp_path)}
+    cfg = ok(credential_jwt("%d/salesforce_jwt.key"), env)
+    assert cfg.salesforce.private_key_file == tmp_path / "salesforce_jwt.key"
+    token = ok(without("salesforce", "access_token"), env).salesforce.access_token
+    assert token is not None and token.reveal() == "00D000000000001!from-the-store"
+
+
+def test_percent_d_without_any_credentials_directory_names_the_key_and_where_it_looked(tmp_path: Path) -> None:
+    message = refused(credential_jwt("%d/salesforce_jwt.key"),
+                      {"CALSYNC_CREDENTIAL_STORE": str(tmp_path / "none")})
+    assert "google.service_account_file: %d/google_service_account.json: no credentials directory" in message
+    assert "$CREDENTIALS_DIRECTORY is unset" in message and str(tmp_path / "none") in message
+
+
+def test_loading_without_secrets_tolerates_what_only_the_service_has(tmp_path: Path) -> None:
+    env = {"CALSYNC_CREDENTIAL_STORE": str(tmp_path / "none")}
+    data = without("salesforce", "access_token")
+    assert "salesforce.access_token: required key missing" in refused(data, env)
+    cfg = parse(data, "x.toml", env, base_dir=tmp_path, secrets=False)
+    assert cfg.salesforce.access_token is None
+    cfg = parse(credential_jwt("%d/salesforce_jwt.key"), "x.toml", env, base_dir=tmp_path, secrets=False)
+    assert str(cfg.salesforce.private_key_file) == "%d/salesforce_jwt.key"
+
+
+def test_metrics_table() -> None:
+    cfg = ok(with_("metrics", textfile="prom/calsync.prom", listen="127.0.0.1:9464"))
+    assert cfg.metrics.textfile == Path("/etc/calsync/prom/calsync.prom")
+    assert cfg.metrics.listen == ("127.0.0.1", 9464)
+    assert ok(with_("metrics", listen="[::1]:9464")).metrics.listen == ("::1", 9464)
+    assert ok(minimal()).metrics.listen is None
+    assert "metrics.listen: expected \"host:port\"" in refused(with_("metrics", listen="9464"))
+    assert "metrics.listen" in refused(with_("metrics", listen="localhost:99999"))

@@ -115,12 +115,19 @@ def test_sighup_reloads_the_calendars(start, listener, tmp_path):
 def test_bad_configuration_on_sighup_keeps_the_daemon_running(start, listener, tmp_path):
     daemon = start()
     listener.wait_for("READY", "1", timeout=15)
+    good = (tmp_path / "calsync.toml").read_text()
     (tmp_path / "calsync.toml").write_text("[sync]\nusers = []\n")
     daemon.proc.send_signal(signal.SIGHUP)
     listener.wait_for("RELOADING", "1", timeout=5)
     ready = listener.wait_for("READY", "1", timeout=5)
-    assert ready["STATUS"].startswith("2 calendars")
+    # The failure reaches systemd: STATUS= says so (and keeps saying it) until a reload succeeds.
+    assert ready["STATUS"].startswith("reload FAILED, running the previous configuration (")
+    assert "sync.users: must list at least one address); 2 calendars" in ready["STATUS"]
     assert daemon.proc.poll() is None
+    (tmp_path / "calsync.toml").write_text(good)
+    daemon.proc.send_signal(signal.SIGHUP)
+    listener.wait_for("RELOADING", "1", timeout=5)
+    assert listener.wait_for("READY", "1", timeout=5)["STATUS"].startswith("2 calendars")
     assert daemon.stop()[0] == 0
     assert "configuration reload failed" in daemon.output()
     assert "sync.users: must list at least one address" in daemon.output()

@@ -94,3 +94,18 @@ def test_unmapped_user_fails_alone_and_the_daemon_keeps_running(daemon, listener
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
     assert "no active Salesforce User with this email" in daemon.log.read_text()
+
+
+def test_doctor_warns_that_the_running_daemon_uses_an_access_token(daemon, listener, make_config):
+    from click.testing import CliRunner
+
+    from calsync.cli import main
+
+    proc = daemon()  # the sandbox configuration: auth = "access_token"
+    listener.wait_for("READY", "1", timeout=15)
+    result = CliRunner().invoke(main, ["--config", str(make_config()), "doctor"])
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert result.exit_code == 0, result.output  # a warning, not a failure
+    (line,) = [l for l in result.stdout.splitlines() if l.startswith("WARN")]
+    assert f'the daemon (pid {proc.pid}) runs with auth = "access_token", a token that expires' in line

@@ -69,8 +69,27 @@ def test_unit_is_a_notify_service_with_a_watchdog():
 def test_secrets_come_as_credentials_not_environment():
     found = settings()
     names = {value.split(":", 1)[0] for value in found["LoadCredential"]}
-    assert "salesforce_access_token" in names  # the name config.py looks for
+    # JWT bearer auth by default: a key that does not expire (calsync.toml names it "%d/...").
+    assert names == {"google_service_account.json", "salesforce_jwt.key"}
+    assert all(value.split(":", 1)[1] == f"/etc/credstore/calsync/{value.split(':', 1)[0]}"
+               for value in found["LoadCredential"])  # where an admin's shell reads them too
     assert not any("SALESFORCE" in value.upper() for value in found.get("Environment", []))
+
+
+def test_the_service_runs_as_the_static_user_the_sysusers_file_creates():
+    found = settings()
+    assert found["User"] == ["calsync"] and found["Group"] == ["calsync"]
+    assert "DynamicUser" not in found  # a dynamic user does not exist for `sudo -u` outside it
+    sysusers = (UNIT.parent / "calsync.sysusers").read_text()
+    entries = [line.split() for line in sysusers.splitlines() if line and not line.startswith("#")]
+    assert [e[:3] for e in entries] == [["u", "calsync", "-"]]
+
+
+def test_reload_checks_the_configuration_before_signalling():
+    found = settings()
+    check, signal = found["ExecReload"]
+    assert check.startswith("/opt/calsync/bin/calsync --config /etc/calsync/calsync.toml check-config")
+    assert signal == "/bin/kill -HUP $MAINPID"
 
 
 def test_state_and_configuration_directories_match_the_documented_paths():
@@ -92,3 +111,17 @@ def test_unit_parses_as_ini():
     parser = ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert set(parser.sections()) == {"Unit", "Service", "Install"}
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="systemd-sysusers not installed")
+def test_sysusers_file_creates_the_calsync_user(tmp_path):
+    (tmp_path / "etc").mkdir()  # an empty root: passwd and group are created there
+    done = subprocess.run(
+        ["systemd-sysusers", f"--root={tmp_path}", str(UNIT.parent / "calsync.sysusers")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0 and "not a valid" not in done.stderr, done.stderr
+    (user,) = [l.split(":") for l in (tmp_path / "etc/passwd").read_text().splitlines()
+               if l.startswith("calsync:")]
+    assert user[5] == "/var/lib/calsync" and int(user[2]) < 1000  # a system user, home = state
+    assert any(l.startswith("calsync:") for l in (tmp_path / "etc/group").read_text().splitlines())

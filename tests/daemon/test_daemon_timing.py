@@ -116,6 +116,21 @@ def test_status_line_names_failing_calendars_worst_first():
     )
 
 
+def test_status_line_counts_records_waiting_for_retry():
+    calendars = [CalendarStatus("a@x.test", "ok", waiting=1), CalendarStatus("b@x.test", "ok", waiting=3),
+                 CalendarStatus("c@x.test", "ok")]
+    next_run = dt.datetime(2025, 3, 4, 10, 42, tzinfo=dt.timezone.utc)
+    assert status_line(calendars, next_run) == (
+        "3 calendars, 3 ok, 4 records waiting for retry (b@x.test, a@x.test), next run 10:42:00 UTC"
+    )
+
+
+def test_status_line_leads_with_a_failed_reload():
+    line = status_line([CalendarStatus("a@x.test", "ok")], None, reload_error="x.toml: sync.users: " + "y" * 300)
+    assert line.startswith("reload FAILED, running the previous configuration (x.toml: sync.users: yyy")
+    assert line.endswith("…); 1 calendar, 1 ok, no run scheduled") and len(line) < 260
+
+
 def test_status_line_limits_the_names_shown():
     calendars = [CalendarStatus(f"u{i}@x.test", "failing", 1) for i in range(5)]
     line = status_line(calendars, None)

@@ -159,3 +159,37 @@ def test_a_google_token_endpoint_echoing_the_refresh_leaks_nothing(cli, make_con
     shown = cli("--config", str(path), "status")
     assert_nowhere([ODD_CLIENT_SECRET, refresh], [failed.stdout, failed.stderr, shown.stdout, shown.stderr],
                    state_bytes(path))
+
+
+def test_debug_trace_is_one_redacted_line_per_request(cli, make_config, sf_emu):
+    """`--log-level debug`: one line per HTTP request (method, host, path without its query,
+    status, ms; Sforce-Limit-Info for Salesforce), and never a secret or a Google token."""
+    import sqlite3
+
+    path = make_config()
+    first = cli("--config", str(path), "--log-level", "debug", "sync")
+    second = cli("--config", str(path), "--log-level", "debug", "--log-format", "json", "sync")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    from calsync.logs import parse_line
+
+    trace = [parse_line(l) for l in first.stderr.splitlines() if 'msg="http request"' in l]
+    salesforce = [t for t in trace if t["service"] == "salesforce"]
+    google = [t for t in trace if t["service"] == "google"]
+    sf_host = sf_emu.url.removeprefix("https://")
+    assert "Salesforce API calls: 7" in first.stdout and len(salesforce) == 7  # one line per request
+    assert {t["host"] for t in salesforce} == {sf_host}
+    assert any(t["path"] == "/services/data/v59.0/query/" and t["method"] == "GET" for t in salesforce)
+    assert any(t["path"] == "/services/data/v59.0/composite/sobjects" and t["method"] == "POST"
+               for t in salesforce)
+    assert all(t["status"] == "200" and t["limit_info"].startswith("api-usage=") for t in salesforce)
+    assert all(int(t["ms"]) >= 0 for t in trace)
+    assert {t["path"] for t in google} == {"/token", "/calendars/primary/events"}  # the emulator's base
+    assert len(google) == 6  # per calendar: a token, one listing page
+    assert not any("?" in t["path"] for t in trace)
+    json_trace = [json.loads(l) for l in second.stderr.splitlines() if '"http request"' in l]
+    assert json_trace and all(line["level"] == "debug" for line in json_trace)
+    state = re.search(r'path = "([^"]+)"', path.read_text()).group(1)
+    with sqlite3.connect(state) as db:
+        tokens = [row[0] for row in db.execute("SELECT sync_token FROM calendars")]
+    assert all(tokens)
+    assert_clean([first.stdout + first.stderr, second.stdout + second.stderr], secrets_of(path, tokens))

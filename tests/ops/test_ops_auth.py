@@ -80,3 +80,49 @@ def test_auth_google_refuses_a_service_account_configuration(make_config):
                                        "alice@acme.test", "--no-browser"])
     assert result.exit_code == 78
     assert "oauth_client_file and token_dir" in result.output
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_auth_google_listens_on_the_port_given_for_ssh_forwarding(oauth_config, google_emu):
+    path, token_dir = oauth_config
+    google_emu.backend.consent_as("alice@acme.test")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calsync", "--config", str(path), "auth", "google", "alice@acme.test",
+         "--no-browser", "--port", str(port), "--timeout", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = next(line.strip() for line in proc.stdout if line.startswith("http"))
+        # The redirect goes to localhost:PORT, what `ssh -L PORT:localhost:PORT host` forwards.
+        assert f"redirect_uri=http%3A%2F%2Flocalhost%3A{port}%2F" in url
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=20) as page:
+            assert page.status == 200
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert (token_dir / "alice@acme.test.json").exists()
+
+
+def test_auth_google_gives_up_waiting_for_the_browser_with_exit_75(oauth_config):
+    path, token_dir = oauth_config
+    done = subprocess.run(
+        [sys.executable, "-m", "calsync", "--config", str(path), "auth", "google", "alice@acme.test",
+         "--no-browser", "--timeout", "1"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 75, done.stderr
+    assert "no answer from the browser within 1 s" in done.stderr
+    assert not (token_dir / "alice@acme.test.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -101,3 +102,71 @@ def test_status_of_an_unreadable_state_database_exits_74(make_config, tmp_path):
     path = make_config(state={"path": str(bad)})
     result = CliRunner().invoke(main, ["--config", str(path), "status"])
     assert result.exit_code == 74
+
+
+# --- status --check: monitoring-plugin semantics (monitoring.py) ----------------------------------
+
+
+def check(path: Path, *args: str):
+    return CliRunner().invoke(main, ["--config", str(path), "status", "--check", *args])
+
+
+def test_check_is_ok_after_a_clean_sync(sync, make_config):
+    path = make_config()
+    assert sync(path).ok
+    result = check(path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("CALSYNC OK - 3 calendars synced within 2h, no record waiting for a retry |")
+    assert "oldest_sync_age=" in result.stdout and ";;7200;0" in result.stdout  # 3 × 40 min
+
+
+def test_check_is_critical_for_a_calendar_older_than_max_age(sync, make_config):
+    from freezegun import freeze_time
+
+    path = make_config()
+    sync(path)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)
+    with freeze_time(later):
+        default = check(path)
+        relaxed = check(path, "--max-age", "4h")
+    assert default.exit_code == 2, default.output
+    assert default.stdout.startswith("CALSYNC CRITICAL - 3 of 3 calendars not synced within 2h (")
+    assert "alice@acme.test last synced 3h ago" in default.stdout and "stale=3;;0;0" in default.stdout
+    assert relaxed.exit_code == 0, relaxed.output
+
+
+def test_check_is_critical_for_a_user_without_a_salesforce_user(sync, make_config, google_emu):
+    google_emu.backend.add_user("erin@acme.test", "Erin New", "UTC")
+    path = make_config(sync={"users": ["alice@acme.test", "erin@acme.test"]})
+    sync(path)
+    result = check(path)
+    assert result.exit_code == 2
+    assert "users without a Salesforce User: erin@acme.test" in result.stdout
+    assert "unmapped=1;;0;0" in result.stdout
+
+
+def test_check_before_any_sync_is_critical_never_synced(make_config):
+    result = check(make_config())
+    assert result.exit_code == 2
+    assert "alice@acme.test never synced" in result.stdout
+
+
+def test_check_of_an_unreadable_state_or_configuration_is_unknown(make_config, tmp_path):
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    result = check(make_config(state={"path": str(bad)}))
+    assert result.exit_code == 3
+    assert result.stdout.startswith("CALSYNC UNKNOWN - ") and "damaged" in result.stdout
+    missing = CliRunner().invoke(main, ["--config", str(tmp_path / "none.toml"), "status", "--check"])
+    assert missing.exit_code == 3 and "configuration file not found" in missing.stdout
+    assert check(make_config(), "--max-age", "soon").exit_code == 3
+
+
+def test_status_needs_no_secret(sync, make_config, tmp_path, monkeypatch):
+    path = make_config()
+    sync(path)
+    path.write_text(path.read_text().replace('access_token = "', '# access_token = "'))
+    monkeypatch.setenv("CALSYNC_CREDENTIAL_STORE", str(tmp_path / "no-store"))
+    for args in (["status"], ["status", "--json"], ["status", "--check"]):
+        result = CliRunner().invoke(main, ["--config", str(path), *args])
+        assert result.exit_code == 0, (args, result.output)

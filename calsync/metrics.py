@@ -1,0 +1,184 @@
+"""calsync's Prometheus metrics: one registry, a node_exporter textfile and an HTTP listener.
+
+Everything lives in `REGISTRY` (prometheus-client), not in the library's global default one, so
+a test or a second daemon in one process cannot collide with another library's metrics. Other
+modules add their own with `counter()`/`gauge()`, which return the existing metric when it is
+already registered (the daemon's push listener, for instance, can count notifications).
+
+Two kinds of values:
+- per calendar, from the state database (`refresh`, after every cycle): the last successful sync,
+  consecutive failures, the next run (the daemon's own schedule, else the `status` estimate),
+  and records parked for retry by Salesforce statusCode. Read from the store, they survive a
+  restart and agree with `calsync status`;
+- counters of this process (`observe_cycle`): Events created, updated and deleted, records
+  refused, Google and Salesforce API calls, cycle durations; and the org's daily API allowance
+  from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`).
+
+`write_textfile(path)` writes the exposition format the way node_exporter's textfile collector
+wants it: the whole file at once (atomic.py: a temporary file in the same directory, fsync,
+rename(2)),
+named `*.prom`, readable by other users (node_exporter runs as its own user; the unit's
+UMask=0077 would otherwise make it 0600). No timestamps in the file: node_exporter adds its own
+and refuses samples that carry one (node_exporter README, "Textfile Collector").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics import MetricWrapperBase
+
+from calsync import atomic
+
+log = logging.getLogger(__name__)
+
+# No `*_created` series beside every counter: they double the file and no calsync alert uses them.
+disable_created_metrics()
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_lock = threading.Lock()
+_metrics: dict[str, MetricWrapperBase] = {}
+
+
+def _get(kind: type[Any], name: str, documentation: str, labels: tuple[str, ...], **extra: Any) -> Any:
+    with _lock:
+        found = _metrics.get(name)
+        if found is None:
+            found = kind(name, documentation, labels, registry=REGISTRY, **extra)
+            _metrics[name] = found
+        return found
+
+
+def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+    """The counter `name` in calsync's registry (created on first use). `name` without
+    `_total`: prometheus-client appends it."""
+    return _get(Counter, name, documentation, labels)  # type: ignore[no-any-return]
+
+
+def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return _get(Gauge, name, documentation, labels)  # type: ignore[no-any-return]
+
+
+# Per calendar, from the state database.
+LAST_SUCCESS = gauge("calsync_last_success_timestamp_seconds",
+                     "Unix time of the calendar's last successful sync.", ("user",))
+FAILURES = gauge("calsync_consecutive_failures",
+                 "Failed runs of the calendar in a row (0 after a success).", ("user",))
+NEXT_RUN = gauge("calsync_next_run_timestamp_seconds",
+                 "Unix time of the calendar's next run (the daemon's schedule, else an estimate).",
+                 ("user",))
+PARKED = gauge("calsync_records_parked",
+               "Records Salesforce refused, waiting for a retry, by owner and statusCode.",
+               ("user", "status_code"))
+# Counters of this process.
+EVENTS = counter("calsync_events_written", "Salesforce Events written, by operation.", ("operation",))
+REFUSED = counter("calsync_records_refused", "Records Salesforce refused (then parked).", ())
+CALLS = counter("calsync_api_calls", "API calls made, by service (google, salesforce).", ("service",))
+CYCLES = Histogram(
+    "calsync_cycle_duration_seconds", "Time one sync cycle took (a daemon run is one calendar).",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800), registry=REGISTRY,
+)
+# The org's daily API allowance (Sforce-Limit-Info: api-usage=USED/LIMIT).
+API_USED = gauge("calsync_salesforce_api_requests_used",
+                 "The org's API requests used in the last 24 hours (Sforce-Limit-Info).")
+API_LEFT = gauge("calsync_salesforce_api_requests_remaining",
+                 "The org's API requests left of its 24-hour allowance (Sforce-Limit-Info).")
+API_LIMIT = gauge("calsync_salesforce_api_requests_limit",
+                  "The org's 24-hour API request allowance (Sforce-Limit-Info).")
+
+# Not the `per-app-api-usage=17/250(appName=...)` that may share the header (reference B6).
+_API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")
+
+
+def note_limit_info(header: str | None) -> None:
+    """Salesforce's `Sforce-Limit-Info: api-usage=25/15000` (reference B6): used and limit."""
+    match = _API_USAGE.search(header or "")
+    if match is None:
+        return
+    used, limit = int(match.group(1)), int(match.group(2))
+    API_USED.set(used)
+    API_LIMIT.set(limit)
+    API_LEFT.set(max(limit - used, 0))
+
+
+def observe_cycle(result: Any, seconds: float) -> None:
+    """Count what one `CycleResult` did."""
+    CYCLES.observe(seconds)
+    CALLS.labels("salesforce").inc(result.salesforce_calls)
+    for outcome in result.calendars.values():
+        CALLS.labels("google").inc(outcome.google_calls)
+        for operation in ("created", "updated", "deleted"):
+            EVENTS.labels(operation).inc(getattr(outcome, operation))
+        REFUSED.inc(outcome.failed)
+
+
+def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
+    """Set the per-calendar gauges from the state database (`ops.status`, a read-only copy).
+
+    `next_runs`: the daemon's scheduled runs by user, which beat the estimate.
+    """
+    from calsync import ops
+
+    report = ops.status(config)
+    with _lock:
+        for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN, PARKED):
+            metric.clear()  # a calendar removed from the configuration disappears
+        for c in report.calendars:
+            if not c.configured:
+                continue
+            if c.last_success_at is not None:
+                LAST_SUCCESS.labels(c.user).set(c.last_success_at.timestamp())
+            FAILURES.labels(c.user).set(c.consecutive_failures)
+            planned = (next_runs or {}).get(c.user) or c.next_at(report.now)
+            NEXT_RUN.labels(c.user).set(planned.timestamp())
+            for parked in c.retries:
+                PARKED.labels(c.user, parked.retry.status_code or "unknown").inc()
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
+
+
+def write_textfile(path: str | Path) -> None:
+    """The whole exposition at once at `path`, mode 0644 (atomic.py)."""
+    atomic.write(path, render(), 0o644)
+
+
+def publish(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
+    """After a cycle: refresh the gauges and rewrite the textfile when one is configured.
+
+    Never fails the caller: metrics that cannot be written are logged (a full disk, a missing
+    directory), the sync itself went through. Without `[metrics]` nothing is read: the gauges
+    cost a read-only copy of the state database.
+    """
+    if config.metrics.textfile is None and config.metrics.listen is None:
+        return
+    try:
+        refresh(config, next_runs)
+        if config.metrics.textfile is not None:
+            write_textfile(config.metrics.textfile)
+    except Exception as exc:  # noqa: BLE001 - metrics must never stop a sync
+        log.warning("cannot publish metrics", extra={"fields": {
+            "textfile": str(config.metrics.textfile), "error": f"{type(exc).__name__}: {exc}"}})
+
+
+def serve(host: str, port: int) -> Any:
+    """Serve /metrics on host:port in a daemon thread; returns the server (`.shutdown()`)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return server

@@ -1,0 +1,96 @@
+"""Records Salesforce refused and calsync parked for a retry: which meeting each is, retry now, drop.
+
+A refused write is parked in the state's `retries` table with its statusCode and re-planned on
+a later cycle, the delay doubling up to a day (cycle.py `_refused`). The table knows the owner
+and the iCalUID; an operator needs the meeting: `named()` adds its subject, start and Google
+event id from the meeting's stored decision (explain.py), else from the mirror of Google items.
+
+`calsync retry` makes the chosen records due now and runs a cycle for their calendars (the
+cycle re-plans due records, cycle.py `_fetch`); `calsync retry --drop` removes them from the
+table, so no cycle plans them again until the meeting itself changes in Google, and logs one
+line per record dropped. Both are writers: they hold the single-writer lock (lock.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from calsync import explain
+from calsync.logs import event as log_event
+from calsync.model import MeetingCopy
+from calsync.state import Retry, StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A parked record and the meeting it is."""
+
+    retry: Retry
+    subject: str | None
+    start: dt.datetime | None
+    event_id: str | None
+
+    @property
+    def owner(self) -> str:
+        return self.retry.owner
+
+    def describe(self) -> str:
+        """`'Intro call' 2026-11-26 15:00 UTC (Google event abc), owner bob@acme.test`."""
+        when = self.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if self.start else "no start"
+        title = repr(self.subject) if self.subject else "(no title)"
+        return f"{title} {when} (Google event {self.event_id or '?'}), owner {self.owner}"
+
+
+def named(store: StateStore, retries: Iterable[Retry]) -> list[Parked]:
+    """Each retry with the meeting's subject, start and Google event id."""
+    found = []
+    for retry in retries:
+        decision = next(iter(store.decisions(retry.owner, ical_uids=[retry.ical_uid])), None)
+        if decision is not None:
+            found.append(Parked(retry, decision.subject, decision.start, decision.event_id))
+            continue
+        rows = store.mirror_by_uids(retry.owner, [retry.ical_uid]).get(retry.ical_uid, [])
+        from calsync.mirror import meeting_copy
+
+        copy: MeetingCopy = meeting_copy(retry.owner, retry.ical_uid, rows)
+        meeting = explain.named(copy)
+        start = dt.datetime.fromisoformat(meeting["start"]) if meeting.get("start") else None
+        event_id = copy.items[0].id if copy.items else None
+        found.append(Parked(retry, meeting.get("subject"), start, event_id))
+    return found
+
+
+def select(
+    store: StateStore, users: Sequence[str], event_id: str | None = None
+) -> list[Parked]:
+    """The parked records of `users` (every user when empty), only the meeting of `event_id`
+    when it is given."""
+    chosen = [r for r in store.retries() if not users or r.owner in users]
+    if event_id is not None:
+        owners = sorted({r.owner for r in chosen})
+        uids = {(owner, uid) for owner in owners for uid in explain.uids_of_event(store, owner, event_id)}
+        by_decision = {(d.user, d.ical_uid) for owner in owners
+                       for d in store.decisions(owner, event_id=event_id)}
+        chosen = [r for r in chosen if (r.owner, r.ical_uid) in uids | by_decision]
+    return named(store, chosen)
+
+
+def drop(store: StateStore, records: Sequence[Parked]) -> None:
+    """Stop retrying these records: gone from the table, one log line each."""
+    store.clear_retries(p.retry.key for p in records)
+    for p in records:
+        log_event(log, "stopped retrying", level=logging.WARNING, user=p.owner,
+                  event_id=p.event_id, subject=p.subject,
+                  start=p.start.isoformat(timespec="minutes") if p.start else None,
+                  operation=p.retry.operation, status_code=p.retry.status_code,
+                  attempts=p.retry.attempts, key=p.retry.key)
+
+
+def make_due(store: StateStore, records: Sequence[Parked], now: dt.datetime) -> None:
+    """The next cycle re-plans these records whatever their delay said."""
+    store.make_retries_due((p.retry.key for p in records), now)
