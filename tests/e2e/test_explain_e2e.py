@@ -181,6 +181,12 @@ def test_resync_keeps_the_decision_it_made(sync, make_config, company, sf_emu):
     sf_emu.backend.delete_record("Event", old)  # deleted by hand in Salesforce
     done = CliRunner().invoke(main, ["--config", str(path), "resync", "--user", "alice@acme.test"])
     assert done.exit_code == 0, done.output
+    out = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["external"]).stdout
+    assert f"its Event {old} was deleted in Salesforce by a person and stays deleted" in out
+    assert "--restore-deleted" in out
+    done = CliRunner().invoke(main, ["--config", str(path), "resync", "--user", "alice@acme.test",
+                                     "--restore-deleted"])
+    assert done.exit_code == 0, done.output
     new = event_of(sf_emu, "Globex renewal: pricing review", alice)
     out = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["external"]).stdout
     assert f"logged: Salesforce Event {new} (created)" in out and new != old
