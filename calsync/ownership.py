@@ -176,7 +176,9 @@ def settle(
                 if subject.startswith(CANCELED):
                     body["Subject"] = subject[len(CANCELED):]
             settled = replace(op, omit=frozenset(omit - set(body)), kept=kept)
-            if all(k in row and same(k, v, row[k]) for k, v in body.items()):
+            # The activity Date/Time field alone never makes an update: it is written from the
+            # moment it is configured on Events changed from then on, never retroactively (seed).
+            if all(k in row and same(k, v, row[k]) for k, v in body.items() if k != activity_field):
                 unchanged[op.key] = settled
                 out.append(Skip(key=op.key, owner=op.copy.owner, reason="unchanged"))
             else:
