@@ -138,3 +138,15 @@ def test_an_event_found_gone_for_a_delete_was_a_persons_unless_calsync_sent_the_
     assert isinstance(settled.operations[0], Skip) and settled.removed == {"k1"}
     ours = ownership.settle([delete], {"k1": written(old, deleting=True)}, {})
     assert ours.operations == (delete,) and ours.removed == frozenset()
+
+
+def test_the_activity_field_alone_never_makes_an_update() -> None:
+    before = fields().to_salesforce()  # written before the field was configured
+    now = fields(activity_datetime_field="Act__c")
+    settled = ownership.settle([update(now)], {"k1": written(before)}, {SF_ID[:15]: salesforce_row(before, Act__c=None)},
+                               activity_field="Act__c")
+    assert isinstance(settled.operations[0], Skip)
+    renamed = fields(activity_datetime_field="Act__c", subject="Renamed")
+    (op,) = ownership.settle([update(renamed)], {"k1": written(before)},
+                             {SF_ID[:15]: salesforce_row(before, Act__c=None)}, activity_field="Act__c").operations
+    assert isinstance(op, Update) and "Act__c" in op.body()  # an Event changed from now on gets it
