@@ -6,8 +6,10 @@ nextSyncToken comes from the last page only; the caller stores it after applying
 
 Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 400 to a request carrying
 the stored sync token → SyncTokenRefused (dropped like a 410); 403/429 rate limits, 5xx and
-network failures → TransientError (after google-api-python-client's own retries); refused
-credentials → AuthError. Nothing outside this module imports googleapiclient.
+network failures → TransientError (after the retries of `google_clients.GoogleHttp`); refused
+credentials → AuthError. Nothing outside this module and google_clients.py (the per-process
+clients: one key parse, one API client, reused tokens and connections, the request budget)
+imports the Google client libraries.
 
 Every page is checked before anything of the listing is used (`check_page`): `items` a list of
 objects, `nextPageToken`/`nextSyncToken` non-empty strings, a page token never repeated, the last
@@ -27,11 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import google.auth.exceptions
-import google_auth_httplib2
 import httplib2
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync import logs
@@ -43,13 +43,13 @@ from calsync.errors import (
     SyncTokenRefused,
     TransientError,
 )
+from calsync.google_clients import GoogleClients, clients_for
 from calsync.model import EventTime, GoogleEvent, Person
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls on a full sync
-NUM_RETRIES = 3  # execute(num_retries=) retries 5xx, 429 and 403 rate limits (reference A10)
 # Seconds a request may take to connect, and again to answer ([google] timeout_seconds). httplib2
 # applies one socket timeout to both; the token request goes through the same Http.
 HTTP_TIMEOUT = 60
@@ -70,34 +70,35 @@ class Listing:
 
 
 class GoogleCalendar:
-    """Lists one user's primary calendar; a new instance per thread (httplib2 is not safe)."""
+    """Lists one user's primary calendar (and opens and stops its notification channels).
+
+    Made by `calendar_factory` from the process's `GoogleClients` (google_clients.py): the
+    parsed key, the user's credentials, the API client and this thread's connections are
+    shared, so making one per poll costs nothing. Safe in any thread, one call at a time.
+    Given bare `credentials` (calsync auth, tests), it gets clients of its own.
+    """
 
     def __init__(
         self,
         user: str,
-        credentials: Any,
+        credentials: Any = None,
         *,
         api_endpoint: str | None = None,
         timeout: float = HTTP_TIMEOUT,
+        clients: GoogleClients | None = None,
     ) -> None:
         self.user = user
-        self._credentials = credentials
-        self.timeout = timeout
+        if clients is None:
+            clients = GoogleClients(
+                _Standalone(api_endpoint, float(timeout)), credentials=credentials
+            )
+        self._clients = clients
+        self.timeout = clients.timeout
         self.calls = 0  # requests made (events.list pages, probes), failed ones included
-        options = {"api_endpoint": api_endpoint} if api_endpoint else None
-        self._service = build(
-            "calendar",
-            "v3",
-            credentials=credentials,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options=options,
-        )
+        self._events = clients.events()
 
-    def _http(self) -> google_auth_httplib2.AuthorizedHttp:
-        return google_auth_httplib2.AuthorizedHttp(
-            self._credentials, http=httplib2.Http(timeout=self.timeout)
-        )
+    def _http(self) -> Any:
+        return self._clients.http(self.user)
 
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
         """All changes since `sync_token`, or a full listing from `time_min` when it is None."""
@@ -136,7 +137,7 @@ class GoogleCalendar:
         `get` returns cancelled events too (reference A3), so None (404, or 410 `deleted`) is the
         evidence that the event is gone; every other error is raised as for a listing.
         """
-        request = self._service.events().get(calendarId="primary", eventId=event_id)
+        request = self._events.get(calendarId="primary", eventId=event_id)
         try:
             return self._execute(request, self._http(), missing_ok=True)
         except _Missing:
@@ -160,7 +161,7 @@ class GoogleCalendar:
         seen: set[str] = set()
         http = self._http()
         while True:
-            request = self._service.events().list(
+            request = self._events.list(
                 **params, **({"pageToken": page_token} if page_token else {})
             )
             calls += 1
@@ -187,7 +188,7 @@ class GoogleCalendar:
 
         Raises the same mapped errors as a listing (AuthError for refused credentials, ...).
         """
-        request = self._service.events().list(calendarId="primary", maxResults=1)
+        request = self._events.list(calendarId="primary", maxResults=1)
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
@@ -196,7 +197,8 @@ class GoogleCalendar:
     ) -> dict[str, Any]:
         self.calls += 1
         try:
-            result = request.execute(http=http, num_retries=NUM_RETRIES)
+            # Retries happen in `http` (GoogleHttp), each one counted against the budget.
+            result = request.execute(http=http, num_retries=0)
         except HttpError as exc:
             if missing_ok and exc.resp.status in (404, 410):
                 raise _Missing() from exc
@@ -294,8 +296,9 @@ def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
     return logs.excerpt(str(exc.args[0])) if exc.args else "refused"
 
 
-def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
-    """Domain-wide delegation: the key file's own token_uri is honoured (reference A9)."""
+def load_service_account(path: str | Path, scopes: tuple[str, ...]) -> Any:
+    """Parse a service-account key file (the costly part: ~50 ms of RSA key loading) into
+    credentials without a subject; the key file's own token_uri is honoured (reference A9)."""
     try:
         creds = service_account.Credentials.from_service_account_file(str(path), scopes=scopes)
     except FileNotFoundError as exc:
@@ -305,7 +308,12 @@ def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, 
             f"google.service_account_file: {path}: not a service-account key file ({exc})"
         ) from exc
     _register_key(path)
-    return creds.with_subject(user)
+    return creds
+
+
+def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
+    """Domain-wide delegation for one user (parses the key: prefer `calendar_factory`)."""
+    return load_service_account(path, scopes).with_subject(user)
 
 
 def _register_key(path: str | Path) -> None:
@@ -424,17 +432,27 @@ def to_google_event(item: Mapping[str, Any]) -> GoogleEvent:
 
 
 
+@dataclass(frozen=True)
+class _Standalone:
+    """The `[google]` settings a GoogleCalendar made from bare credentials needs."""
+
+    api_endpoint: str | None
+    timeout_seconds: float
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    service_account_file: None = None
+    token_dir: None = None
+
+
 def calendar_factory(cfg: Any) -> Any:
-    """`user → GoogleCalendar` for `config.GoogleConfig` (service account or installed app)."""
-    scopes = tuple(cfg.scopes)
+    """`user → GoogleCalendar` for `config.GoogleConfig` (service account or installed app).
+
+    Every calendar it makes shares the process's clients for this configuration
+    (`google_clients.clients_for`): one key parse, one API client, tokens and connections
+    reused across calendars and cycles.
+    """
+    clients = clients_for(cfg)
 
     def calendar_for(user: str) -> GoogleCalendar:
-        if cfg.service_account_file is not None:
-            creds = service_account_credentials(cfg.service_account_file, user, scopes)
-        else:
-            creds = installed_app_credentials(cfg.token_dir, user, scopes)
-        return GoogleCalendar(
-            user, creds, api_endpoint=cfg.api_endpoint, timeout=cfg.timeout_seconds
-        )
+        return GoogleCalendar(user, clients=clients)
 
     return calendar_for

@@ -71,6 +71,7 @@ class GoogleEmulator(Emulator):
         self.faults.clear()
         with self._seen_lock:
             self.requests_seen.clear()
+            self.answers.clear()
         return backend
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "GoogleEmulator":
