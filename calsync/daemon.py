@@ -2,9 +2,9 @@
 
 One APScheduler 3.x interval job per configured calendar (id ``calendar:<user>``) on a
 `BackgroundScheduler` whose `ThreadPoolExecutor` has `sync.concurrency` workers, so a slow or
-failing calendar holds one worker and never delays the others. Every job opens its own state
-connection and `Cycle` (`runtime.open_cycle`, the store is one connection per thread) and runs
-`cycle.run([user])`. Each job is added with `max_instances=1` (never two syncs of one calendar at
+failing calendar holds one worker and never delays the others. Every job runs
+`cycle.run([user])` on a `Cycle` of its own over its worker thread's state connection, which
+stays open across runs (`runtime.reused_cycle`; the store is one connection per thread). Each job is added with `max_instances=1` (never two syncs of one calendar at
 once), `coalesce=True` (a backlog of missed runs is one run) and an explicit `misfire_grace_time`.
 
 Timing (`Schedule`): first runs are spread over a short window after start (`first_run_offsets`),
@@ -75,6 +75,9 @@ MAX_INTERVAL_JITTER = dt.timedelta(minutes=5)  # ...but never more than this
 MAX_STAGGER = dt.timedelta(seconds=60)  # first runs: all within this window of the start
 STOP_GRACE = 8.0  # seconds running jobs get to finish after SIGTERM
 STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
+# STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
+# after each of the dozens of runs a second that end.
+STATUS_MIN_GAP = 1.0
 
 CalendarState = Literal["pending", "ok", "failing"]
 
@@ -216,10 +219,11 @@ SyncOne = Callable[[Config, str], CalendarRun]
 
 
 def sync_calendar(config: Config, user: str) -> CalendarRun:
-    """Run one cycle for `user` on a fresh state connection (the store is one per thread)."""
-    from calsync.runtime import open_cycle  # the adapters' imports stay out of `calsync --help`
+    """Run one cycle for `user` on this worker thread's state connection (kept open across
+    runs, `runtime.reused_cycle`; the store is one connection per thread)."""
+    from calsync.runtime import reused_cycle  # the adapters' imports stay out of `calsync --help`
 
-    with open_cycle(config) as cycle:
+    with reused_cycle(config) as cycle:
         result = cycle.run([user])
         saved = cycle.store.calendar(user)
     outcome = result.calendars.get(user)
@@ -289,6 +293,7 @@ class Daemon:
         self._wake_w: socket.socket | None = None
         self.abandoned: tuple[str, ...] = ()  # calendars still running when stop() gave up
         self._last_status = ""
+        self._status_dirty = False  # a job ended since STATUS= was last worked out
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -419,6 +424,7 @@ class Daemon:
             log_event(log, "stopped with calendars still syncing; their uncommitted work is"
                       " redone next run", level=logging.WARNING, running=",".join(left))
         else:
+            self._close_stores()
             self._release_locks()
             log_event(log, "daemon stopped")
         return not left
@@ -454,6 +460,7 @@ class Daemon:
 
     def _loop(self) -> int:
         next_ping = time.monotonic()
+        refreshed = 0.0
         while True:
             now = time.monotonic()
             if self.watchdog_seconds is not None and now >= next_ping:
@@ -465,6 +472,8 @@ class Daemon:
             timeout = STATUS_REFRESH
             if self.watchdog_seconds is not None:
                 timeout = min(timeout, max(0.0, next_ping - now))
+            if self._status_dirty:
+                timeout = min(timeout, max(0.0, refreshed + STATUS_MIN_GAP - now))
             for signum in self._wait_for_wakeup(timeout):
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     log_event(log, "signal received", signal=signal.Signals(signum).name)
@@ -474,7 +483,11 @@ class Daemon:
             if not self.healthy:
                 log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
                 return EXIT_FAILURE
-            self._refresh_status()
+            now = time.monotonic()
+            if now - refreshed >= STATUS_MIN_GAP or not self._status_dirty:
+                self._status_dirty = False
+                refreshed = now
+                self._refresh_status()
 
     def _wait_for_wakeup(self, timeout: float) -> list[int]:
         """Sleep until a signal, a finished job or `timeout`; the signal numbers received."""
@@ -489,6 +502,8 @@ class Daemon:
             data = self._wake_r.recv(4096)
         except (BlockingIOError, InterruptedError):
             return []
+        if 0 in data:
+            self._status_dirty = True
         return [byte for byte in data if byte]  # 0 is a job's "status changed"
 
     def _wake(self) -> None:
@@ -647,6 +662,12 @@ class Daemon:
         writer = WriterLock(config.state.path, "run")
         writer.acquire(wait)
         return writer
+
+    @staticmethod
+    def _close_stores() -> None:
+        from calsync.runtime import close_thread_stores
+
+        close_thread_stores()
 
     def _release_locks(self) -> None:
         while self._writers:

@@ -291,12 +291,19 @@ def _faults(path: str, doing: str = "use") -> Iterator[None]:
 class StateStore:
     """One connection to the state database. Not shared between threads: open one per worker."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, check_same_thread: bool = True
+    ) -> None:
+        """`check_same_thread=False`: the daemon keeps one store per worker thread and closes
+        them all from the main thread at stop (never two threads using one at once)."""
         self.path = str(path)
         with _faults(self.path, "open"):
             if self.path != ":memory:":
                 _create_private(Path(self.path))
-            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None,
+                check_same_thread=check_same_thread,
+            )
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
