@@ -4,12 +4,26 @@ Used by `scripts/measure-first-sync` and the call-budget test: the first sync of
 stay within the Salesforce call budget (at most 15 calls per 1,000 Events). It also measures the
 directory refresh (directory.py): an idle cycle that is a refresh, and one after Salesforce-side
 changes that affect 1,000 meetings (each gets an Opportunity its Contact is primary on).
+
+`--memory --per-calendar K` measures the first sync's peak memory instead: the N meetings go to
+N/K extra salespeople (K each), and the first sync runs in a child process (as `calsync sync`
+does), whose peak RSS (its VmHWM) is apart from the emulators'.
+`--chunk M` sets the cycle's chunk (meetings planned and written together; 0: one chunk).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
+
+def seed_salespeople(google: Any, salesforce: Any, count: int) -> list[str]:
+    """`count` more salespeople (rep00000@acme.test, ...), users of both emulators."""
+    emails = [f"rep{i:05d}@acme.test" for i in range(count)]
+    for email in emails:
+        google.add_user(email, f"Rep {email[3:8]}", "UTC")
+        salesforce.create_user(email, first_name="Rep", last_name=email[3:8], email=email)
+    return emails
 
 
 def seed_meetings(
@@ -114,6 +128,88 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
             salesforce.stop()
 
 
+def measure_memory(count: int, per_calendar: int, chunk: int | None = None) -> dict[str, Any]:
+    """The first sync of `count` meetings, `per_calendar` to each of count/per_calendar extra
+    salespeople, in a child process: its peak RSS, time and Salesforce calls."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from calsync.sandbox.demo import seed, write_config
+    from calsync.sandbox.google import GoogleEmulator
+    from calsync.sandbox.salesforce import SalesforceEmulator
+
+    with tempfile.TemporaryDirectory(prefix="calsync-memory-") as tmp:
+        directory = Path(tmp)
+        google, salesforce = GoogleEmulator().start(), SalesforceEmulator(state_dir=directory).start()
+        try:
+            now = dt.datetime.now(dt.timezone.utc)
+            company = seed(google.backend, salesforce.backend, now)
+            reps = seed_salespeople(google.backend, salesforce.backend, -(-count // per_calendar))
+            seed_meetings(google.backend, salesforce.backend, reps, count, now)
+            salesforce.backend.session_lifetime = dt.timedelta(days=1)
+            key = directory / "key.json"
+            key.write_text(json.dumps(google.backend.create_service_account()))
+            token = salesforce.backend.create_session(company.users[0])
+            path = write_config(directory, google.url, salesforce.url, key, salesforce.ca_file, token)
+            text = path.read_text()
+            users = json.dumps(company.users + reps)
+            path.write_text(text.replace(text.split("users = ", 1)[1].split("\n", 1)[0], users))
+            before = salesforce.backend.api_calls
+            kinds = dict(salesforce.backend.calls_by_kind())
+            began = time.monotonic()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "calsync.sandbox.load", "--child", str(path),
+                 *(["--chunk", str(chunk)] if chunk is not None else [])],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+            out, _ = child.communicate()
+            result = json.loads(out or b"{}")
+            return {
+                "meetings": count, "per_calendar": per_calendar, "calendars": len(reps) + 3,
+                "chunk": chunk, "ok": result.get("ok"), "events_created": result.get("created"),
+                "peak_rss_mb": round(result.get("peak_rss_kb", 0) / 1024, 1),
+                "seconds": round(time.monotonic() - began, 1),
+                "salesforce_calls": salesforce.backend.api_calls - before,
+                "by_kind": {k: v - kinds.get(k, 0) for k, v in salesforce.backend.calls_by_kind().items()
+                            if v - kinds.get(k, 0)},
+            }
+        finally:
+            google.stop()
+            salesforce.stop()
+
+
+def _child(config_path: str, chunk: int | None) -> None:
+    """One cycle over every calendar, as `calsync sync` runs it; prints a JSON summary."""
+    import json
+    import logging
+
+    from calsync import config as config_module
+    from calsync import cycle as cycle_module
+    from calsync.runtime import open_cycle
+
+    logging.disable(logging.CRITICAL)
+    if chunk is not None:
+        cycle_module.CHUNK_MEETINGS = chunk if chunk > 0 else 10**12
+    with open_cycle(config_module.load(config_path)) as cycle:
+        result = cycle.run()
+    print(json.dumps({"ok": result.ok, "peak_rss_kb": _peak_rss_kb(),
+                      "created": sum(c.created for c in result.calendars.values())}))
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory since its exec (VmHWM). Not ru_maxrss: that keeps
+    the high-water mark of the parent's image copied by fork, before exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def _new_opportunities(salesforce: Any, count: int, now: dt.datetime) -> int:
     """Salesforce-side changes only: `count` seeded Contacts without an Opportunity become
     primary on a new one, so their meetings' Related To must move from Account to Opportunity."""
@@ -144,7 +240,19 @@ if __name__ == "__main__":
     parser.add_argument("--guests", type=int, default=1, help="customer Contacts per meeting")
     parser.add_argument("--no-external-id", action="store_true",
                         help="configure no External ID field: creates use recorded intents")
+    parser.add_argument("--memory", action="store_true",
+                        help="measure the first sync's peak RSS in a child process instead")
+    parser.add_argument("--per-calendar", type=int, default=50,
+                        help="--memory: meetings per extra salesperson")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="--memory: meetings per chunk (0: everything in one chunk)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("calsync").setLevel(logging.WARNING)
-    print(json.dumps(measure(args.meetings, external_id=not args.no_external_id, guests=args.guests), indent=2))
+    if args.child:
+        _child(args.child, args.chunk)
+    elif args.memory:
+        print(json.dumps(measure_memory(args.meetings, args.per_calendar, args.chunk), indent=2))
+    else:
+        print(json.dumps(measure(args.meetings, external_id=not args.no_external_id, guests=args.guests), indent=2))
