@@ -74,6 +74,10 @@ INTERVAL_JITTER = 0.1  # each run lands up to this fraction of the interval late
 MAX_INTERVAL_JITTER = dt.timedelta(minutes=5)  # ...but never more than this
 MAX_STAGGER = dt.timedelta(seconds=60)  # first runs: all within this window of the start
 STOP_GRACE = 8.0  # seconds running jobs get to finish after SIGTERM
+PUSH_STOP_GRACE = 10.0  # then seconds to stop the push channels (TimeoutStopSec is 30 s)
+# A push notification runs its calendar's job this soon: notifications of one burst (a meeting
+# edited twice, a script moving ten) that arrive meanwhile give one sync, not many.
+PUSH_DEBOUNCE = 0.5
 STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
 # STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
 # after each of the dozens of runs a second that end.
@@ -213,6 +217,8 @@ class CalendarRun:
     ok: bool
     error: str | None
     consecutive_failures: int
+    items: int = 0  # items Google listed (changes found)
+    full: bool = False  # a full listing (first sync, after a 410)
 
 
 SyncOne = Callable[[Config, str], CalendarRun]
@@ -230,11 +236,33 @@ def sync_calendar(config: Config, user: str) -> CalendarRun:
     ok = outcome is not None and outcome.ok
     error = None if ok else (outcome.error if outcome is not None else "the cycle reported nothing")
     failures = saved.consecutive_failures if saved is not None else (0 if ok else 1)
-    return CalendarRun(user, ok, error, failures)
+    items = outcome.items if outcome is not None else 0
+    full = outcome.full_sync if outcome is not None else False
+    return CalendarRun(user, ok, error, failures, items, full)
 
 
 def interval_of(config: Config, override: dt.timedelta | None) -> dt.timedelta:
     return override if override is not None else dt.timedelta(minutes=config.sync.interval_minutes)
+
+
+def polls_per_minute(calendars: int, interval: dt.timedelta) -> float:
+    """Calendar requests a minute the polls need at least (one events.list each)."""
+    return calendars / max(interval.total_seconds() / 60.0, 1e-9)
+
+
+def warn_if_over_budget(config: Config, interval: dt.timedelta) -> None:
+    """Log when the calendars cannot all be polled every interval within the request budget
+    (quota.py): the budget holds anyway, so polls then come later than interval_minutes."""
+    from calsync.google_clients import budget_limits
+
+    needed = polls_per_minute(len(config.sync.users), interval)
+    allowed = budget_limits(config.google).per_minute
+    if needed > allowed:
+        log_event(log, "the calendars need more Google requests a minute than the budget allows;"
+                  " polls will come later than interval_minutes", level=logging.WARNING,
+                  needed_per_minute=round(needed), budget_per_minute=allowed,
+                  hint="raise [google] request_share or requests_per_minute (if Google granted"
+                  " more), or interval_minutes")
 
 
 def _job_id(user: str) -> str:
@@ -294,6 +322,14 @@ class Daemon:
         self.abandoned: tuple[str, ...] = ()  # calendars still running when stop() gave up
         self._last_status = ""
         self._status_dirty = False  # a job ended since STATUS= was last worked out
+        # Push notifications (push.py): the service when [google] push_url is set; calendars
+        # whose notified run is scheduled, whose run must be redone (a notification came while
+        # it ran), and when each was last notified and last started (wall clock).
+        self.push: Any = None
+        self._push_due: set[str] = set()
+        self._rerun: set[str] = set()
+        self._notified: dict[str, dt.datetime] = {}
+        self._last_start: dict[str, dt.datetime] = {}
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -343,6 +379,8 @@ class Daemon:
         self._scheduler = scheduler
         self._add_jobs(config.sync.users, schedule)
         scheduler.start()
+        if config.google.push:
+            self._start_push(config)
         log_event(
             log,
             "daemon started",
@@ -350,7 +388,9 @@ class Daemon:
             interval_seconds=round(schedule.interval.total_seconds(), 3),
             concurrency=config.sync.concurrency,
             watchdog_seconds=self.watchdog_seconds,
+            push=config.google.push_url,
         )
+        warn_if_over_budget(config, schedule.interval)
         status = self.status()
         self._last_status = status
         self.notifier.ready(status)
@@ -396,6 +436,7 @@ class Daemon:
         if new.sync.concurrency != old.sync.concurrency:
             log_event(log, "sync.concurrency changes apply after a restart", level=logging.WARNING,
                       running=old.sync.concurrency, configured=new.sync.concurrency)
+        self._reload_push(old, new)
         log_event(log, "configuration reloaded", calendars=len(new.sync.users),
                   added=",".join(added) or None, removed=",".join(removed) or None,
                   interval_seconds=round(schedule.interval.total_seconds(), 3))
@@ -413,12 +454,16 @@ class Daemon:
             running = sorted(self._running)
         log_event(log, "stopping", running=",".join(running) or "none")
         self.notifier.stopping("stopping")
+        if self.push is not None:
+            self.push.listener.stop()  # no notification starts anything any more
         if self._scheduler is not None and self._scheduler.running:
             # wait=False: queued runs find `_stopping` set and return at once; running ones get
             # the grace period below.
             self._scheduler.shutdown(wait=False)
         left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
         self.abandoned = tuple(left)
+        if self.push is not None:
+            self.push.stop(time.monotonic() + PUSH_STOP_GRACE)
         if left:
             # The lock stays held: the process exits at once and the kernel releases it then.
             log_event(log, "stopped with calendars still syncing; their uncommitted work is"
@@ -593,9 +638,14 @@ class Daemon:
         if self._stopping.is_set():
             return  # queued before the stop: do not start new work
         config = self.config
+        started = dt.datetime.now(dt.timezone.utc)
         with self._lock:
             self._running.add(user)
             previous = self._status.get(user, CalendarStatus(user))
+            notified_run = user in self._push_due
+            self._push_due.discard(user)
+            previous_start = self._last_start.get(user)
+            self._last_start[user] = started
         try:
             try:
                 outcome = self._sync_one(config, user)
@@ -608,10 +658,16 @@ class Daemon:
                 outcome = CalendarRun(user, False, f"{type(exc).__name__}: {exc}",
                                       previous.consecutive_failures + 1)
             self._record(user, previous, outcome)
+            if not notified_run:
+                self._check_channel(user, outcome, previous_start)
         finally:
             with self._lock:
                 self._running.discard(user)
+                again = user in self._rerun
+                self._rerun.discard(user)
                 self._done.notify_all()
+            if again:
+                self._schedule_push_run(user)
             self._wake()
 
     def _record(self, user: str, previous: CalendarStatus, outcome: CalendarRun) -> None:
@@ -653,6 +709,83 @@ class Daemon:
         elif event.code == EVENT_JOB_ERROR:  # _run_job catches everything; kept for safety
             log_event(log, "calendar job error", level=logging.ERROR, user=user,
                       error=repr(getattr(event, "exception", None)))
+
+    # -- push notifications ----------------------------------------------------------------------
+
+    def notify_change(self, user: str) -> bool:
+        """A push notification says `user`'s calendar changed: sync it soon, once.
+
+        Coalesced: while its notified run is scheduled, more notifications change nothing;
+        while it runs, they ask for one more run after it (the change may have come after its
+        listing). A calendar backing off after failures keeps its backoff. Returns whether a
+        run was scheduled or queued.
+        """
+        if self._stopping.is_set() or self._scheduler is None:
+            return False
+        with self._lock:
+            if user not in self._status:
+                return False
+            self._notified[user] = dt.datetime.now(dt.timezone.utc)
+            if self._status[user].consecutive_failures > 1:
+                return False
+            if user in self._running:
+                self._rerun.add(user)
+                return True
+            if user in self._push_due:
+                return True
+        return self._schedule_push_run(user)
+
+    def _schedule_push_run(self, user: str) -> bool:
+        if self._stopping.is_set():
+            return False
+        with self._lock:
+            self._push_due.add(user)
+        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=PUSH_DEBOUNCE)
+        try:
+            self.scheduler.modify_job(_job_id(user), next_run_time=when)
+        except JobLookupError:
+            with self._lock:
+                self._push_due.discard(user)
+            return False
+        return True
+
+    def _check_channel(self, user: str, outcome: CalendarRun,
+                       previous_start: dt.datetime | None) -> None:
+        """A poll found changes that no notification announced since the run before it: the
+        channel is lost (Google dropped it, or notifications do not arrive): replace it."""
+        push = self.push
+        if push is None or not outcome.ok or outcome.full or outcome.items == 0:
+            return
+        if previous_start is None or not push.opened_before(user, previous_start):
+            return
+        with self._lock:
+            notified = self._notified.get(user)
+        if notified is not None and notified >= previous_start:
+            return
+        log_event(log, "changes found that no push notification announced; channel replaced",
+                  level=logging.WARNING, user=user, items=outcome.items)
+        push.suspect(user)
+
+    def _start_push(self, config: Config) -> None:
+        from calsync.push import PushService  # the adapters' imports stay out of `calsync --help`
+
+        service = PushService(config, self.notify_change)
+        service.start()
+        self.push = service
+
+    def _reload_push(self, old: Config, new: Config) -> None:
+        before, after = old.google, new.google
+        if self.push is not None and (not after.push or after.push_listen != before.push_listen):
+            self.push.stop(time.monotonic() + PUSH_STOP_GRACE)  # off, or moved: start afresh
+            self.push = None
+        if after.push and self.push is None:
+            try:
+                self._start_push(new)
+            except CalsyncError as exc:
+                log_event(log, "push notifications not started", level=logging.ERROR,
+                          error=str(exc))
+        elif self.push is not None:
+            self.push.reload(new)
 
     # -- state -----------------------------------------------------------------------------------
 

@@ -192,8 +192,45 @@ class GoogleCalendar:
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
+    def watch(self, channel_id: str, address: str, token: str, ttl: dt.timedelta) -> Watched:
+        """events.watch on `primary`: open a notification channel (Google's push guide).
+
+        Google posts to `address` with `token` in X-Goog-Channel-Token; `ttl` is asked for in
+        `params.ttl` (seconds), and the expiration Google grants comes back in the answer.
+        """
+        body = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(max(1, int(ttl.total_seconds())))},
+        }
+        answer = self._execute(self._events.watch(calendarId="primary", body=body), self._http())
+        resource_id = answer.get("resourceId")
+        if not isinstance(resource_id, str) or not resource_id:
+            raise TransientError(f"events.watch for {self.user} answered without a resourceId")
+        expires = None
+        try:
+            expires = dt.datetime.fromtimestamp(int(answer["expiration"]) / 1000, dt.timezone.utc)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            pass  # no expiration given: the caller renews after the ttl it asked for
+        return Watched(str(answer.get("id") or channel_id), resource_id, expires)
+
+    def stop_channel(self, channel_id: str, resource_id: str | None) -> bool:
+        """channels.stop; False when Google no longer knows the channel (404: expired, lost)."""
+        body: dict[str, Any] = {"id": channel_id}
+        if resource_id:
+            body["resourceId"] = resource_id
+        request = self._clients.channels().stop(body=body)
+        try:
+            self._execute(request, self._http(), missing_ok=True, empty_ok=True)
+        except _Missing:
+            return False
+        return True
+
     def _execute(
-        self, request: Any, http: Any, *, incremental: bool = False, missing_ok: bool = False
+        self, request: Any, http: Any, *, incremental: bool = False, missing_ok: bool = False,
+        empty_ok: bool = False,
     ) -> dict[str, Any]:
         self.calls += 1
         try:
@@ -215,9 +252,20 @@ class GoogleCalendar:
             ) from exc
         except (OSError, httplib2.HttpLib2Error) as exc:
             raise TransientError(f"cannot reach Google Calendar: {exc}") from exc
+        if empty_ok and result in ("", None):
+            return {}  # channels.stop answers 204 with no body
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
         return result
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What events.watch answered: the channel, the watched resource, the granted expiration."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: dt.datetime | None
 
 
 class _Missing(Exception):

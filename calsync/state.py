@@ -171,6 +171,29 @@ def m003_directory(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_push(db: sqlite_utils.Database) -> None:
+    # Push notification channels (push.py): the channel id and its secret token (the listener
+    # refuses a notification whose token differs), the URL Google posts to, the watched
+    # resource (channels.stop needs it) and the expiration Google granted. Several rows per
+    # user while a renewal overlaps the old channel. Kept across restarts so that channels a
+    # crashed daemon left open are known (and stopped or adopted) at the next start.
+    db.executescript(
+        """
+        CREATE TABLE push_channels (
+            channel_id TEXT PRIMARY KEY,
+            user TEXT NOT NULL,
+            token TEXT NOT NULL,
+            address TEXT NOT NULL,
+            resource_id TEXT,
+            expires_at TEXT,
+            opened_at TEXT NOT NULL
+        );
+        CREATE INDEX push_channels_user ON push_channels (user);
+        """
+    )
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -244,6 +267,22 @@ def index_address(address: str) -> str:
 def index_id(record_id: str) -> str:
     """Ids compare by their case-sensitive 15-character form (reference B2)."""
     return record_id.strip()[:15]
+
+
+@dataclass(frozen=True)
+class PushChannel:
+    """A notification channel calsync opened on one user's calendar (m006_push, push.py).
+
+    `resource_id` and `expires_at` are None between the watch request and its answer (a
+    channel is recorded before the request: Google's `sync` message may come first)."""
+
+    channel_id: str
+    user: str
+    token: str
+    address: str
+    resource_id: str | None
+    expires_at: dt.datetime | None
+    opened_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -875,6 +914,44 @@ class StateStore:
                     [key, _iso_exact(stamp)],
                 )
             self._exec("DELETE FROM directory_seen WHERE stamp <= ?", [_iso_exact(forget_up_to)])
+
+
+# -- push channels (m006_push) -------------------------------------------------------------------
+
+
+def _push_channel(row: Mapping[str, Any]) -> PushChannel:
+    return PushChannel(
+        channel_id=row["channel_id"], user=row["user"], token=row["token"],
+        address=row["address"], resource_id=row["resource_id"],
+        expires_at=_parse(row["expires_at"]),
+        opened_at=_parse(row["opened_at"]) or dt.datetime.now(dt.timezone.utc),
+    )
+
+
+def push_channels(store: "StateStore", user: str | None = None) -> list[PushChannel]:
+    """The channels recorded (of one user), oldest first."""
+    sql = "SELECT * FROM push_channels"
+    params: list[Any] = []
+    if user is not None:
+        sql += " WHERE user = ?"
+        params.append(user)
+    return [_push_channel(r) for r in store._rows(sql + " ORDER BY opened_at, channel_id", params)]
+
+
+def save_push_channel(store: "StateStore", channel: PushChannel) -> None:
+    with store.transaction():
+        store._exec(
+            "INSERT OR REPLACE INTO push_channels (channel_id, user, token, address, resource_id,"
+            " expires_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [channel.channel_id, channel.user, channel.token, channel.address,
+             channel.resource_id, _iso(channel.expires_at) if channel.expires_at else None,
+             _iso(channel.opened_at)],
+        )
+
+
+def forget_push_channel(store: "StateStore", channel_id: str) -> None:
+    with store.transaction():
+        store._exec("DELETE FROM push_channels WHERE channel_id = ?", [channel_id])
 
 
 def _iso_exact(value: dt.datetime) -> str:
