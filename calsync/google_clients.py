@@ -40,6 +40,7 @@ import google_auth_httplib2
 import httplib2
 from googleapiclient.discovery import build
 
+from calsync import metrics
 from calsync.quota import Limits, RequestBudget, Scope
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class GoogleHttp:
             scope = _throttle_scope(status, content)
             if scope is not None:
                 self._budget.throttled(self.user, scope)
+                metrics.google_throttled.inc(scope=scope)
                 if scope != "quota" and attempt < self._retries:
                     continue  # acquire() waits out the pause the throttle set
                 return response, content

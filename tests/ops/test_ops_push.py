@@ -181,3 +181,27 @@ def test_status_shows_each_channels_expiry(make_config, sync, tmp_path):
     assert text.count("  push channel: expires ") == 2
     assert "(in 5 d)" in text and "(in 1 d)" in text  # six and two days, less a moment
     assert "secret-token" not in text
+
+
+def test_the_listener_counts_notifications_received_refused_and_acted_on(listener):
+    from calsync import metrics
+
+    listener.book.put(PushChannel("ch-9", "bob@acme.test", "tok", "https://x", "res-9",
+                                  dt.datetime.now(UTC) + dt.timedelta(days=1), dt.datetime.now(UTC)))
+    before = (metrics.notifications_received.value(), metrics.notifications_acted.value(),
+              metrics.notifications_refused.value(reason="wrong_token"),
+              metrics.notifications_refused.value(reason="unknown_channel"))
+    base = {"X-Goog-Channel-ID": "ch-9", "X-Goog-Channel-Token": "tok", "X-Goog-Resource-ID": "res-9"}
+    answers = [
+        listener.handle({**base, "X-Goog-Resource-State": "sync"}),
+        listener.handle({**base, "X-Goog-Resource-State": "exists"}),
+        listener.handle({**base, "X-Goog-Channel-Token": "nope", "X-Goog-Resource-State": "exists"}),
+        listener.handle({**base, "X-Goog-Channel-ID": "ch-0", "X-Goog-Resource-State": "exists"}),
+    ]
+    assert [status for status, _ in answers] == [200, 200, 403, 404]
+    after = (metrics.notifications_received.value(), metrics.notifications_acted.value(),
+             metrics.notifications_refused.value(reason="wrong_token"),
+             metrics.notifications_refused.value(reason="unknown_channel"))
+    assert [b - a for a, b in zip(before, after)] == [4, 1, 1, 1]
+    text = metrics.REGISTRY.render()
+    assert 'calsync_push_notifications_refused_total{reason="wrong_token"}' in text
