@@ -14,6 +14,11 @@ does), whose peak RSS (its VmHWM) is apart from the emulators'.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -61,130 +66,136 @@ def seed_meetings(
         })
 
 
-def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, Any]:
-    """Seed the demo company plus `count` meetings, sync twice, and count calls and time."""
-    import tempfile
-    import time
-    from pathlib import Path
+@dataclass
+class Sandbox:
+    """Both emulators on ephemeral ports with the demo company, and a configuration for them."""
 
-    from calsync import config as config_module
-    from calsync.runtime import open_cycle
+    directory: Path
+    google: Any  # GoogleEmulator
+    salesforce: Any  # SalesforceEmulator
+    company: Any  # DemoCompany
+    now: dt.datetime
+    config: Path
+
+    def set_users(self, users: list[str]) -> None:
+        """The configuration's [sync] users."""
+        text = self.config.read_text()
+        line = text.split("users = ", 1)[1].split("\n", 1)[0]
+        self.config.write_text(text.replace(line, json.dumps(users), 1))
+
+    def salesforce_calls(self) -> tuple[int, dict[str, int]]:
+        return self.salesforce.backend.api_calls, dict(self.salesforce.backend.calls_by_kind())
+
+    def calls_since(self, before: tuple[int, dict[str, int]]) -> dict[str, Any]:
+        total, kinds = before
+        now_total, now_kinds = self.salesforce_calls()
+        return {"salesforce_calls": now_total - total,
+                "by_kind": {k: v - kinds.get(k, 0) for k, v in now_kinds.items() if v - kinds.get(k, 0)}}
+
+
+@contextmanager
+def sandbox(prefix: str) -> Iterator[Sandbox]:
+    """Start both emulators in a temporary directory, seed the demo company, write a config."""
+    import tempfile
+
     from calsync.sandbox.demo import seed, write_config
     from calsync.sandbox.google import GoogleEmulator
     from calsync.sandbox.salesforce import SalesforceEmulator
 
-    with tempfile.TemporaryDirectory(prefix="calsync-measure-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         directory = Path(tmp)
         google, salesforce = GoogleEmulator().start(), SalesforceEmulator(state_dir=directory).start()
         try:
             now = dt.datetime.now(dt.timezone.utc)
             company = seed(google.backend, salesforce.backend, now)
-            seed_meetings(google.backend, salesforce.backend, company.users, count, now, guests)
-            # Salesforce's clock an hour on: the seeding is old news to the directory refresh, as
-            # it would be in an org whose records were not all made a minute before calsync ran.
             salesforce.backend.session_lifetime = dt.timedelta(days=1)
-            salesforce.backend.clock = lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
             key = directory / "key.json"
-            import json
-
             key.write_text(json.dumps(google.backend.create_service_account()))
             token = salesforce.backend.create_session(company.users[0])
             path = write_config(directory, google.url, salesforce.url, key, salesforce.ca_file, token)
-            if not external_id:  # creates then go through recorded intents, not upserts
-                path.write_text("\n".join(
-                    line for line in path.read_text().splitlines() if not line.startswith("external_id_field")
-                ))
-            every_cycle = directory / "refresh-every-cycle.toml"
-            every_cycle.write_text(path.read_text().replace(
-                "lookback_days = 30", "lookback_days = 30\ndirectory_refresh_minutes = 0"))
-            figures: dict[str, Any] = {"meetings": count, "guests": guests, "external_id": external_id}
-
-            def run(name: str, config_path: Path) -> None:
-                before, kinds = salesforce.backend.api_calls, dict(salesforce.backend.calls_by_kind())
-                began = time.monotonic()
-                with open_cycle(config_module.load(config_path)) as cycle:
-                    result = cycle.run()
-                outcomes = result.calendars.values()
-                figures[name] = {
-                    "ok": result.ok,
-                    "events_created": sum(c.created for c in outcomes),
-                    "events_updated": sum(c.updated for c in outcomes),
-                    "salesforce_calls": salesforce.backend.api_calls - before,
-                    "by_kind": {k: v - kinds.get(k, 0) for k, v in salesforce.backend.calls_by_kind().items()
-                                if v - kinds.get(k, 0)},
-                    "google_calls": sum(c.google_calls for c in outcomes),
-                    "seconds": round(time.monotonic() - began, 2),
-                }
-
-            run("first", path)
-            run("second", path)  # idle, and not a refresh (directory_refresh_minutes = 60)
-            run("idle_refresh", every_cycle)  # idle, but a refresh: asks what changed
-            affected = _new_opportunities(salesforce.backend, min(count, 1000), now)
-            figures["refresh_affecting"] = affected
-            run("refresh_after_changes", every_cycle)
-            return figures
+            yield Sandbox(directory, google, salesforce, company, now, path)
         finally:
             google.stop()
             salesforce.stop()
+
+
+def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, Any]:
+    """Seed the demo company plus `count` meetings, sync twice, and count calls and time."""
+    import time
+
+    from calsync import config as config_module
+    from calsync.runtime import open_cycle
+
+    with sandbox("calsync-measure-") as box:
+        salesforce, now, path = box.salesforce, box.now, box.config
+        seed_meetings(box.google.backend, salesforce.backend, box.company.users, count, now, guests)
+        # Salesforce's clock an hour on: the seeding is old news to the directory refresh, as
+        # it would be in an org whose records were not all made a minute before calsync ran.
+        salesforce.backend.clock = lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        if not external_id:  # creates then go through recorded intents, not upserts
+            path.write_text("\n".join(
+                line for line in path.read_text().splitlines() if not line.startswith("external_id_field")
+            ))
+        every_cycle = box.directory / "refresh-every-cycle.toml"
+        every_cycle.write_text(path.read_text().replace(
+            "lookback_days = 30", "lookback_days = 30\ndirectory_refresh_minutes = 0"))
+        figures: dict[str, Any] = {"meetings": count, "guests": guests, "external_id": external_id}
+
+        def run(name: str, config_path: Path) -> None:
+            before = box.salesforce_calls()
+            began = time.monotonic()
+            with open_cycle(config_module.load(config_path)) as cycle:
+                result = cycle.run()
+            outcomes = result.calendars.values()
+            figures[name] = {
+                "ok": result.ok,
+                "events_created": sum(c.created for c in outcomes),
+                "events_updated": sum(c.updated for c in outcomes),
+                **box.calls_since(before),
+                "google_calls": sum(c.google_calls for c in outcomes),
+                "seconds": round(time.monotonic() - began, 2),
+            }
+
+        run("first", path)
+        run("second", path)  # idle, and not a refresh (directory_refresh_minutes = 60)
+        run("idle_refresh", every_cycle)  # idle, but a refresh: asks what changed
+        affected = _new_opportunities(salesforce.backend, min(count, 1000), now)
+        figures["refresh_affecting"] = affected
+        run("refresh_after_changes", every_cycle)
+        return figures
 
 
 def measure_memory(count: int, per_calendar: int, chunk: int | None = None) -> dict[str, Any]:
     """The first sync of `count` meetings, `per_calendar` to each of count/per_calendar extra
     salespeople, in a child process: its peak RSS, time and Salesforce calls."""
-    import json
     import subprocess
     import sys
-    import tempfile
     import time
-    from pathlib import Path
 
-    from calsync.sandbox.demo import seed, write_config
-    from calsync.sandbox.google import GoogleEmulator
-    from calsync.sandbox.salesforce import SalesforceEmulator
-
-    with tempfile.TemporaryDirectory(prefix="calsync-memory-") as tmp:
-        directory = Path(tmp)
-        google, salesforce = GoogleEmulator().start(), SalesforceEmulator(state_dir=directory).start()
-        try:
-            now = dt.datetime.now(dt.timezone.utc)
-            company = seed(google.backend, salesforce.backend, now)
-            reps = seed_salespeople(google.backend, salesforce.backend, -(-count // per_calendar))
-            seed_meetings(google.backend, salesforce.backend, reps, count, now)
-            salesforce.backend.session_lifetime = dt.timedelta(days=1)
-            key = directory / "key.json"
-            key.write_text(json.dumps(google.backend.create_service_account()))
-            token = salesforce.backend.create_session(company.users[0])
-            path = write_config(directory, google.url, salesforce.url, key, salesforce.ca_file, token)
-            text = path.read_text()
-            users = json.dumps(company.users + reps)
-            path.write_text(text.replace(text.split("users = ", 1)[1].split("\n", 1)[0], users))
-            before = salesforce.backend.api_calls
-            kinds = dict(salesforce.backend.calls_by_kind())
-            began = time.monotonic()
-            child = subprocess.Popen(
-                [sys.executable, "-m", "calsync.sandbox.load", "--child", str(path),
-                 *(["--chunk", str(chunk)] if chunk is not None else [])],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            )
-            out, _ = child.communicate()
-            result = json.loads(out or b"{}")
-            return {
-                "meetings": count, "per_calendar": per_calendar, "calendars": len(reps) + 3,
-                "chunk": chunk, "ok": result.get("ok"), "events_created": result.get("created"),
-                "peak_rss_mb": round(result.get("peak_rss_kb", 0) / 1024, 1),
-                "seconds": round(time.monotonic() - began, 1),
-                "salesforce_calls": salesforce.backend.api_calls - before,
-                "by_kind": {k: v - kinds.get(k, 0) for k, v in salesforce.backend.calls_by_kind().items()
-                            if v - kinds.get(k, 0)},
-            }
-        finally:
-            google.stop()
-            salesforce.stop()
+    with sandbox("calsync-memory-") as box:
+        reps = seed_salespeople(box.google.backend, box.salesforce.backend, -(-count // per_calendar))
+        seed_meetings(box.google.backend, box.salesforce.backend, reps, count, box.now)
+        box.set_users(box.company.users + reps)
+        before = box.salesforce_calls()
+        began = time.monotonic()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "calsync.sandbox.load", "--child", str(box.config),
+             *(["--chunk", str(chunk)] if chunk is not None else [])],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        out, _ = child.communicate()
+        result = json.loads(out or b"{}")
+        return {
+            "meetings": count, "per_calendar": per_calendar, "calendars": len(reps) + 3,
+            "chunk": chunk, "ok": result.get("ok"), "events_created": result.get("created"),
+            "peak_rss_mb": round(result.get("peak_rss_kb", 0) / 1024, 1),
+            "seconds": round(time.monotonic() - began, 1),
+            **box.calls_since(before),
+        }
 
 
 def _child(config_path: str, chunk: int | None) -> None:
     """One cycle over every calendar, as `calsync sync` runs it; prints a JSON summary."""
-    import json
     import logging
 
     from calsync import config as config_module
@@ -232,7 +243,6 @@ def _new_opportunities(salesforce: Any, count: int, now: dt.datetime) -> int:
 
 if __name__ == "__main__":
     import argparse
-    import json
     import logging
 
     parser = argparse.ArgumentParser(description="Measure a first and a second sync of N extra meetings.")

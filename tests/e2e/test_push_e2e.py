@@ -43,10 +43,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def push_daemon(make_config, google_emu, sync, tmp_path: Path):
+def push_daemon(make_config, google_emu, sync, tmp_path: Path, processes):
     """start(interval_seconds, **overrides) → (process, listener URL); first sync already done."""
     google_emu.backend.push.require_https = False
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = processes
     log_path = tmp_path / "daemon.log"
 
     def start(interval: float = 600, **overrides):
@@ -70,11 +70,7 @@ def push_daemon(make_config, google_emu, sync, tmp_path: Path):
         return proc, url, path
 
     start.log = log_path  # type: ignore[attr-defined]
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+    return start
 
 
 def _users(path: Path) -> list[str]:
