@@ -232,7 +232,7 @@ class Cycle:
 
     def resolve_users(self, users: Sequence[str], now: dt.datetime) -> dict[str, str | None]:
         """Configured user → active Salesforce User Id (None: no match), cached in the store."""
-        cache = self.store.sf_users()
+        cache = self.store.sf_users(users)
         user_map = dict(self.config.sync.user_map)
 
         def fresh(user: str) -> bool:

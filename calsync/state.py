@@ -771,10 +771,21 @@ class StateStore:
 
     # -- Salesforce users and cached facts -----------------------------------------------------
 
-    def sf_users(self) -> dict[str, tuple[str | None, dt.datetime]]:
+    def sf_users(
+        self, addresses: Iterable[str] | None = None
+    ) -> dict[str, tuple[str | None, dt.datetime]]:
+        """Cached user mapping: all of it, or these addresses' (a daemon's one-calendar cycle
+        reads one row, not 10,000)."""
+        if addresses is None:
+            rows = self._rows("SELECT * FROM sf_users")
+        else:
+            rows = []
+            for part in _chunks(sorted(set(addresses)), 500):
+                marks = ",".join("?" * len(part))
+                rows += self._rows(f"SELECT * FROM sf_users WHERE address IN ({marks})", part)
         return {
             r["address"]: (r["user_id"], _parse(r["checked_at"]) or dt.datetime.min)
-            for r in self._rows("SELECT * FROM sf_users")
+            for r in rows
         }
 
     def save_sf_users(self, found: Mapping[str, str | None], at: dt.datetime) -> None:
