@@ -82,6 +82,7 @@ STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
 # STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
 # after each of the dozens of runs a second that end.
 STATUS_MIN_GAP = 1.0
+LOAD_EVERY = 600.0  # seconds between two "daemon load" lines (runs, CPU per run)
 
 CalendarState = Literal["pending", "ok", "failing"]
 
@@ -330,6 +331,7 @@ class Daemon:
         self._rerun: set[str] = set()
         self._notified: dict[str, dt.datetime] = {}
         self._last_start: dict[str, dt.datetime] = {}
+        self.runs = 0  # calendar runs finished since start (the "daemon load" line)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -506,8 +508,11 @@ class Daemon:
     def _loop(self) -> int:
         next_ping = time.monotonic()
         refreshed = 0.0
+        load = (time.monotonic(), time.process_time(), self.runs)
         while True:
             now = time.monotonic()
+            if now - load[0] >= LOAD_EVERY:
+                load = self._log_load(load)
             if self.watchdog_seconds is not None and now >= next_ping:
                 if not self.healthy:
                     log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
@@ -533,6 +538,18 @@ class Daemon:
                 self._status_dirty = False
                 refreshed = now
                 self._refresh_status()
+
+    def _log_load(self, since: tuple[float, float, int]) -> tuple[float, float, int]:
+        """One line every LOAD_EVERY: runs finished and this process's CPU per run (an idle
+        run is one poll), so the cost of polling shows in the journal, not only in a benchmark."""
+        now = (time.monotonic(), time.process_time(), self.runs)
+        runs = now[2] - since[2]
+        cpu = now[1] - since[1]
+        log_event(log, "daemon load", runs=runs, minutes=round((now[0] - since[0]) / 60, 1),
+                  cpu_seconds=round(cpu, 2),
+                  cpu_ms_per_run=round(cpu * 1000 / runs, 2) if runs else None,
+                  cpu_share=round(cpu / max(now[0] - since[0], 1e-9), 3))
+        return now
 
     def _wait_for_wakeup(self, timeout: float) -> list[int]:
         """Sleep until a signal, a finished job or `timeout`; the signal numbers received."""
@@ -662,6 +679,7 @@ class Daemon:
                 self._check_channel(user, outcome, previous_start)
         finally:
             with self._lock:
+                self.runs += 1
                 self._running.discard(user)
                 again = user in self._rerun
                 self._rerun.discard(user)

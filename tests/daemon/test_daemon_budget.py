@@ -39,3 +39,20 @@ def test_a_budget_that_fits_says_nothing(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="calsync.daemon"):
         warn_if_over_budget(cfg, dt.timedelta(minutes=5))
     assert caplog.records == []
+
+
+def test_the_daemon_logs_its_cpu_per_run(tmp_path, caplog):
+    import time
+
+    from calsync.daemon import Daemon
+
+    daemon = Daemon(lambda: _config(tmp_path), watchdog_seconds=None)
+    daemon.runs = 600
+    since = (time.monotonic() - 600, time.process_time() - 1.2, 0)  # 1.2 s of CPU in 10 minutes
+    with caplog.at_level(logging.INFO, logger="calsync.daemon"):
+        daemon._log_load(since)
+    [record] = caplog.records
+    assert record.getMessage() == "daemon load"
+    assert record.fields["runs"] == 600
+    assert 2.0 <= record.fields["cpu_ms_per_run"] < 2.5  # 1.2 s / 600 runs, plus this test's own
+    assert record.fields["minutes"] == 10.0
