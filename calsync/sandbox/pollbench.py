@@ -33,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from calsync.sandbox.load import Sandbox, sandbox, seed_meetings, seed_salespeople

@@ -36,7 +36,7 @@ import time
 from typing import Any
 
 import pytest
-from google_helpers import ALICE, BOB, UTC, timed
+from google_helpers import ALICE, BOB, timed
 from googleapiclient.errors import HttpError
 
 
