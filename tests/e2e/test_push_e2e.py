@@ -98,7 +98,7 @@ def test_a_change_reaches_salesforce_in_seconds(push_daemon, google_emu, sf_emu,
     began = time.monotonic()
     google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex: moved by push"})
     wait_until(lambda: "Globex: moved by push" in _subjects(sf_emu), timeout=5)
-    assert time.monotonic() - began < 3
+    assert time.monotonic() - began < 5  # about half a second unloaded; polling: minutes
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
 
