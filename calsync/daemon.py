@@ -2,9 +2,9 @@
 
 One APScheduler 3.x interval job per configured calendar (id ``calendar:<user>``) on a
 `BackgroundScheduler` whose `ThreadPoolExecutor` has `sync.concurrency` workers, so a slow or
-failing calendar holds one worker and never delays the others. Every job opens its own state
-connection and `Cycle` (`runtime.open_cycle`, the store is one connection per thread) and runs
-`cycle.run([user])`. Each job is added with `max_instances=1` (never two syncs of one calendar at
+failing calendar holds one worker and never delays the others. Every job runs
+`cycle.run([user])` on a `Cycle` of its own over its worker thread's state connection, which
+stays open across runs (`runtime.reused_cycle`; the store is one connection per thread). Each job is added with `max_instances=1` (never two syncs of one calendar at
 once), `coalesce=True` (a backlog of missed runs is one run) and an explicit `misfire_grace_time`.
 
 Timing (`Schedule`): first runs are spread over a short window after start (`first_run_offsets`),
@@ -79,7 +79,15 @@ INTERVAL_JITTER = 0.1  # each run lands up to this fraction of the interval late
 MAX_INTERVAL_JITTER = dt.timedelta(minutes=5)  # ...but never more than this
 MAX_STAGGER = dt.timedelta(seconds=60)  # first runs: all within this window of the start
 STOP_GRACE = 8.0  # seconds running jobs get to finish after SIGTERM
+PUSH_STOP_GRACE = 10.0  # then seconds to stop the push channels (TimeoutStopSec is 30 s)
+# A push notification runs its calendar's job this soon: notifications of one burst (a meeting
+# edited twice, a script moving ten) that arrive meanwhile give one sync, not many.
+PUSH_DEBOUNCE = 0.5
 STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
+# STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
+# after each of the dozens of runs a second that end.
+STATUS_MIN_GAP = 1.0
+LOAD_EVERY = 600.0  # seconds between two "daemon load" lines (runs, CPU per run)
 
 CalendarState = Literal["pending", "ok", "failing"]
 
@@ -232,17 +240,20 @@ class CalendarRun:
     error: str | None
     consecutive_failures: int
     waiting: int = 0  # records of this calendar parked for a retry after the run
+    items: int = 0  # items Google listed (changes found)
+    full: bool = False  # a full listing (first sync, after a 410)
 
 
 SyncOne = Callable[[Config, str], CalendarRun]
 
 
 def sync_calendar(config: Config, user: str) -> CalendarRun:
-    """Run one cycle for `user` on a fresh state connection (the store is one per thread)."""
+    """Run one cycle for `user` on this worker thread's state connection (kept open across
+    runs, `runtime.reused_cycle`; the store is one connection per thread)."""
     from calsync import metrics
-    from calsync.runtime import open_cycle  # the adapters' imports stay out of `calsync --help`
+    from calsync.runtime import reused_cycle  # the adapters' imports stay out of `calsync --help`
 
-    with open_cycle(config) as cycle:
+    with reused_cycle(config) as cycle:
         started = time.monotonic()
         result = cycle.run([user])
         metrics.observe_cycle(result, time.monotonic() - started)
@@ -252,11 +263,33 @@ def sync_calendar(config: Config, user: str) -> CalendarRun:
     ok = outcome is not None and outcome.ok
     error = None if ok else (outcome.error if outcome is not None else "the cycle reported nothing")
     failures = saved.consecutive_failures if saved is not None else (0 if ok else 1)
-    return CalendarRun(user, ok, error, failures, waiting)
+    items = outcome.items if outcome is not None else 0
+    full = outcome.full_sync if outcome is not None else False
+    return CalendarRun(user, ok, error, failures, waiting, items, full)
 
 
 def interval_of(config: Config, override: dt.timedelta | None) -> dt.timedelta:
     return override if override is not None else dt.timedelta(minutes=config.sync.interval_minutes)
+
+
+def polls_per_minute(calendars: int, interval: dt.timedelta) -> float:
+    """Calendar requests a minute the polls need at least (one events.list each)."""
+    return calendars / max(interval.total_seconds() / 60.0, 1e-9)
+
+
+def warn_if_over_budget(config: Config, interval: dt.timedelta) -> None:
+    """Log when the calendars cannot all be polled every interval within the request budget
+    (quota.py): the budget holds anyway, so polls then come later than interval_minutes."""
+    from calsync.google_clients import budget_limits
+
+    needed = polls_per_minute(len(config.sync.users), interval)
+    allowed = budget_limits(config.google).per_minute
+    if needed > allowed:
+        log_event(log, "the calendars need more Google requests a minute than the budget allows;"
+                  " polls will come later than interval_minutes", level=logging.WARNING,
+                  needed_per_minute=round(needed), budget_per_minute=allowed,
+                  hint="raise [google] request_share or requests_per_minute (if Google granted"
+                  " more), or interval_minutes")
 
 
 def _job_id(user: str) -> str:
@@ -317,6 +350,16 @@ class Daemon:
         self._last_status = ""
         self._reload_error: str | None = None  # the last reload failed: STATUS= says so
         self._metrics_server: Any = None  # [metrics] listen
+        self._status_dirty = False  # a job ended since STATUS= was last worked out
+        # Push notifications (push.py): the service when [google] push_url is set; calendars
+        # whose notified run is scheduled, whose run must be redone (a notification came while
+        # it ran), and when each was last notified and last started (wall clock).
+        self.push: Any = None
+        self._push_due: set[str] = set()
+        self._rerun: set[str] = set()
+        self._notified: dict[str, dt.datetime] = {}
+        self._last_start: dict[str, dt.datetime] = {}
+        self.runs = 0  # calendar runs finished since start (the "daemon load" line)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -367,6 +410,8 @@ class Daemon:
         self._add_jobs(config.sync.users, schedule)
         scheduler.start()
         self._serve_metrics(config)
+        if config.google.push:
+            self._start_push(config)
         log_event(
             log,
             "daemon started",
@@ -374,7 +419,9 @@ class Daemon:
             interval_seconds=round(schedule.interval.total_seconds(), 3),
             concurrency=config.sync.concurrency,
             watchdog_seconds=self.watchdog_seconds,
+            push=config.google.push_url,
         )
+        warn_if_over_budget(config, schedule.interval)
         status = self.status()
         self._last_status = status
         self.notifier.ready(status)
@@ -428,6 +475,7 @@ class Daemon:
         if new.metrics.listen != old.metrics.listen:
             log_event(log, "metrics.listen changes apply after a restart", level=logging.WARNING,
                       running=_address(old.metrics.listen), configured=_address(new.metrics.listen))
+        self._reload_push(old, new)
         log_event(log, "configuration reloaded", calendars=len(new.sync.users),
                   added=",".join(added) or None, removed=",".join(removed) or None,
                   interval_seconds=round(schedule.interval.total_seconds(), 3))
@@ -446,6 +494,8 @@ class Daemon:
             running = sorted(self._running)
         log_event(log, "stopping", running=",".join(running) or "none")
         self.notifier.stopping("stopping")
+        if self.push is not None:
+            self.push.listener.stop()  # no notification starts anything any more
         if self._scheduler is not None and self._scheduler.running:
             # wait=False: queued runs find `_stopping` set and return at once; running ones get
             # the grace period below.
@@ -456,11 +506,14 @@ class Daemon:
             self._metrics_server = None
         left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
         self.abandoned = tuple(left)
+        if self.push is not None:
+            self.push.stop(time.monotonic() + PUSH_STOP_GRACE)
         if left:
             # The lock stays held: the process exits at once and the kernel releases it then.
             log_event(log, "stopped with calendars still syncing; their uncommitted work is"
                       " redone next run", level=logging.WARNING, running=",".join(left))
         else:
+            self._close_stores()
             self._release_locks()
             log_event(log, "daemon stopped")
         return not left
@@ -496,8 +549,12 @@ class Daemon:
 
     def _loop(self) -> int:
         next_ping = time.monotonic()
+        refreshed = 0.0
+        load = (time.monotonic(), time.process_time(), self.runs)
         while True:
             now = time.monotonic()
+            if now - load[0] >= LOAD_EVERY:
+                load = self._log_load(load)
             if self.watchdog_seconds is not None and now >= next_ping:
                 if not self.healthy:
                     log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
@@ -507,6 +564,8 @@ class Daemon:
             timeout = STATUS_REFRESH
             if self.watchdog_seconds is not None:
                 timeout = min(timeout, max(0.0, next_ping - now))
+            if self._status_dirty:
+                timeout = min(timeout, max(0.0, refreshed + STATUS_MIN_GAP - now))
             for signum in self._wait_for_wakeup(timeout):
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     log_event(log, "signal received", signal=signal.Signals(signum).name)
@@ -516,7 +575,28 @@ class Daemon:
             if not self.healthy:
                 log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
                 return EXIT_FAILURE
-            self._refresh_status()
+            now = time.monotonic()
+            if now - refreshed >= STATUS_MIN_GAP or not self._status_dirty:
+                changed = self._status_dirty
+                self._status_dirty = False
+                refreshed = now
+                self._refresh_status()
+                if changed:
+                    # Not after every run: the gauges read every calendar's state, which with
+                    # thousands of calendars polled every few minutes would cost more than the polls.
+                    self._publish_metrics()
+
+    def _log_load(self, since: tuple[float, float, int]) -> tuple[float, float, int]:
+        """One line every LOAD_EVERY: runs finished and this process's CPU per run (an idle
+        run is one poll), so the cost of polling shows in the journal, not only in a benchmark."""
+        now = (time.monotonic(), time.process_time(), self.runs)
+        runs = now[2] - since[2]
+        cpu = now[1] - since[1]
+        log_event(log, "daemon load", runs=runs, minutes=round((now[0] - since[0]) / 60, 1),
+                  cpu_seconds=round(cpu, 2),
+                  cpu_ms_per_run=round(cpu * 1000 / runs, 2) if runs else None,
+                  cpu_share=round(cpu / max(now[0] - since[0], 1e-9), 3))
+        return now
 
     def _wait_for_wakeup(self, timeout: float) -> list[int]:
         """Sleep until a signal, a finished job or `timeout`; the signal numbers received."""
@@ -531,6 +611,8 @@ class Daemon:
             data = self._wake_r.recv(4096)
         except (BlockingIOError, InterruptedError):
             return []
+        if 0 in data:
+            self._status_dirty = True
         return [byte for byte in data if byte]  # 0 is a job's "status changed"
 
     def _wake(self) -> None:
@@ -646,9 +728,14 @@ class Daemon:
         if self._stopping.is_set():
             return  # queued before the stop: do not start new work
         config = self.config
+        started = dt.datetime.now(dt.timezone.utc)
         with self._lock:
             self._running.add(user)
             previous = self._status.get(user, CalendarStatus(user))
+            notified_run = user in self._push_due
+            self._push_due.discard(user)
+            previous_start = self._last_start.get(user)
+            self._last_start[user] = started
         try:
             try:
                 outcome = self._sync_one(config, user)
@@ -661,11 +748,17 @@ class Daemon:
                 outcome = CalendarRun(user, False, f"{type(exc).__name__}: {exc}",
                                       previous.consecutive_failures + 1)
             self._record(user, previous, outcome)
-            self._publish_metrics()
+            if not notified_run:
+                self._check_channel(user, outcome, previous_start)
         finally:
             with self._lock:
+                self.runs += 1
                 self._running.discard(user)
+                again = user in self._rerun
+                self._rerun.discard(user)
                 self._done.notify_all()
+            if again:
+                self._schedule_push_run(user)
             self._wake()
 
     def _record(self, user: str, previous: CalendarStatus, outcome: CalendarRun) -> None:
@@ -709,6 +802,83 @@ class Daemon:
             log_event(log, "calendar job error", level=logging.ERROR, user=user,
                       error=repr(getattr(event, "exception", None)))
 
+    # -- push notifications ----------------------------------------------------------------------
+
+    def notify_change(self, user: str) -> bool:
+        """A push notification says `user`'s calendar changed: sync it soon, once.
+
+        Coalesced: while its notified run is scheduled, more notifications change nothing;
+        while it runs, they ask for one more run after it (the change may have come after its
+        listing). A calendar backing off after failures keeps its backoff. Returns whether a
+        run was scheduled or queued.
+        """
+        if self._stopping.is_set() or self._scheduler is None:
+            return False
+        with self._lock:
+            if user not in self._status:
+                return False
+            self._notified[user] = dt.datetime.now(dt.timezone.utc)
+            if self._status[user].consecutive_failures > 1:
+                return False
+            if user in self._running:
+                self._rerun.add(user)
+                return True
+            if user in self._push_due:
+                return True
+        return self._schedule_push_run(user)
+
+    def _schedule_push_run(self, user: str) -> bool:
+        if self._stopping.is_set():
+            return False
+        with self._lock:
+            self._push_due.add(user)
+        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=PUSH_DEBOUNCE)
+        try:
+            self.scheduler.modify_job(_job_id(user), next_run_time=when)
+        except JobLookupError:
+            with self._lock:
+                self._push_due.discard(user)
+            return False
+        return True
+
+    def _check_channel(self, user: str, outcome: CalendarRun,
+                       previous_start: dt.datetime | None) -> None:
+        """A poll found changes that no notification announced since the run before it: the
+        channel is lost (Google dropped it, or notifications do not arrive): replace it."""
+        push = self.push
+        if push is None or not outcome.ok or outcome.full or outcome.items == 0:
+            return
+        if previous_start is None or not push.opened_before(user, previous_start):
+            return
+        with self._lock:
+            notified = self._notified.get(user)
+        if notified is not None and notified >= previous_start:
+            return
+        log_event(log, "changes found that no push notification announced; channel replaced",
+                  level=logging.WARNING, user=user, items=outcome.items)
+        push.suspect(user)
+
+    def _start_push(self, config: Config) -> None:
+        from calsync.push import PushService  # the adapters' imports stay out of `calsync --help`
+
+        service = PushService(config, self.notify_change)
+        service.start()
+        self.push = service
+
+    def _reload_push(self, old: Config, new: Config) -> None:
+        before, after = old.google, new.google
+        if self.push is not None and (not after.push or after.push_listen != before.push_listen):
+            self.push.stop(time.monotonic() + PUSH_STOP_GRACE)  # off, or moved: start afresh
+            self.push = None
+        if after.push and self.push is None:
+            try:
+                self._start_push(new)
+            except CalsyncError as exc:
+                log_event(log, "push notifications not started", level=logging.ERROR,
+                          error=str(exc))
+        elif self.push is not None:
+            self.push.reload(new)
+
     # -- state -----------------------------------------------------------------------------------
 
     @staticmethod
@@ -717,6 +887,12 @@ class Daemon:
         writer = WriterLock(config.state.path, "run")
         writer.acquire(wait)
         return writer
+
+    @staticmethod
+    def _close_stores() -> None:
+        from calsync.runtime import close_thread_stores
+
+        close_thread_stores()
 
     def _release_locks(self) -> None:
         while self._writers:

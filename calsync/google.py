@@ -6,8 +6,10 @@ nextSyncToken comes from the last page only; the caller stores it after applying
 
 Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 400 to a request carrying
 the stored sync token → SyncTokenRefused (dropped like a 410); 403/429 rate limits, 5xx and
-network failures → TransientError (after google-api-python-client's own retries); refused
-credentials → AuthError. Nothing outside this module imports googleapiclient.
+network failures → TransientError (after the retries of `google_clients.GoogleHttp`); refused
+credentials → AuthError. Nothing outside this module and google_clients.py (the per-process
+clients: one key parse, one API client, reused tokens and connections, the request budget)
+imports the Google client libraries.
 
 Every page is checked before anything of the listing is used (`check_page`): `items` a list of
 objects, `nextPageToken`/`nextSyncToken` non-empty strings, a page token never repeated, the last
@@ -26,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import google.auth.exceptions
-import google_auth_httplib2
 import httplib2
 from google.oauth2 import credentials as user_credentials
 from google.oauth2 import service_account
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync import logs, network
@@ -42,13 +42,13 @@ from calsync.errors import (
     SyncTokenRefused,
     TransientError,
 )
+from calsync.google_clients import GoogleClients, clients_for
 from calsync.model import EventTime, GoogleEvent, Person
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)
 MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls on a full sync
-NUM_RETRIES = 3  # execute(num_retries=) retries 5xx, 429 and 403 rate limits (reference A10)
 # Seconds a request may take to connect, and again to answer ([google] timeout_seconds). httplib2
 # applies one socket timeout to both; the token request goes through the same Http.
 HTTP_TIMEOUT = 60
@@ -69,36 +69,36 @@ class Listing:
 
 
 class GoogleCalendar:
-    """Lists one user's primary calendar; a new instance per thread (httplib2 is not safe)."""
+    """Lists one user's primary calendar (and opens and stops its notification channels).
+
+    Made by `calendar_factory` from the process's `GoogleClients` (google_clients.py): the
+    parsed key, the user's credentials, the API client and this thread's connections are
+    shared, so making one per poll costs nothing. Safe in any thread, one call at a time.
+    Given bare `credentials` (calsync auth, tests), it gets clients of its own.
+    """
 
     def __init__(
         self,
         user: str,
-        credentials: Any,
+        credentials: Any = None,
         *,
         api_endpoint: str | None = None,
         timeout: float = HTTP_TIMEOUT,
+        clients: GoogleClients | None = None,
     ) -> None:
         self.user = user
-        self._credentials = credentials
-        self.timeout = timeout
-        self.api_endpoint = api_endpoint or "https://www.googleapis.com/"
+        if clients is None:
+            clients = GoogleClients(
+                _Standalone(api_endpoint, float(timeout)), credentials=credentials
+            )
+        self._clients = clients
+        self.timeout = clients.timeout
+        self.api_endpoint = clients.cfg.api_endpoint or "https://www.googleapis.com/"
         self.calls = 0  # requests made (events.list pages, probes), failed ones included
-        options = {"api_endpoint": api_endpoint} if api_endpoint else None
-        self._service = build(
-            "calendar",
-            "v3",
-            credentials=credentials,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options=options,
-        )
+        self._events = clients.events()
 
-    def _http(self) -> google_auth_httplib2.AuthorizedHttp:
-        # TracingHttp: httplib2 with the debug request trace (network.py).
-        return google_auth_httplib2.AuthorizedHttp(
-            self._credentials, http=network.TracingHttp(timeout=self.timeout)
-        )
+    def _http(self) -> Any:
+        return self._clients.http(self.user)
 
     def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing:
         """All changes since `sync_token`, or a full listing from `time_min` when it is None."""
@@ -137,7 +137,7 @@ class GoogleCalendar:
         `get` returns cancelled events too (reference A3), so None (404, or 410 `deleted`) is the
         evidence that the event is gone; every other error is raised as for a listing.
         """
-        request = self._service.events().get(calendarId="primary", eventId=event_id)
+        request = self._events.get(calendarId="primary", eventId=event_id)
         try:
             return self._execute(request, self._http(), missing_ok=True)
         except _Missing:
@@ -161,7 +161,7 @@ class GoogleCalendar:
         seen: set[str] = set()
         http = self._http()
         while True:
-            request = self._service.events().list(
+            request = self._events.list(
                 **params, **({"pageToken": page_token} if page_token else {})
             )
             calls += 1
@@ -188,16 +188,54 @@ class GoogleCalendar:
 
         Raises the same mapped errors as a listing (AuthError for refused credentials, ...).
         """
-        request = self._service.events().list(calendarId="primary", maxResults=1)
+        request = self._events.list(calendarId="primary", maxResults=1)
         summary = self._execute(request, self._http()).get("summary")
         return summary.lower() if isinstance(summary, str) and "@" in summary else None
 
+    def watch(self, channel_id: str, address: str, token: str, ttl: dt.timedelta) -> Watched:
+        """events.watch on `primary`: open a notification channel (Google's push guide).
+
+        Google posts to `address` with `token` in X-Goog-Channel-Token; `ttl` is asked for in
+        `params.ttl` (seconds), and the expiration Google grants comes back in the answer.
+        """
+        body = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(max(1, int(ttl.total_seconds())))},
+        }
+        answer = self._execute(self._events.watch(calendarId="primary", body=body), self._http())
+        resource_id = answer.get("resourceId")
+        if not isinstance(resource_id, str) or not resource_id:
+            raise TransientError(f"events.watch for {self.user} answered without a resourceId")
+        expires = None
+        try:
+            expires = dt.datetime.fromtimestamp(int(answer["expiration"]) / 1000, dt.timezone.utc)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            pass  # no expiration given: the caller renews after the ttl it asked for
+        return Watched(str(answer.get("id") or channel_id), resource_id, expires)
+
+    def stop_channel(self, channel_id: str, resource_id: str | None) -> bool:
+        """channels.stop; False when Google no longer knows the channel (404: expired, lost)."""
+        body: dict[str, Any] = {"id": channel_id}
+        if resource_id:
+            body["resourceId"] = resource_id
+        request = self._clients.channels().stop(body=body)
+        try:
+            self._execute(request, self._http(), missing_ok=True, empty_ok=True)
+        except _Missing:
+            return False
+        return True
+
     def _execute(
-        self, request: Any, http: Any, *, incremental: bool = False, missing_ok: bool = False
+        self, request: Any, http: Any, *, incremental: bool = False, missing_ok: bool = False,
+        empty_ok: bool = False,
     ) -> dict[str, Any]:
         self.calls += 1
         try:
-            result = request.execute(http=http, num_retries=NUM_RETRIES)
+            # Retries happen in `http` (GoogleHttp), each one counted against the budget.
+            result = request.execute(http=http, num_retries=0)
         except HttpError as exc:
             if missing_ok and exc.resp.status in (404, 410):
                 raise _Missing() from exc
@@ -207,18 +245,20 @@ class GoogleCalendar:
                 f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
             ) from exc
         except google.auth.exceptions.TransportError as exc:
-            token_uri = (getattr(self._credentials, "_token_uri", None)  # service account
-                         or getattr(self._credentials, "token_uri", None)  # installed app
+            creds = self._clients.credentials(self.user)
+            token_uri = (getattr(creds, "_token_uri", None)  # service account
+                         or getattr(creds, "token_uri", None)  # installed app
                          or "https://oauth2.googleapis.com/token")
             raise self._unreachable(exc, "Google's token endpoint", str(token_uri),
                                     "the token_uri of the Google key or client file") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:
             raise self._unreachable(exc, "Google Calendar", self.api_endpoint,
                                     "google.api_endpoint") from exc
+        if empty_ok and result in ("", None):
+            return {}  # channels.stop answers 204 with no body
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
         return result
-
 
     def _unreachable(self, exc: BaseException, service: str, url: str, setting: str) -> CalsyncError:
         """Host, cause and remedy of a request that got no answer (network.py)."""
@@ -227,6 +267,15 @@ class GoogleCalendar:
             trust="put a CA bundle that includes it in HTTPLIB2_CA_CERTS (the unit's environment)",
             timeout=f"{self.timeout:g} s (timeout_seconds)",
         )
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What events.watch answered: the channel, the watched resource, the granted expiration."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: dt.datetime | None
 
 
 class _Missing(Exception):
@@ -305,8 +354,9 @@ def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
     return logs.excerpt(str(exc.args[0])) if exc.args else "refused"
 
 
-def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
-    """Domain-wide delegation: the key file's own token_uri is honoured (reference A9)."""
+def load_service_account(path: str | Path, scopes: tuple[str, ...]) -> Any:
+    """Parse a service-account key file (the costly part: ~50 ms of RSA key loading) into
+    credentials without a subject; the key file's own token_uri is honoured (reference A9)."""
     try:
         creds = service_account.Credentials.from_service_account_file(str(path), scopes=scopes)
     except FileNotFoundError as exc:
@@ -316,7 +366,12 @@ def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, 
             f"google.service_account_file: {path}: not a service-account key file ({exc})"
         ) from exc
     _register_key(path)
-    return creds.with_subject(user)
+    return creds
+
+
+def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
+    """Domain-wide delegation for one user (parses the key: prefer `calendar_factory`)."""
+    return load_service_account(path, scopes).with_subject(user)
 
 
 def _register_key(path: str | Path) -> None:
@@ -435,17 +490,27 @@ def to_google_event(item: Mapping[str, Any]) -> GoogleEvent:
 
 
 
+@dataclass(frozen=True)
+class _Standalone:
+    """The `[google]` settings a GoogleCalendar made from bare credentials needs."""
+
+    api_endpoint: str | None
+    timeout_seconds: float
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    service_account_file: None = None
+    token_dir: None = None
+
+
 def calendar_factory(cfg: Any) -> Any:
-    """`user → GoogleCalendar` for `config.GoogleConfig` (service account or installed app)."""
-    scopes = tuple(cfg.scopes)
+    """`user → GoogleCalendar` for `config.GoogleConfig` (service account or installed app).
+
+    Every calendar it makes shares the process's clients for this configuration
+    (`google_clients.clients_for`): one key parse, one API client, tokens and connections
+    reused across calendars and cycles.
+    """
+    clients = clients_for(cfg)
 
     def calendar_for(user: str) -> GoogleCalendar:
-        if cfg.service_account_file is not None:
-            creds = service_account_credentials(cfg.service_account_file, user, scopes)
-        else:
-            creds = installed_app_credentials(cfg.token_dir, user, scopes)
-        return GoogleCalendar(
-            user, creds, api_endpoint=cfg.api_endpoint, timeout=cfg.timeout_seconds
-        )
+        return GoogleCalendar(user, clients=clients)
 
     return calendar_for

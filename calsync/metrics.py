@@ -99,6 +99,28 @@ API_LEFT = gauge("calsync_salesforce_api_requests_remaining",
                  "The org's API requests left of its 24-hour allowance (Sforce-Limit-Info).")
 API_LIMIT = gauge("calsync_salesforce_api_requests_limit",
                   "The org's 24-hour API request allowance (Sforce-Limit-Info).")
+# Push notifications (push.py) and Google's throttles (google_clients.py).
+NOTIFICATIONS_RECEIVED = counter("calsync_push_notifications_received",
+                                 "Push notifications received by the listener (every POST).")
+NOTIFICATIONS_REFUSED = counter(
+    "calsync_push_notifications_refused",
+    "Push notifications refused: unknown channel, wrong token, wrong resource or malformed.",
+    ("reason",))
+NOTIFICATIONS_ACTED = counter("calsync_push_notifications_acted",
+                              "Push notifications that triggered (or queued) a sync of their calendar.")
+CHANNELS_OPENED = counter("calsync_push_channels_opened", "Notification channels opened (events.watch).")
+CHANNELS_STOPPED = counter("calsync_push_channels_stopped",
+                           "Notification channels stopped (channels.stop).")
+GOOGLE_THROTTLED = counter("calsync_google_throttled",
+                           "Google answers saying too many requests (429, 403 rate limits), by limit.",
+                           ("scope",))
+
+
+def value(name: str, **labels: str) -> float:
+    """A sample's current value in calsync's registry (0 when never set): for tests and status."""
+    found = REGISTRY.get_sample_value(name, labels or None)
+    return float(found or 0.0)
+
 
 # Not the `per-app-api-usage=17/250(appName=...)` that may share the header (reference B6).
 _API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")

@@ -3,14 +3,15 @@
 `status` reads only the state database, through a private in-memory copy (`StateStore.snapshot`), so it
 needs no network, changes nothing on disk and never creates a missing database. Per calendar it
 reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
-the records parked for retry and an estimate of the next run: the daemon records nothing of its
+the records parked for retry, its push channel's expiration and an estimate of the next run: the daemon records nothing of its
 schedule, so the estimate is the last attempt plus the interval, stretched by the daemon's own
 backoff after failures (`daemon.backoff_delay` without jitter), or "now" when it never ran or is
 overdue.
 
 `doctor` runs one check after another and yields each as it finishes (`Check`): the state
 database, Google access for every configured user (a token and one events.list with
-maxResults=1), the Salesforce login and daily API allowance (GET /limits), the Event permissions
+maxResults=1), with push notifications on the push URL (HTTPS) and the daemon's listener
+(answering at push_listen, and through push_url), the Salesforce login and daily API allowance (GET /limits), the Event permissions
 and fields calsync writes (describe Event), and that every user maps to an active Salesforce User.
 It never writes: the user mapping is worked out against a throwaway in-memory store, and every
 detail goes through `logs.redact` so no secret reaches the screen.
@@ -81,6 +82,7 @@ class CalendarStatus:
     retries: tuple[Parked, ...]  # records refused, waiting for a retry, with their meeting
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
     deleted_in_salesforce: tuple[Written, ...] = ()  # Events people deleted: not re-created
+    push_expires_at: dt.datetime | None = None  # the latest live push channel's expiration
 
     @property
     def last_attempt_failed(self) -> bool:
@@ -151,6 +153,7 @@ class StatusReport:
                         {"key": w.key, "ical_uid": w.ical_uid, "sf_id": w.sf_id}
                         for w in c.deleted_in_salesforce
                     ],
+                    "push_channel_expires_at": iso(c.push_expires_at),
                 }
                 for c in self.calendars
             ],
@@ -171,6 +174,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
     store = StateStore.snapshot(path)
     try:
         saved = {c.user: c for c in store.calendars()}
+        channels = _channel_expiry(store)
         found: list[CalendarStatus] = []
         for user in configured + sorted(set(saved) - set(configured)):
             state = saved.get(user)
@@ -199,6 +203,7 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     retries=tuple(named(store, store.retries(user))),
                     next_run_at=next_run,
                     deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
+                    push_expires_at=channels.get(user),
                 )
             )
         mapping = store.sf_users()
@@ -206,6 +211,17 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
     finally:
         store.close()
     return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
+
+
+def _channel_expiry(store: StateStore) -> dict[str, dt.datetime]:
+    """Per user, the expiration of its latest push channel Google confirmed (push.py)."""
+    from calsync.state import push_channels
+
+    found: dict[str, dt.datetime] = {}
+    for channel in push_channels(store):
+        if channel.resource_id and channel.expires_at:
+            found[channel.user] = max(channel.expires_at, found.get(channel.user, channel.expires_at))
+    return found
 
 
 def _never(user: str, written: int = 0, retries: tuple[Parked, ...] = ()) -> CalendarStatus:
@@ -278,7 +294,19 @@ def render_status(report: StatusReport) -> list[str]:
         lines.append(
             "  next run: " + ("now" if c.next_run_at is None else f"{_when(c.next_run_at)} (estimated)")
         )
+        if c.push_expires_at is not None:
+            left = c.push_expires_at - report.now
+            lines.append(f"  push channel: expires {_when(c.push_expires_at)}"
+                         + (" (expired)" if left.total_seconds() <= 0 else f" (in {_span(left)})"))
     return lines
+
+
+def _span(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +352,7 @@ def doctor(
     now = now or _utcnow()
     yield _check_state(config)
     yield from _check_google(config, calendar_for)
+    yield from _check_push(config)
     yield from _check_salesforce(config, org_factory, now)
 
 
@@ -384,6 +413,41 @@ def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> 
             continue
         yield Check(name, True, "token obtained, events.list answered"
                     + (f" (calendar {seen})" if seen else ""))
+
+
+def _check_push(config: Config) -> Iterator[Check]:
+    """[google] push_url must be HTTPS (Google posts nowhere else), the daemon's listener must
+    answer at push_listen, and push_url must reach it through the reverse proxy."""
+    from calsync.push import listener_answers
+
+    google = config.google
+    if google.push_url is None or google.push_listen is None:
+        return
+    url = google.push_url
+    proxy_advice = ("put a reverse proxy with a valid TLS certificate in front of push_listen and "
+                    "set push_url to its public https:// address (README: Push notifications)")
+    if url.startswith("https://"):
+        yield Check("push URL", True, f"{url} (HTTPS)")
+    else:
+        yield Check("push URL", False, f"{url} is not HTTPS: Google delivers notifications only "
+                    "to HTTPS URLs with a valid certificate", proxy_advice)
+    host, port = google.push_listen
+    local = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    problem = listener_answers(local)
+    if problem:
+        yield Check("push listener", False, f"{host}:{port}: {problem}",
+                    "start the daemon (systemctl start calsync) and check that nothing else "
+                    "uses push_listen; it serves notifications only while it runs")
+        return
+    yield Check("push listener", True, f"the daemon's listener answers at {host}:{port}")
+    if url != local.rstrip("/") and url.startswith("https://"):
+        problem = listener_answers(url)
+        if problem:
+            yield Check("push URL reaches the listener", False, f"{url}: {problem}",
+                        f"make the reverse proxy forward {url} to {host}:{port} "
+                        "(README: Push notifications)")
+        else:
+            yield Check("push URL reaches the listener", True, f"{url} → {host}:{port}")
 
 
 def _check_salesforce(

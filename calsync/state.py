@@ -218,6 +218,29 @@ def m005_decisions(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_push(db: sqlite_utils.Database) -> None:
+    # Push notification channels (push.py): the channel id and its secret token (the listener
+    # refuses a notification whose token differs), the URL Google posts to, the watched
+    # resource (channels.stop needs it) and the expiration Google granted. Several rows per
+    # user while a renewal overlaps the old channel. Kept across restarts so that channels a
+    # crashed daemon left open are known (and stopped or adopted) at the next start.
+    db.executescript(
+        """
+        CREATE TABLE push_channels (
+            channel_id TEXT PRIMARY KEY,
+            user TEXT NOT NULL,
+            token TEXT NOT NULL,
+            address TEXT NOT NULL,
+            resource_id TEXT,
+            expires_at TEXT,
+            opened_at TEXT NOT NULL
+        );
+        CREATE INDEX push_channels_user ON push_channels (user);
+        """
+    )
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -321,6 +344,22 @@ class StoredDecision:
 
 
 @dataclass(frozen=True)
+class PushChannel:
+    """A notification channel calsync opened on one user's calendar (m006_push, push.py).
+
+    `resource_id` and `expires_at` are None between the watch request and its answer (a
+    channel is recorded before the request: Google's `sync` message may come first)."""
+
+    channel_id: str
+    user: str
+    token: str
+    address: str
+    resource_id: str | None
+    expires_at: dt.datetime | None
+    opened_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class PendingCreate:
     """A create whose intent was recorded but whose answer never was (crash or lost reply)."""
 
@@ -365,12 +404,19 @@ def _faults(path: str, doing: str = "use") -> Iterator[None]:
 class StateStore:
     """One connection to the state database. Not shared between threads: open one per worker."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, check_same_thread: bool = True
+    ) -> None:
+        """`check_same_thread=False`: the daemon keeps one store per worker thread and closes
+        them all from the main thread at stop (never two threads using one at once)."""
         self.path = str(path)
         with _faults(self.path, "open"):
             if self.path != ":memory:":
                 _create_private(Path(self.path))
-            conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None,
+                check_same_thread=check_same_thread,
+            )
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
@@ -677,10 +723,21 @@ class StateStore:
     def known_sf_ids(self) -> set[str]:
         return {r["sf_id"] for r in self._rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
 
-    def claims(self) -> dict[str, str]:
-        """15-character Event Id → key, for every Event the state records (reference B2)."""
-        rows = self._rows("SELECT key, sf_id FROM written WHERE sf_id IS NOT NULL")
-        return {str(r["sf_id"])[:15]: r["key"] for r in rows}
+    def claims(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        """15-character Event Id → key, for every Event the state records (reference B2), or
+        only for these Event ids (15 or 18 characters): a chunk's Events need not load the
+        whole table (100,000 rows held ~30 MB at once, issue 12)."""
+        if ids is None:
+            rows = self._rows("SELECT key, sf_id FROM written WHERE sf_id IS NOT NULL")
+            return {str(r["sf_id"])[:15]: r["key"] for r in rows}
+        found: dict[str, str] = {}
+        for part in _chunks(sorted({str(i)[:15] for i in ids}), 500):
+            marks = ",".join("?" * len(part))
+            for r in self._rows(
+                f"SELECT key, sf_id FROM written WHERE substr(sf_id, 1, 15) IN ({marks})", part
+            ):
+                found[str(r["sf_id"])[:15]] = r["key"]
+        return found
 
     def record_written(
         self,
@@ -939,10 +996,21 @@ class StateStore:
 
     # -- Salesforce users and cached facts -----------------------------------------------------
 
-    def sf_users(self) -> dict[str, tuple[str | None, dt.datetime]]:
+    def sf_users(
+        self, addresses: Iterable[str] | None = None
+    ) -> dict[str, tuple[str | None, dt.datetime]]:
+        """Cached user mapping: all of it, or these addresses' (a daemon's one-calendar cycle
+        reads one row, not 10,000)."""
+        if addresses is None:
+            rows = self._rows("SELECT * FROM sf_users")
+        else:
+            rows = []
+            for part in _chunks(sorted(set(addresses)), 500):
+                marks = ",".join("?" * len(part))
+                rows += self._rows(f"SELECT * FROM sf_users WHERE address IN ({marks})", part)
         return {
             r["address"]: (r["user_id"], _parse(r["checked_at"]) or dt.datetime.min)
-            for r in self._rows("SELECT * FROM sf_users")
+            for r in rows
         }
 
     def save_sf_users(self, found: Mapping[str, str | None], at: dt.datetime) -> None:
@@ -1082,6 +1150,44 @@ class StateStore:
                     [key, _iso_exact(stamp)],
                 )
             self._exec("DELETE FROM directory_seen WHERE stamp <= ?", [_iso_exact(forget_up_to)])
+
+
+# -- push channels (m006_push) -------------------------------------------------------------------
+
+
+def _push_channel(row: Mapping[str, Any]) -> PushChannel:
+    return PushChannel(
+        channel_id=row["channel_id"], user=row["user"], token=row["token"],
+        address=row["address"], resource_id=row["resource_id"],
+        expires_at=_parse(row["expires_at"]),
+        opened_at=_parse(row["opened_at"]) or dt.datetime.now(dt.timezone.utc),
+    )
+
+
+def push_channels(store: "StateStore", user: str | None = None) -> list[PushChannel]:
+    """The channels recorded (of one user), oldest first."""
+    sql = "SELECT * FROM push_channels"
+    params: list[Any] = []
+    if user is not None:
+        sql += " WHERE user = ?"
+        params.append(user)
+    return [_push_channel(r) for r in store._rows(sql + " ORDER BY opened_at, channel_id", params)]
+
+
+def save_push_channel(store: "StateStore", channel: PushChannel) -> None:
+    with store.transaction():
+        store._exec(
+            "INSERT OR REPLACE INTO push_channels (channel_id, user, token, address, resource_id,"
+            " expires_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [channel.channel_id, channel.user, channel.token, channel.address,
+             channel.resource_id, _iso(channel.expires_at) if channel.expires_at else None,
+             _iso(channel.opened_at)],
+        )
+
+
+def forget_push_channel(store: "StateStore", channel_id: str) -> None:
+    with store.transaction():
+        store._exec("DELETE FROM push_channels WHERE channel_id = ?", [channel_id])
 
 
 def _iso_exact(value: dt.datetime) -> str:

@@ -155,3 +155,15 @@ def cli() -> Callable[..., Any]:
         )
 
     return run
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Any]]:
+    """A list to put started processes in (`calsync run`, ...): those still running when the
+    test ends are killed."""
+    started: list[Any] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

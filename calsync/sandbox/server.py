@@ -23,6 +23,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +31,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 log = logging.getLogger(__name__)
+
+ANSWERS_KEPT = 200_000  # the answer log keeps the latest ones (long sandbox runs stay bounded)
 
 
 @dataclass
@@ -152,6 +155,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return email.utils.format_datetime(clock().astimezone(dt.timezone.utc), usegmt=True)
         return super().date_time_string(timestamp)
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.emulator.count_connection()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -181,6 +188,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
             if fault.status is not None:
                 body = _echoed(fault.body, request) if fault.echo else fault.body
+                emulator.log_answer(request, fault.status)
                 self._send(Response(fault.status, body, dict(fault.headers)))
                 return
         try:
@@ -191,6 +199,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.patch is not None and isinstance(response.body, dict):
             body = {**response.body, **fault.patch}
             response.body = {k: v for k, v in body.items() if v is not None}
+        emulator.log_answer(request, response.status)
         self._send(response)
 
     def _send(self, response: Response) -> None:
@@ -240,10 +249,29 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.requests_seen: list[tuple[str, str]] = []
+        # (when by the emulator's clock, method, path, status) of every answered API request:
+        # tests check rates per minute and the pauses after a 429 against it.
+        self.answers: deque[tuple[dt.datetime, str, str, int]] = deque(maxlen=ANSWERS_KEPT)
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
         self._seen_lock = threading.Lock()
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method.upper(), re.compile(pattern + r"\Z"), handler))
+
+    def now(self) -> dt.datetime:
+        """The emulator's clock: its backend's when it has one (tests move it), else UTC now."""
+        clock = getattr(getattr(self, "backend", None), "clock", None)
+        return clock() if callable(clock) else dt.datetime.now(dt.timezone.utc)
+
+    def count_connection(self) -> None:
+        with self._seen_lock:
+            self.connections += 1
+
+    def log_answer(self, request: Request, status: int) -> None:
+        if not request.path.startswith("/_control"):
+            at = self.now()
+            with self._seen_lock:
+                self.answers.append((at, request.method, request.path, status))
 
     def count_request(self, request: Request) -> None:
         if not request.path.startswith("/_control"):

@@ -26,8 +26,8 @@ def listener():
 
 
 @pytest.fixture
-def daemon(make_config, listener, tmp_path: Path):
-    procs: list[subprocess.Popen[bytes]] = []
+def daemon(make_config, listener, tmp_path: Path, processes):
+    procs: list[subprocess.Popen[bytes]] = processes
     log_path = tmp_path / "daemon.log"
 
     def start(**overrides) -> subprocess.Popen[bytes]:
@@ -41,11 +41,7 @@ def daemon(make_config, listener, tmp_path: Path):
         return proc
 
     start.log = log_path  # type: ignore[attr-defined]
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+    return start
 
 
 def subjects(sf_emu) -> dict[str, list[dict]]:

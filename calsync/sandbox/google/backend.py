@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from calsync.model import EventTime
 from calsync.sandbox.google.errors import GoogleError, invalid_value
 from calsync.sandbox.google.oauth import READONLY_SCOPES, AccessToken, GoogleAuth
+from calsync.sandbox.google.push import PushHub
 from calsync.sandbox.google.rrule import RuleError, instance_suffix, slots
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ class GoogleBackend:
         self.auth = GoogleAuth(
             clock=self._now, is_user=self.is_user, token_url=lambda: f"{self.base_url}/token"
         )
+        self.push = PushHub(clock=self._now, base_url=lambda: self.base_url)
         self._lock = threading.RLock()
         self._seq = 0
         self._epoch = secrets.token_hex(4)  # tokens of an earlier run are stale, not garbage
@@ -540,6 +542,8 @@ class GoogleBackend:
                 "users": len(self.users),
                 "meetings": len(self.meetings),
                 "sync_tokens": len(self._sync_tokens),
+                "push_channels": len(self.push.live()),
+                "push_channels_opened": self.push.opened,
             }
 
     # -- sync tokens ----------------------------------------------------------------------
@@ -787,8 +791,10 @@ class GoogleBackend:
     # -- placing copies ---------------------------------------------------------------------
 
     def _place(self, meeting: Meeting) -> None:
-        """Re-render the meeting in every participant's calendar; record what changed."""
+        """Re-render the meeting in every participant's calendar; record what changed, and
+        notify the channels watching a calendar that changed (push.py)."""
         wanted = {} if meeting.deleted else self._materialise(meeting)
+        changed: set[str] = set()
         for owner, items in wanted.items():
             calendar = self.calendars[owner]
             for item_id, content in items.items():
@@ -796,6 +802,7 @@ class GoogleBackend:
                 if stored is not None and not stored.deleted and stored.content == content:
                     continue
                 seq, now = self._next_seq(), self.clock()
+                changed.add(owner)
                 if stored is None:
                     calendar.items[item_id] = StoredItem(
                         item_id, meeting.id, meeting.ical_uid, content, seq, now
@@ -809,8 +816,10 @@ class GoogleBackend:
                 if stored is not None and not stored.deleted:
                     stored.deleted = True
                     stored.seq, stored.updated = self._next_seq(), self.clock()
+                    changed.add(owner)
         for owner, items in wanted.items():
             meeting.placed.setdefault(owner, set()).update(items)
+        self.push.changed(changed)
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -1,8 +1,8 @@
 """HTTP side of the Google emulator: one method per API action (parse, call backend, render).
 
 Served on one port:
-- Calendar v3 `events.list` / `events.get`, at the root and under `/calendar/v3/` (the real
-  client's `api_endpoint` may be either, reference A10);
+- Calendar v3 `events.list` / `events.get`, `events.watch` and `channels.stop` (push.py), at
+  the root and under `/calendar/v3/` (the real client's `api_endpoint` may be either, A10);
 - Google OAuth: `POST /token` and `GET /o/oauth2/auth` (reference A9);
 - the control API under `/_control/` (JSON) that tests and `calsync sandbox` use to seed and
   script the emulator.
@@ -67,16 +67,22 @@ class GoogleEmulator(Emulator):
         """
         backend = GoogleBackend(clock)
         backend.base_url = self.backend.base_url
+        self.backend.push.close()
         self.backend = backend
         self.faults.clear()
         with self._seen_lock:
             self.requests_seen.clear()
+            self.answers.clear()
         return backend
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> "GoogleEmulator":
         super().start(host, port)
         self.backend.base_url = self.url  # key files and client secrets point here
         return self
+
+    def stop(self) -> None:
+        self.backend.push.close()
+        super().stop()
 
     def not_found(self, request: Request, method_not_allowed: bool = False) -> Response:
         return _google(GoogleError(404, "notFound"))
@@ -230,6 +236,10 @@ class GoogleRoutes:
             _API + r"/calendars/(?P<calendar_id>[^/]+)/events/(?P<event_id>[^/]+)",
             self.events_get,
         )
+        route(
+            "POST", _API + r"/calendars/(?P<calendar_id>[^/]+)/events/watch", self.events_watch
+        )
+        route("POST", _API + r"/channels/stop", self.channels_stop)
         route("POST", r"/token", self.token)
         route("GET", r"/o/oauth2/auth", self.authorize)
         control: list[tuple[str, str, Callable[[Request, re.Match[str]], Any]]] = [
@@ -255,6 +265,10 @@ class GoogleRoutes:
             ("POST", r"/tokens", self.c_token),
             ("POST", r"/settings", self.c_settings),
             ("GET", r"/stats", self.c_stats),
+            ("GET", r"/push/channels", self.c_push_channels),
+            ("GET", r"/push/deliveries", self.c_push_deliveries),
+            ("POST", r"/push/settings", self.c_push_settings),
+            ("POST", r"/push/forget", self.c_push_forget),
         ]
         for method, pattern, handler in control:
             route(method, r"/_control" + pattern, self._control(handler))
@@ -287,6 +301,33 @@ class GoogleRoutes:
         if event is None:
             return _google(GoogleError(404, "notFound"))
         return Response(200, event)
+
+    def events_watch(self, request: Request, match: re.Match[str]) -> Response:
+        """events.watch (push.py): a notification channel on the calendar's events."""
+        try:
+            token = self.backend.authenticate(request.bearer)
+            calendar = self._calendar_for(request, match["calendar_id"])
+            try:
+                body = request.json()
+            except ValueError:
+                raise GoogleError(400, "parseError", "Parse Error") from None
+            channel = self.backend.push.watch(calendar, token.user or "", body)
+        except GoogleError as error:
+            return _google(error)
+        return Response(200, channel)
+
+    def channels_stop(self, request: Request, match: re.Match[str]) -> Response:
+        """channels.stop: 204 and no body (push.py)."""
+        try:
+            token = self.backend.authenticate(request.bearer)
+            try:
+                body = request.json()
+            except ValueError:
+                raise GoogleError(400, "parseError", "Parse Error") from None
+            self.backend.push.stop(token.user or "", body)
+        except GoogleError as error:
+            return _google(error)
+        return Response(204)
 
     # -- OAuth ----------------------------------------------------------------------------
 
@@ -487,6 +528,46 @@ class GoogleRoutes:
             "sync_token_max_age_seconds": self.backend.sync_token_max_age.total_seconds(),
             "access_token_lifetime_seconds": self.backend.access_token_lifetime.total_seconds(),
         }
+
+    def c_push_channels(self, request: Request, match: re.Match[str]) -> Any:
+        user = request.arg("user")
+        return {"channels": [
+            {**vars(c), "expiration": c.expiration.isoformat()}
+            for c in self.backend.push.live(user.lower() if user else None)
+        ]}
+
+    def c_push_deliveries(self, request: Request, match: re.Match[str]) -> Any:
+        user = request.arg("user")
+        return {"deliveries": [
+            {**vars(d), "at": d.at.isoformat()}
+            for d in self.backend.push.sent(user.lower() if user else None)
+        ]}
+
+    def c_push_settings(self, request: Request, match: re.Match[str]) -> Any:
+        """`drop_next` (lose the next N notifications), `delay_seconds` (every notification
+        waits), `require_https` (false: http:// addresses on loopback), `max_ttl_seconds`."""
+        data = self._json(request)
+        allowed = {"drop_next", "delay_seconds", "require_https", "max_ttl_seconds"}
+        if set(data) - allowed:
+            raise ValueError(f"unknown fields: {sorted(set(data) - allowed)}")
+        push = self.backend.push
+        if "drop_next" in data:
+            push.drop_next = int(data["drop_next"])
+        if "delay_seconds" in data:
+            push.delay = float(data["delay_seconds"])
+        if "require_https" in data:
+            push.require_https = bool(data["require_https"])
+        if "max_ttl_seconds" in data:
+            push.max_ttl = dt.timedelta(seconds=float(data["max_ttl_seconds"]))
+        return {"drop_next": push.drop_next, "delay_seconds": push.delay,
+                "require_https": push.require_https,
+                "max_ttl_seconds": push.max_ttl.total_seconds()}
+
+    def c_push_forget(self, request: Request, match: re.Match[str]) -> Any:
+        """Lose channels (`id`, or every channel of `user`, or all) as Google may."""
+        data = self._json(request)
+        user = data.get("user")
+        return {"forgotten": self.backend.push.forget(data.get("id"), user.lower() if user else None)}
 
     def c_stats(self, request: Request, match: re.Match[str]) -> Any:
         stats = self.backend.stats()
