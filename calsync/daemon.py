@@ -580,11 +580,13 @@ class Daemon:
                 changed = self._status_dirty
                 self._status_dirty = False
                 refreshed = now
-                self._refresh_status()
+                status = self.status()  # taken first: the metrics published next show it all
                 if changed:
                     # Not after every run: the gauges read every calendar's state, which with
-                    # thousands of calendars polled every few minutes would cost more than the polls.
+                    # thousands of calendars polled every few minutes would cost more than the
+                    # polls.
                     self._publish_metrics()
+                self._refresh_status(status)
 
     def _log_load(self, since: tuple[float, float, int]) -> tuple[float, float, int]:
         """One line every LOAD_EVERY: runs finished and this process's CPU per run (an idle
@@ -623,8 +625,7 @@ class Daemon:
         except OSError:  # full (the loop is behind anyway) or closed (we are stopping)
             pass
 
-    def _refresh_status(self) -> None:
-        status = self.status()
+    def _refresh_status(self, status: str) -> None:
         if status != self._last_status:
             self._last_status = status
             self.notifier.status(status)
