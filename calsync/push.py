@@ -76,15 +76,29 @@ class ChannelBook:
 
     def __init__(self, channels: Iterable[PushChannel] = ()) -> None:
         self._lock = threading.Lock()
-        self._by_id: dict[str, PushChannel] = {c.channel_id: c for c in channels}
+        self._by_id: dict[str, PushChannel] = {}
+        # By user too: the keeper asks for every user's channels each round, and a scan of
+        # all of them per user made a round over 10,000 calendars cost seconds of CPU.
+        self._by_user: dict[str, dict[str, PushChannel]] = {}
+        for channel in channels:
+            self.put(channel)
 
     def put(self, channel: PushChannel) -> None:
         with self._lock:
+            old = self._by_id.get(channel.channel_id)
+            if old is not None and old.user != channel.user:
+                self._by_user.get(old.user, {}).pop(channel.channel_id, None)
             self._by_id[channel.channel_id] = channel
+            self._by_user.setdefault(channel.user, {})[channel.channel_id] = channel
 
     def drop(self, channel_id: str) -> None:
         with self._lock:
-            self._by_id.pop(channel_id, None)
+            channel = self._by_id.pop(channel_id, None)
+            if channel is not None:
+                mine = self._by_user.get(channel.user, {})
+                mine.pop(channel_id, None)
+                if not mine:
+                    self._by_user.pop(channel.user, None)
 
     def get(self, channel_id: str) -> PushChannel | None:
         with self._lock:
@@ -92,8 +106,7 @@ class ChannelBook:
 
     def of(self, user: str) -> list[PushChannel]:
         with self._lock:
-            return sorted((c for c in self._by_id.values() if c.user == user),
-                          key=lambda c: c.opened_at)
+            return sorted(self._by_user.get(user, {}).values(), key=lambda c: c.opened_at)
 
     def all(self) -> list[PushChannel]:
         with self._lock:
