@@ -337,10 +337,12 @@ class Cycle:
     def refresh_directory(self, now: dt.datetime) -> None:
         """Queue the meetings that Salesforce-side changes may affect (`directory.refresh`):
         every `directory_refresh_minutes`, 3 queries; otherwise nothing, and no call."""
+        every = dt.timedelta(minutes=self.config.sync.directory_refresh_minutes)
+        if not directory.due(self.store, now, every):
+            return  # before self.org: making the Salesforce client costs more than the poll
         try:
             directory.refresh(
-                self.store, self.org, now,
-                every=dt.timedelta(minutes=self.config.sync.directory_refresh_minutes),
+                self.store, self.org, now, every=every,
                 lookback=dt.timedelta(days=self.config.sync.lookback_days),
             )
         except QuotaExhausted as exc:

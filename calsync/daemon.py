@@ -60,6 +60,7 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -343,6 +344,7 @@ class Daemon:
         self._status: dict[str, CalendarStatus] = {}
         self._stopping = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
+        self._jobs: MemoryJobStore | None = None
         self._config: Config | None = None
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
@@ -399,7 +401,11 @@ class Daemon:
         self._status = self._known_status(config, config.sync.users)
         schedule = self.schedule
         logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its events are logged below
+        # Our own job store: its next run time is kept sorted, so STATUS= (worked out every
+        # second while calendars finish) need not walk every job.
+        self._jobs = MemoryJobStore()
         scheduler = BackgroundScheduler(
+            jobstores={"default": self._jobs},
             executors={"default": ThreadPoolExecutor(config.sync.concurrency)},
             timezone=dt.timezone.utc,
         )
@@ -657,8 +663,10 @@ class Daemon:
     def next_run(self) -> dt.datetime | None:
         if self._scheduler is None or self._stopping.is_set():
             return None
-        times = [job.next_run_time for job in self._scheduler.get_jobs() if job.next_run_time]
-        return min(times) if times else None
+        try:
+            return self._jobs.get_next_run_time() if self._jobs is not None else None
+        except IndexError:  # the last job removed while we looked
+            return None
 
     def status(self) -> str:
         return status_line(self.calendars(), self.next_run(), reload_error=self._reload_error)
@@ -685,6 +693,8 @@ class Daemon:
         """Gauges from the state, the daemon's own next runs, the textfile (metrics.py)."""
         from calsync import metrics
 
+        if self.config.metrics.textfile is None and self._metrics_server is None:
+            return  # nothing to publish to: skip walking 10,000 jobs
         scheduler = self._scheduler
         runs = {job.name: job.next_run_time for job in scheduler.get_jobs()} if scheduler else {}
         metrics.publish(self.config, runs)

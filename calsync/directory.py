@@ -221,6 +221,13 @@ def _refresh(
     return result
 
 
+def due(store: StateStore, now: dt.datetime, every: dt.timedelta) -> bool:
+    """Whether `refresh` would do anything: no watermark yet, or the last refresh older than
+    `every`. Read only, and no Salesforce object needed (the daemon's idle poll asks this)."""
+    return (_instant(store.meta(WATERMARK)) is None
+            or not _within(_instant(store.meta(REFRESHED)), now, every))
+
+
 def _claim(
     store: StateStore, now: dt.datetime, every: dt.timedelta, first: dt.datetime
 ) -> dt.datetime | Outcome:

@@ -131,6 +131,15 @@ def test_not_due_makes_no_call(store, org, clock, started):
     assert (run(store, org, clock).outcome, org.calls) == ("not due", 0)
 
 
+def test_due_says_beforehand_what_refresh_will_find(store, org, clock):
+    # Cycle asks `due` first so an idle poll never builds the Salesforce client: it must agree
+    # with refresh's own answer at every step (first run, within the period, past it).
+    for minutes in (0, 30, 29, 2, 59, 61, 0.5):
+        clock.advance(minutes)
+        expected = directory.due(store, clock.now, HOUR)
+        assert (run(store, org, clock).outcome != "not due") == expected
+
+
 def test_nothing_changed_costs_three_calls_and_queues_nothing(store, org, clock, started):
     result = due(store, org, clock)
     assert result.outcome == "refreshed"
