@@ -23,6 +23,20 @@ def start_sync(path):
     )
 
 
+def kill_while_in_flight(path, sf_emu, method):
+    """Start a sync, SIGKILL it once its `method` Collections call is sent, and let the
+    emulator's delayed answer (a Fault with delay=1.5 set by the caller) land afterwards."""
+    seen = len(sf_emu.requests_seen)
+    proc = start_sync(path)
+    deadline = time.monotonic() + 30
+    while not any(m == method for m, _ in list(sf_emu.requests_seen)[seen:]):
+        assert proc.poll() is None and time.monotonic() < deadline, f"no {method} seen"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    time.sleep(2.0)  # the write lands after the client is gone
+
+
 def wait_for_write(sf_emu, proc, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,15 +100,7 @@ def test_sigkill_while_an_update_is_in_flight_is_not_taken_for_a_persons_edit(
     assert sync(path).ok
     google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex renewal v2"})
     sf_emu.faults.add(Fault(delay=1.5, method="PATCH", path_prefix="/services/data/v59.0/composite/sobjects"))
-    seen = len(sf_emu.requests_seen)
-    proc = start_sync(path)
-    deadline = time.monotonic() + 30
-    while not any(m == "PATCH" for m, _ in list(sf_emu.requests_seen)[seen:]):
-        assert proc.poll() is None and time.monotonic() < deadline, "no update seen"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    time.sleep(2.0)  # the update lands after the client is gone
+    kill_while_in_flight(path, sf_emu, "PATCH")
     assert sum(1 for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Globex renewal v2") == 2
     google_emu.backend.update_event(company.meetings["external"], {"summary": "Globex renewal v3"})
     result = sync(path)
@@ -114,15 +120,7 @@ def test_sigkill_while_a_delete_is_in_flight_is_not_taken_for_a_persons_delete(
     lead = company.meetings["lead"]
     google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test"]})  # no Lead left
     sf_emu.faults.add(Fault(delay=1.5, method="DELETE", path_prefix="/services/data/v59.0/composite/sobjects"))
-    seen = len(sf_emu.requests_seen)
-    proc = start_sync(path)
-    deadline = time.monotonic() + 30
-    while not any(m == "DELETE" for m, _ in list(sf_emu.requests_seen)[seen:]):
-        assert proc.poll() is None and time.monotonic() < deadline, "no delete seen"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    time.sleep(2.0)  # the delete lands after the client is gone
+    kill_while_in_flight(path, sf_emu, "DELETE")
     assert not [r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]
     assert sync(path).ok
     google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test", "zoe@soylent.test"]})
