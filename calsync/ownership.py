@@ -19,17 +19,22 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
 calls it with `overwrite_edits` (Google's values over people's edits) and `restore_deleted`.
 
 A value equal to what calsync writes now is never taken for an edit: after a crash between an
-update and its record, the Event holds calsync's new values, not a person's.
+update and its record, the Event holds calsync's new values, not a person's. Nor is Salesforce's
+own way of storing text (reference B10: trimmed, "" as null): calsync writes text in that form
+(sftext.py) and compares text trimmed the same way; an Event written by a calsync that sent
+untrimmed text (its hash is of the untrimmed value) is recognised by `_sent_untrimmed`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from calsync import sftext
 from calsync.model import Create, Delete, Operation, Retire, Skip, Update, Written
 
 # Fields that always follow Google (reference B3: how an Event is placed in time).
@@ -40,12 +45,20 @@ DELETED_IN_SALESFORCE = "deleted in Salesforce"
 # (clock skew, a slow answer): used only for Events written before per-field hashes existed.
 SKEW = dt.timedelta(minutes=2)
 NOT_FIELDS = frozenset({"Id", "attributes", "LastModifiedDate"})  # read back, never written
+SUBJECT_MAX = 255  # UTF-16 code units (reference B3, B10)
+# The free-text fields calsync writes: Salesforce trims them (reference B10).
+TEXT_FIELDS = frozenset({"Subject", "Location", "Description"})
+# The whitespace an older calsync left at the start of a Location or Description it sent (Google's
+# text without its control characters: only spaces, tabs and newlines remained): every run of up
+# to four, which covers the blank lines video-call invitations start with.
+_LEGACY_LEADS = tuple("".join(run) for n in range(5) for run in itertools.product(" \n\t", repeat=n))
 
 
 def canonical(name: str, value: Any) -> str:
     """One field's value in a form that compares equal however Salesforce echoes it back:
-    ids as their 15 characters (reference B2), instants as UTC, text without CR or trailing
-    space, empty and null alike, a list of ids (EventWhoIds) as a sorted set."""
+    ids as their 15 characters (reference B2), instants as UTC, text without CR and trimmed as
+    Salesforce stores it (Java's trim, reference B10), empty and null alike, a list of ids
+    (EventWhoIds) as a sorted set."""
     if value is None or value == "":
         return ""
     if isinstance(value, bool):
@@ -60,7 +73,7 @@ def canonical(name: str, value: Any) -> str:
     moment = instant(text)
     if moment is not None:
         return moment.isoformat()
-    return text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    return sftext.trim(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def instant(value: Any) -> dt.datetime | None:
@@ -76,6 +89,21 @@ def instant(value: Any) -> dt.datetime | None:
 
 def digest(name: str, value: Any) -> str:
     return hashlib.sha256(canonical(name, value).encode()).hexdigest()[:16]
+
+
+def _sent_untrimmed(name: str, value: Any, hashes: Iterable[str | None]) -> bool:
+    """Whether one of `hashes` is of text an older calsync sent untrimmed that Salesforce stored
+    as `value` (reference B10): its hash is of the text without trailing whitespace, but with
+    the whitespace it started with. The value read back is that text trimmed, so the text sent
+    was some leading whitespace + `value` (+ trailing whitespace the old hash left out)."""
+    wanted = {h for h in hashes if h}
+    if name not in TEXT_FIELDS or not isinstance(value, str) or not value or not wanted:
+        return False
+    body = value.replace("\r\n", "\n").replace("\r", "\n").rstrip().encode()
+    for lead in _LEGACY_LEADS:
+        if hashlib.sha256(lead.encode() + body).hexdigest()[:16] in wanted:
+            return True
+    return False
 
 
 def hashes(record: Mapping[str, Any]) -> dict[str, str]:
@@ -125,10 +153,13 @@ def edited(
             continue  # written on this Event from now on only: never retroactively (seed)
         last = before.hashes.get(name)
         now = digest(name, current[name])
-        if last is None or now == last or now == (before.pending or {}).get(name):
+        pending = (before.pending or {}).get(name)
+        if last is None or now == last or now == pending:
             continue  # what calsync wrote, or sent just before a crash (state.record_update_intents)
         if name in desired and same(name, desired[name], current[name]):
             continue  # already what calsync writes now (a crash after the write, or by chance)
+        if name not in before.kept and _sent_untrimmed(name, current[name], (last, pending)):
+            continue  # what an older calsync sent, as Salesforce stored it (trimmed)
         found.add(name)
     return frozenset(found)
 
@@ -203,9 +234,12 @@ def settle(
                 kept_now[op.key] = kept
                 newly[op.key] = kept - before.kept
             subject = str(row.get("Subject") or "")
+            # Written as Salesforce stores it (B10): within 255 UTF-16 units, trimmed, so that
+            # "Canceled: " alone (a Subject the person emptied) is "Canceled:".
+            marked = subject.startswith(CANCELED) or subject == sftext.trim(CANCELED)
             out.append(Retire(
                 key=op.key, sf_id=op.sf_id, owner=op.owner, reason=op.reason, kept=kept,
-                subject=None if subject.startswith(CANCELED) else (CANCELED + subject)[:255],
+                subject=None if marked else sftext.stored(CANCELED + subject, SUBJECT_MAX),
             ))
         else:
             out.append(op)

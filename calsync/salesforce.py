@@ -421,20 +421,22 @@ class SalesforceOrg:
         return records
 
     def query_in(
-        self, head: str, values: Iterable[str], tail: str = "", *, bisect: bool = True
+        self, head: str, values: Iterable[str], tail: str = "", *, bisect: bool = True,
+        include_deleted: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows of `head IN (values) tail`, batched; a value Salesforce refuses is left out.
 
         One odd address must not stop the lookup of every other one: a batch refused as a
         whole is halved until the culprit stands alone, which is then skipped with a warning.
         Without `bisect` a refusal raises (the statement itself is the problem).
+        `include_deleted` asks queryAll (see `query`).
         """
         rows: list[dict[str, Any]] = []
         pending = list(in_batches(head, values, tail))
         while pending:
             batch = pending.pop()
             try:
-                rows.extend(self.query(in_statement(head, batch, tail)))
+                rows.extend(self.query(in_statement(head, batch, tail), include_deleted=include_deleted))
             except PermanentError as exc:
                 if not bisect:
                     raise
@@ -517,10 +519,21 @@ class SalesforceOrg:
             )
         return {k: tuple(v) for k, v in found.items()}
 
+    # -- Events ----------------------------------------------------------------------------------
+    #
+    # Every read of Events asks queryAll with `IsDeleted = false`: query() leaves out archived
+    # Events (dated 365 days ago or more, reference B10), which stay there, can be updated and
+    # deleted, and are as much calsync's as any other (a year-old series keeps its Event on its
+    # first slot). Leaving the recycle bin out keeps a deleted Event deleted. queryAll costs the
+    # same one call as query.
+
+    def _events_in(self, head: str, values: Iterable[str]) -> list[dict[str, Any]]:
+        return self.query_in(head, values, bisect=False, include_deleted=True)
+
     def events_by_key(self, field: str, keys: Iterable[str]) -> dict[str, str]:
         """Event ids by External ID value (reconciling creates in upsert mode)."""
         found: dict[str, str] = {}
-        for row in self.query_in(f"SELECT Id, {field} FROM Event WHERE {field}", keys, bisect=False):
+        for row in self._events_in(f"SELECT Id, {field} FROM Event WHERE IsDeleted = false AND {field}", keys):
             found[str(row[field])] = row["Id"]
         return found
 
@@ -533,18 +546,19 @@ class SalesforceOrg:
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
             f" WhoId, WhatId, CreatedDate{extra} FROM Event"
-            f" WHERE StartDateTime > {soql_datetime(since)} AND OwnerId"
+            f" WHERE IsDeleted = false AND StartDateTime > {soql_datetime(since)} AND OwnerId"
         )
-        return self.query_in(head, owner_ids, bisect=False)
+        return self._events_in(head, owner_ids)
 
     def events_by_ids(self, ids: Iterable[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The Events with these ids as Salesforce holds them now, by 15-character Id.
 
-        An Event deleted in Salesforce is not among them (query, not queryAll). Batched by URL
-        length: several hundred ids a call, so at most one call per 200 Events.
+        An Event deleted in Salesforce is not among them (IsDeleted = false); an archived one is
+        (queryAll). Batched by URL length: several hundred ids a call, so at most one call per
+        200 Events.
         """
-        head = f"SELECT Id, {', '.join(f for f in fields if f != 'Id')} FROM Event WHERE Id"
-        rows = self.query_in(head, sorted(set(ids)), bisect=False)
+        head = f"SELECT Id, {', '.join(f for f in fields if f != 'Id')} FROM Event WHERE IsDeleted = false AND Id"
+        rows = self._events_in(head, sorted(set(ids)))
         return {str(row["Id"])[:15]: row for row in rows}
 
     def who_relations(self, event_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -552,11 +566,11 @@ class SalesforceOrg:
         (EventRelation with IsParent and not IsWhat, reference B3), by 15-character Event Id.
         EventWhoIds itself cannot be queried."""
         head = (
-            "SELECT EventId, RelationId FROM EventRelation WHERE IsParent = true"
+            "SELECT EventId, RelationId FROM EventRelation WHERE IsDeleted = false AND IsParent = true"
             " AND IsWhat = false AND EventId"
         )
         found: dict[str, list[str]] = {}
-        for row in self.query_in(head, sorted(set(event_ids)), bisect=False):
+        for row in self._events_in(head, sorted(set(event_ids))):
             found.setdefault(str(row["EventId"])[:15], []).append(str(row["RelationId"]))
         return found
 
@@ -564,10 +578,10 @@ class SalesforceOrg:
         """Events of these owners created after `since` (reconciling creates without External ID)."""
         head = (
             "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
-            " WhoId, WhatId, CreatedDate FROM Event WHERE"
+            " WhoId, WhatId, CreatedDate FROM Event WHERE IsDeleted = false AND"
             f" CreatedDate > {soql_datetime(since)} AND OwnerId"
         )
-        return self.query_in(head, owner_ids, bisect=False)
+        return self._events_in(head, owner_ids)
 
     # -- what changed since a moment (directory.py) ---------------------------------------------
     #

@@ -12,11 +12,12 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from calsync import sftext
 from calsync.model import EventFields, EventTime, GoogleEvent, PlanSettings
 
 UTC = dt.timezone.utc
 
-# Field lengths of the Salesforce Event object (reference B3, C7).
+# Field lengths of the Salesforce Event object (reference B3, C7), in UTF-16 code units (B10).
 SUBJECT_MAX = 255
 LOCATION_MAX = 255
 DESCRIPTION_MAX = 32_000
@@ -127,19 +128,22 @@ def _clean(text: str) -> str:
 
 
 def _cut(text: str | None, limit: int) -> str | None:
+    """Location or Description as Salesforce stores it (sftext.stored: trimmed, within `limit`
+    UTF-16 code units), None when nothing but whitespace is left."""
     text = _clean(text) if text is not None else None
     if text is None or not text.strip():
         return None
-    return text[:limit]
+    return sftext.stored(text, limit)
 
 
 def subject(summary: str | None) -> str:
-    """The summary without control characters (a newline becomes a space), or "(No title)"
-    when it is empty; cut to Salesforce's 255 characters."""
+    """The summary without control characters (a newline becomes a space) and surrounding
+    whitespace, or "(No title)" when it is empty; cut to Salesforce's 255 UTF-16 code units."""
     summary = _clean(summary).replace("\n", " ") if summary is not None else None
     if summary is None or not summary.strip():
         return NO_TITLE
-    return summary.strip()[:SUBJECT_MAX]
+    # Cut, then stripped again: a cut may end on a space, which Salesforce would trim (B10).
+    return sftext.cut(summary.strip(), SUBJECT_MAX).strip() or NO_TITLE
 
 
 def event_fields(

@@ -125,3 +125,40 @@ def test_control_characters_leave_location_and_description_which_keep_newlines_a
 
 def test_a_summary_of_control_characters_only_is_no_title() -> None:
     assert fields_of(event(summary="\x00\x1b\r\n")).subject == "(No title)"
+
+
+# --- as Salesforce stores text (reference B10): trimmed like Java's String.trim(), "" as null,
+# lengths in UTF-16 code units. Anything else would come back different from what was sent.
+
+EMOJI = "\N{GRINNING FACE}"  # two UTF-16 code units
+
+
+def test_location_and_description_are_trimmed_as_salesforce_stores_them() -> None:
+    fields = fields_of(event(location="  Room 4 ", description="\n\nJoin the call\nDial-in: 123\n"))
+    assert fields.location == "Room 4"
+    assert fields.description == "Join the call\nDial-in: 123"
+
+
+def test_a_non_breaking_space_is_not_trimmed_as_salesforce_keeps_it() -> None:
+    assert fields_of(event(location="\u00a0Room 4\u00a0")).location == "\u00a0Room 4\u00a0"
+
+
+def test_blank_location_and_description_are_sent_as_null() -> None:
+    fields = fields_of(event(location="", description=" \n\t\r\n"))
+    assert fields.location is None and fields.description is None
+
+
+def test_a_subject_of_emoji_is_cut_at_255_utf16_units_without_splitting_one() -> None:
+    subject = fields_of(event(summary=EMOJI * 200)).subject
+    assert subject == EMOJI * 127  # 254 code units: a 128th would need 256
+
+
+def test_location_and_description_count_utf16_units() -> None:
+    fields = fields_of(event(location="a" + EMOJI * 200, description=EMOJI * 20_000))
+    assert fields.location == "a" + EMOJI * 127  # 255 code units
+    assert fields.description == EMOJI * 16_000  # 32,000 code units
+
+
+def test_a_cut_that_ends_on_a_space_is_trimmed_again() -> None:
+    assert fields_of(event(location="x" * 254 + " tail")).location == "x" * 254
+    assert fields_of(event(summary="y" * 254 + " tail")).subject == "y" * 254

@@ -150,3 +150,84 @@ def test_the_activity_field_alone_never_makes_an_update() -> None:
     (op,) = ownership.settle([update(renamed)], {"k1": written(before)},
                              {SF_ID[:15]: salesforce_row(before, Act__c=None)}, activity_field="Act__c").operations
     assert isinstance(op, Update) and "Act__c" in op.body()  # an Event changed from now on gets it
+
+
+# --- text as Salesforce stores it (reference B10): trimmed the Java way, "" as null
+
+
+def old_digest(text: str) -> str:
+    """The per-field hash a calsync before issue 16 recorded: of the untrimmed text sent, with
+    only its trailing whitespace left out."""
+    import hashlib
+
+    return hashlib.sha256(text.replace("\r\n", "\n").rstrip().encode()).hexdigest()[:16]
+
+
+def untrimmed_write(location: str, description: str) -> tuple[dict, Written]:
+    """An Event an older calsync wrote with untrimmed text, as Salesforce holds it, and its state."""
+    sent = fields(location=location, description=description).to_salesforce()
+    hashes = ownership.hashes(sent)
+    hashes.update(Location=old_digest(location), Description=old_digest(description))
+    stored = {**sent, "Location": location.strip(" \n\t") or None, "Description": description.strip(" \n\t") or None}
+    return stored, Written("k1", "a@x.test", "uid", SF_ID, "fp", hashes=hashes, written_at=NOW)
+
+
+def test_canonical_text_is_trimmed_the_java_way() -> None:
+    assert ownership.same("Location", "  Room 4\n", "Room 4")
+    assert ownership.same("Description", "", None) and ownership.same("Description", " \n", None)
+    assert not ownership.same("Location", "\u00a0Room 4", "Room 4")  # Salesforce keeps U+00A0
+
+
+def test_untrimmed_text_an_older_calsync_sent_is_not_taken_for_an_edit_on_a_delete() -> None:
+    stored, before = untrimmed_write("  Room 4", "\n\nJoin the video call\n")
+    delete = Delete("k1", SF_ID, "a@x.test", "cancelled")
+    (op,) = ownership.settle([delete], {"k1": before}, {SF_ID[:15]: salesforce_row(stored)}).operations
+    assert op == delete  # deleted, not kept with "Canceled: "
+
+
+def test_untrimmed_text_an_older_calsync_sent_follows_google_when_it_changes() -> None:
+    stored, before = untrimmed_write("\t Room 4", " \nJoin the video call")
+    moved = fields(location="Room 5", description="New agenda", start=NOW + dt.timedelta(days=1),
+                   end=NOW + dt.timedelta(days=1, hours=1))
+    settled = ownership.settle([update(moved)], {"k1": before}, {SF_ID[:15]: salesforce_row(stored)})
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == frozenset() and settled.newly_kept == {}
+    assert (op.body()["Location"], op.body()["Description"]) == ("Room 5", "New agenda")
+
+
+def test_a_persons_edit_of_untrimmed_text_an_older_calsync_sent_is_still_theirs() -> None:
+    stored, before = untrimmed_write("  Room 4", "\nAgenda")
+    row = salesforce_row(stored, Description="Agenda\nnotes from the call")
+    delete = Delete("k1", SF_ID, "a@x.test", "cancelled")
+    (op,) = ownership.settle([delete], {"k1": before}, {SF_ID[:15]: row}).operations
+    assert isinstance(op, Retire) and op.kept == {"Description"}
+
+
+def test_the_canceled_subject_is_written_as_salesforce_stores_it() -> None:
+    emoji = "\N{GRINNING FACE}"
+    old = fields().to_salesforce()
+    delete = Delete("k1", SF_ID, "a@x.test", "cancelled")
+    row = salesforce_row(old, Location="Room 4", Subject=emoji * 127)
+    (op,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row}).operations
+    assert isinstance(op, Retire) and op.subject == "Canceled: " + emoji * 122  # 254 UTF-16 units
+    row = salesforce_row(old, Subject=None)  # the person emptied it
+    (op,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row}).operations
+    assert isinstance(op, Retire) and op.subject == "Canceled:"  # what Salesforce keeps of "Canceled: "
+    row["Subject"] = "Canceled:"
+    (again,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row}).operations
+    assert isinstance(again, Retire) and again.subject is None  # marked once
+
+
+@settings(max_examples=200, deadline=None)
+@given(lead=st.text(st.sampled_from(" \t\n"), max_size=4), text=TEXT.filter(lambda s: s[:1] > " "),
+       tail=st.text(st.sampled_from(" \t\n\u00a0"), max_size=3))
+def test_no_text_an_older_calsync_sent_untrimmed_is_taken_for_an_edit(lead, text, tail) -> None:
+    # What a calsync before issue 16 sent (its text without control characters, untrimmed) and
+    # what Salesforce stored of it (trimmed the Java way), against the hash it recorded.
+    sent = "".join(c for c in lead + text + tail if c in "\t\n" or not ("\x00" <= c <= "\x1f"))
+    stored = sent.strip("".join(chr(i) for i in range(0x21))) or None
+    body = fields(location=sent, description=sent).to_salesforce()
+    hashes = {**ownership.hashes(body), "Location": old_digest(sent), "Description": old_digest(sent)}
+    before = Written("k1", "a@x.test", "uid", SF_ID, "fp", hashes=hashes, written_at=NOW)
+    row = salesforce_row({**body, "Location": stored, "Description": stored})
+    assert ownership.edited(before, row, {}) == frozenset()

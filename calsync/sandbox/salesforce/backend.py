@@ -61,6 +61,14 @@ MIN_BATCH_SIZE = 200
 MAX_MULTIDAY_MINUTES = 14 * 1440  # "Multiday events can't exceed 14 days" (reference B3)
 MAX_SHARED_CONTACTS = 50  # Shared Activities: <= 50 contacts or one lead (reference B3)
 MAX_OPEN_CURSORS = 100
+# Events dated 365 days ago or more are archived (IsArchived): query() leaves them out, queryAll()
+# returns them, and they can still be updated and deleted (reference B10; SOAP API Developer
+# Guide, "Archived Activities": "Events with an ActivityDateTime or ActivityDate value greater
+# than or equal to 365 days old"). Salesforce archives them in a background run; the emulator
+# applies the rule at every read, as if that run had just happened.
+ARCHIVE_AGE = dt.timedelta(days=365)
+# Java's String.trim() characters: every code point up to U+0020 (reference B10).
+_JAVA_TRIM = "".join(chr(code) for code in range(0x21))
 
 _DT_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?\s*(Z|[+-]\d{2}:?\d{2})?\Z"
@@ -110,6 +118,11 @@ def parse_date(text: str) -> dt.date | None:
 
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+
+
+def _utf16_units(text: str) -> int:
+    """Salesforce counts text lengths in UTF-16 code units: an astral character counts 2 (B10)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 @dataclass
@@ -292,14 +305,34 @@ class SalesforceBackend:
         return None
 
     def rows(self, obj: str, include_deleted: bool) -> Iterable[Row]:
-        rows = self._rows.get(obj.lower(), {}).values()
-        return [r for r in rows if include_deleted or not r["IsDeleted"]]
+        """SoqlData: the rows a query sees. `include_deleted` is queryAll, which alone returns
+        deleted rows and archived Events (reference B10)."""
+        rows = self._table(obj)
+        return [r for r in rows if include_deleted or not (r["IsDeleted"] or r.get("IsArchived"))]
 
     def get(self, record_id: str) -> tuple[str, Row] | None:
         found = self._find(record_id)
         if found is None or found[1]["IsDeleted"]:
             return None
+        if found[0].name == "Event":
+            self._archive([found[1]])
         return found[0].name, found[1]
+
+    def _table(self, obj: str) -> list[Row]:
+        """Every row of `obj`, deleted ones too, with Events' IsArchived brought up to date."""
+        rows = list(self._rows.get(obj.lower(), {}).values())
+        if obj.lower() == "event":
+            self._archive(rows)
+        return rows
+
+    def _archive(self, events: Iterable[Row]) -> None:
+        """IsArchived from the org's clock: dated ARCHIVE_AGE ago or more (reference B10).
+        Wire values are UTC and fixed-width, so they compare as strings."""
+        cutoff = self.clock() - ARCHIVE_AGE
+        moment, day = wire_datetime(cutoff), cutoff.astimezone(dt.timezone.utc).date().isoformat()
+        for row in events:
+            adt, ad = row.get("ActivityDateTime"), row.get("ActivityDate")
+            row["IsArchived"] = bool(adt <= moment) if adt else bool(ad and ad <= day)
 
     # ------------------------------------------------------------------ lookups
 
@@ -328,13 +361,15 @@ class SalesforceBackend:
             found = self._find(record_id)
             if found is None or found[0] is not obj or (found[1]["IsDeleted"] and not include_deleted):
                 return None
+            if obj.name == "Event":
+                self._archive([found[1]])
             return dict(found[1])
 
     def list_records(self, object_name: str, *, include_deleted: bool = False) -> list[Row]:
         """Copies of every row of `object_name` in creation order."""
         with self.lock:
             obj = self._object(object_name)
-            return [dict(r) for r in self.rows(obj.name, include_deleted)]
+            return [dict(r) for r in self._table(obj.name) if include_deleted or not r["IsDeleted"]]
 
     def lookup_for_rest(self, object_name: str, record_id: str) -> Row:
         """The row a single-record REST call addresses; ApiError/RecordFailed like Salesforce."""
@@ -480,7 +515,12 @@ class SalesforceBackend:
         if t in TEXT_TYPES or t in ("id", "reference"):
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise bad("string")
-            return value if isinstance(value, str) else str(value)
+            text = value if isinstance(value, str) else str(value)
+            if t in TEXT_TYPES:
+                # Stored trimmed as Java's String.trim() does, and never empty: "" is null
+                # (reference B10, Apex "Primitive Data Types").
+                return text.strip(_JAVA_TRIM) or None
+            return text
         if t == "boolean":
             if isinstance(value, bool):
                 return value
@@ -1003,7 +1043,7 @@ class SalesforceBackend:
             f = obj.fields[name.lower()]
             if value is None or name == "Id":
                 continue
-            if f.type in TEXT_TYPES and f.length and len(value) > f.length:
+            if f.type in TEXT_TYPES and f.length and _utf16_units(value) > f.length:
                 shown = value if len(value) <= 100 else value[:100] + "..."
                 errors.append(RecordError("STRING_TOO_LONG",
                                           f"{f.label}: data value too large: {shown} (max length={f.length})",

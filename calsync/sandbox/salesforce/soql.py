@@ -98,7 +98,8 @@ class SoqlSchema(Protocol):
 
 class SoqlData(Protocol):
     def rows(self, obj: str, include_deleted: bool) -> Iterable[dict[str, Any]]:
-        """Rows of canonical object `obj`: canonical field names -> wire values."""
+        """Rows of canonical object `obj`: canonical field names -> wire values. With
+        `include_deleted` (queryAll) also deleted rows and archived activities (reference B10)."""
 
     def get(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
         """(object name, row) of any record by 15- or 18-char id; None if unknown."""
