@@ -709,7 +709,7 @@ class Cycle:
             if op.subject is not None:
                 hashes["Subject"] = ownership.digest("Subject", op.subject)
             run.outcomes[op.owner].canceled += 1
-            self.store.mark_canceled(op.key, hashes, run.now)
+            self.store.mark_canceled(op.key, hashes, run.now, prefixed=op.subject is not None)
             log_event(log, "kept an Event a person changed, marked canceled", user=op.owner,
                       sf_id=op.sf_id, reason=op.reason, kept=",".join(sorted(op.kept)),
                       event_id=_google_id(run.by_key.get(op.key)), key=op.key)

@@ -235,6 +235,8 @@ class Written:
     Event written before they were kept). `kept`: fields a person changed since, which calsync
     no longer writes. `removed`: the Event was deleted in Salesforce and stays deleted.
     `canceled`: its meeting went, but a person had changed it, so it was kept with `Canceled: `.
+    `prefixed`: calsync itself put that `Canceled: ` on the Subject (False: it was there already;
+    None: kept before calsync noted which), so the prefix is calsync's to take off again.
     """
 
     key: str
@@ -246,6 +248,7 @@ class Written:
     kept: frozenset[str] = frozenset()
     removed: bool = False
     canceled: bool = False
+    prefixed: bool | None = None
     written_at: dt.datetime | None = None
     pending: Mapping[str, str] | None = None  # hashes of an update sent, its answer not recorded
     deleting: bool = False  # a delete was sent, its answer not recorded
@@ -277,10 +280,16 @@ class Update:
     fields: EventFields
     kept: frozenset[str] = frozenset()  # a person's fields: not written, not fingerprinted
     omit: frozenset[str] = frozenset()  # further fields left out so the kept ones stay valid
+    # A Subject sent although a person owns it: theirs, without the `Canceled: ` calsync put on
+    # it when the meeting went (ownership.settle, when the meeting comes back).
+    subject: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The record to send: the fields calsync wants, but those a person owns."""
-        return {k: v for k, v in self.fields.to_salesforce().items() if k not in self.kept | self.omit}
+        body = {k: v for k, v in self.fields.to_salesforce().items() if k not in self.kept | self.omit}
+        if self.subject is not None:
+            body["Subject"] = self.subject
+        return body
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
   calendar says;
 - an Event someone changed is not deleted when its meeting goes (cancelled, declined, private,
   gone from the calendar, no Contact left): its Subject gets the prefix `Canceled: ` once
-  (`Retire`), and the rest stays as the person left it;
+  (`Retire`), and the rest stays as the person left it. If the meeting comes back (re-accepted,
+  restored from the trash), only that prefix goes again, also from a Subject the person owns
+  (`uncanceled`);
 - an Event deleted in Salesforce stays deleted: the update becomes nothing, and the key is
   recorded as removed, so a later change in Google does not re-create it.
 
@@ -169,13 +171,12 @@ def settle(
             if kept != previous:
                 kept_now[op.key] = kept
             omit = kept | _conflicts(kept, row, desired)
-            body = {k: v for k, v in desired.items() if k not in omit}
-            if before is not None and before.canceled and "Subject" in kept:
-                # Un-cancelled meeting with a person's own title: only calsync's prefix goes.
-                subject = str(row.get("Subject") or "")
-                if subject.startswith(CANCELED):
-                    body["Subject"] = subject[len(CANCELED):]
-            settled = replace(op, omit=frozenset(omit - set(body)), kept=kept)
+            # A meeting that comes back after its Event was kept with `Canceled: `: a Subject the
+            # person owns loses calsync's prefix, and only that; it is sent (and recorded as
+            # calsync's write) while the field stays theirs.
+            subject = uncanceled(before, row) if before is not None and "Subject" in kept else None
+            settled = replace(op, omit=frozenset(omit), kept=kept, subject=subject)
+            body = settled.body()
             # The activity Date/Time field alone never makes an update: it is written from the
             # moment it is configured on Events changed from then on, never retroactively (seed).
             if all(k in row and same(k, v, row[k]) for k, v in body.items() if k != activity_field):
@@ -210,6 +211,27 @@ def settle(
         else:
             out.append(op)
     return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged)
+
+
+def uncanceled(before: Written, row: Mapping[str, Any]) -> str | None:
+    """The Subject of an Event kept with `Canceled: ` (`before.canceled`) without the prefix
+    calsync put there, None when there is nothing of calsync's to take off.
+
+    The prefix is calsync's when it recorded adding it (`before.prefixed`); for an Event kept
+    before that was recorded, when the Subject is still exactly what calsync last wrote. What
+    follows the prefix, edited or not, is the person's and stays. Salesforce trims what it
+    stores (reference B10), so a Subject that was empty reads back as `Canceled:`.
+    """
+    if not before.canceled:
+        return None
+    subject = str(row.get("Subject") or "")
+    if subject != CANCELED.rstrip() and not subject.startswith(CANCELED):
+        return None
+    if before.prefixed is None:
+        ours = (before.hashes or {}).get("Subject") == digest("Subject", subject)
+    else:
+        ours = before.prefixed
+    return subject[len(CANCELED):] if ours else None
 
 
 def _conflicts(kept: frozenset[str], row: Mapping[str, Any], desired: Mapping[str, Any]) -> set[str]:

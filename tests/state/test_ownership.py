@@ -150,3 +150,82 @@ def test_the_activity_field_alone_never_makes_an_update() -> None:
     (op,) = ownership.settle([update(renamed)], {"k1": written(before)},
                              {SF_ID[:15]: salesforce_row(before, Act__c=None)}, activity_field="Act__c").operations
     assert isinstance(op, Update) and "Act__c" in op.body()  # an Event changed from now on gets it
+
+
+# -- a meeting that comes back after its Event was kept with `Canceled: ` (issue 16a) ----------
+
+
+def _retired(rep_subject: str, old: dict, *, prefixed: bool | None = True) -> tuple[Written, dict]:
+    """The state row and the Salesforce row after: calsync wrote `old`, a rep retitled it to
+    `rep_subject`, the meeting went and settle retired the Event (cycle._retire's bookkeeping)."""
+    row = salesforce_row(old, Subject=rep_subject)
+    delete = Delete("k1", SF_ID, "a@x.test", "declined")
+    (retire,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row}).operations
+    assert isinstance(retire, Retire) and retire.kept == {"Subject"}
+    hashes = dict(ownership.hashes(old))
+    if retire.subject is not None:
+        hashes["Subject"] = ownership.digest("Subject", retire.subject)
+        row["Subject"] = retire.subject
+    state = written(old, kept=frozenset({"Subject"}), canceled=True,
+                    prefixed=(retire.subject is not None) if prefixed is not None else None)
+    return Written(**{**state.__dict__, "hashes": hashes}), row
+
+
+def test_a_meeting_that_comes_back_loses_the_prefix_on_a_subject_the_person_owns() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Globex: renewal kickoff", old)
+    assert row["Subject"] == "Canceled: Globex: renewal kickoff"
+    back = fields(start=NOW + dt.timedelta(days=2), end=NOW + dt.timedelta(days=2, hours=1), subject="Demo v3")
+    settled = ownership.settle([update(back, kept=before.kept)], {"k1": before}, {SF_ID[:15]: row})
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == {"Subject"}  # still the person's field
+    assert op.body()["Subject"] == "Globex: renewal kickoff"  # the prefix goes, nothing else
+    assert op.body()["StartDateTime"] == "2026-03-04T12:00:00.000+0000"  # times follow Google
+    assert settled.newly_kept == {}
+
+
+def test_a_prefix_the_person_wrote_themselves_stays() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Canceled: their own words", old)  # calsync found it there
+    assert before.prefixed is False and row["Subject"] == "Canceled: their own words"
+    settled = ownership.settle([update(fields(subject="Demo"), kept=before.kept)], {"k1": before}, {SF_ID[:15]: row})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and "Subject" not in op.body()
+
+
+def test_an_event_kept_before_the_prefix_was_recorded_loses_it_only_if_untouched_since() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Rep title", old, prefixed=None)
+    assert before.prefixed is None
+    (op,) = ownership.settle([update(fields(), kept=before.kept)], {"k1": before}, {SF_ID[:15]: row}).operations
+    assert isinstance(op, Update) and op.body()["Subject"] == "Rep title"
+    edited_since = dict(row, Subject="Canceled: Rep title (moved to May)")
+    settled = ownership.settle([update(fields(), kept=before.kept)], {"k1": before}, {SF_ID[:15]: edited_since})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and "Subject" not in op.body()  # unknown whose prefix: left alone
+
+
+@settings(max_examples=150, deadline=None)
+@given(rep_subject=TEXT, written_after=TEXT, comes_back_as=TEXT)
+def test_only_calsyncs_prefix_ever_goes_whatever_the_person_writes(rep_subject, written_after, comes_back_as) -> None:
+    # Whatever the rep titled the Event, and whatever they wrote after the prefix while it was
+    # canceled, the meeting coming back sends exactly their text without `Canceled: `.
+    old = fields().to_salesforce()
+    if rep_subject.startswith("Canceled:") or ownership.same("Subject", rep_subject, old["Subject"]):
+        rep_subject = "x" + rep_subject
+    before, row = _retired(rep_subject, old)
+    row["Subject"] = ownership.CANCELED + written_after
+    settled = ownership.settle([update(fields(subject=comes_back_as or "y"), kept=before.kept)], {"k1": before},
+                               {SF_ID[:15]: row})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and op.kept >= {"Subject"}
+    assert op.body()["Subject"] == written_after
+    # The next cycle finds what was sent and takes it for calsync's write, not a new edit.
+    after = Written(**{**before.__dict__, "canceled": False, "prefixed": None,
+                       "hashes": ownership.hashes(op.body()), "kept": op.kept})
+    row["Subject"] = written_after
+    again = ownership.settle([update(fields(subject=comes_back_as or "y"), kept=after.kept)], {"k1": after},
+                             {SF_ID[:15]: row})
+    assert again.newly_kept == {}
+    nxt = again.unchanged.get("k1") or again.operations[0]
+    assert isinstance(nxt, Update) and "Subject" not in nxt.body()
