@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync.model import Create, Delete, Operation, Retire, Skip, Update, Written
+from calsync.model import Create, Delete, Lead, Operation, Retire, Skip, Update, Written
 
 # Fields that always follow Google (reference B3: how an Event is placed in time).
 TIME_FIELDS = frozenset({"StartDateTime", "EndDateTime", "IsAllDayEvent", "ActivityDate", "DurationInMinutes"})
@@ -105,13 +105,15 @@ def edited(
     current: Mapping[str, Any],
     desired: Mapping[str, Any],
     activity_field: str | None = None,
+    conversions: Mapping[str, Lead] | None = None,
 ) -> frozenset[str]:
     """The fields of `current` a person changed since calsync wrote `before`.
 
     With per-field hashes: a field whose value is neither the one last written nor the one
-    wanted now. Without (an Event written by an older calsync): if Salesforce says it was
-    modified after calsync's last write, every field that differs from what calsync wants now
-    is taken as the person's; else none is.
+    wanted now, nor what converting the Lead calsync named did to it (`converted`:
+    `conversions` are the converted Leads known, by 15-character Id). Without (an Event written
+    by an older calsync): if Salesforce says it was modified after calsync's last write, every
+    field that differs from what calsync wants now is taken as the person's; else none is.
     """
     names = [n for n in (*desired, *(before.hashes or {})) if n not in TIME_FIELDS and n in current]
     found: set[str] = set()
@@ -131,8 +133,35 @@ def edited(
             continue  # what calsync wrote, or sent just before a crash (state.record_update_intents)
         if name in desired and same(name, desired[name], current[name]):
             continue  # already what calsync writes now (a crash after the write, or by chance)
+        if converted(name, before.hashes, current, conversions or {}):
+            continue  # Salesforce moved the Lead's Event to what the Lead became
         found.add(name)
     return frozenset(found)
+
+
+def converted(
+    name: str, last: Mapping[str, str], current: Mapping[str, Any], conversions: Mapping[str, Lead]
+) -> bool:
+    """Whether `current[name]` is what converting the Lead calsync last named made of it.
+
+    Converting a Lead moves its activities (reference B10): the Name (WhoId, and the Who
+    relations, EventWhoIds) from the Lead to the Contact it became, and Related To (WhatId)
+    from nothing (a Lead Name takes none, B3) to the new Opportunity or Account. Those are
+    Salesforce's doing, not a person's edit; the fields stay calsync's. The person who
+    converted shows as LastModifiedById, so that is no help here: the Lead calsync last wrote
+    (its hash) and the conversion's own ids are.
+    """
+    lead = next((c for c in conversions.values() if digest("WhoId", c.id) == last.get("WhoId")), None)
+    if lead is None or not lead.converted_contact_id:
+        return False
+    if name == "WhoId":
+        return same(name, current.get(name), lead.converted_contact_id)
+    if name == "EventWhoIds":
+        return last.get(name) == digest(name, [lead.id]) and same(name, current.get(name), [lead.converted_contact_id])
+    if name == "WhatId":
+        made = {i for i in (lead.converted_opportunity_id, lead.converted_account_id) if i}
+        return last.get(name) == digest(name, None) and any(same(name, current.get(name), i) for i in made)
+    return False
 
 
 def settle(
@@ -143,9 +172,11 @@ def settle(
     overwrite_edits: bool = False,
     restore_deleted: bool = False,
     activity_field: str | None = None,
+    conversions: Mapping[str, Lead] | None = None,
 ) -> Settled:
     """Turn planned operations into what may be written, given Salesforce's `current` rows
-    (by 15-character Event id; an Event absent from it was deleted in Salesforce)."""
+    (by 15-character Event id; an Event absent from it was deleted in Salesforce) and the
+    converted Leads known (`conversions`, by 15-character Lead Id: see `converted`)."""
     out: list[Operation] = []
     kept_now: dict[str, frozenset[str]] = {}
     newly: dict[str, frozenset[str]] = {}
@@ -164,7 +195,7 @@ def settle(
                 continue
             desired = op.fields.to_salesforce()
             previous = before.kept if before is not None else frozenset()
-            found = edited(before, row, desired, activity_field) if before is not None else frozenset()
+            found = edited(before, row, desired, activity_field, conversions) if before is not None else frozenset()
             kept = frozenset() if overwrite_edits else previous | found
             if found - previous and not overwrite_edits:
                 newly[op.key] = found - previous
@@ -196,7 +227,7 @@ def settle(
             if row is None or before is None or overwrite_edits:
                 out.append(op)  # calsync's own delete landed, or the person's edits are overwritten
                 continue
-            kept = before.kept | edited(before, row, {}, activity_field)
+            kept = before.kept | edited(before, row, {}, activity_field, conversions)
             if not kept:
                 out.append(op)
                 continue
@@ -211,6 +242,31 @@ def settle(
         else:
             out.append(op)
     return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged)
+
+
+def moved_names(
+    operations: Sequence[Operation],
+    previous: Mapping[str, Written],
+    current: Mapping[str, Mapping[str, Any]],
+    conversions: Mapping[str, Lead],
+) -> set[str]:
+    """Contacts that became the Name of Events calsync wrote with another Name, without a person
+    owning the Name and without a known conversion to explain it: the Contacts whose converted
+    Leads `settle` must know (one query for all; none in the usual cycle)."""
+    explained = {(digest("WhoId", lead.id), canonical("WhoId", lead.converted_contact_id))
+                 for lead in conversions.values() if lead.converted_contact_id}
+    found: set[str] = set()
+    for op in operations:
+        if not isinstance(op, (Update, Delete)) or not op.sf_id:
+            continue
+        before, row = previous.get(op.key), current.get(op.sf_id[:15])
+        last = (before.hashes or {}).get("WhoId") if before is not None else None
+        who = str((row or {}).get("WhoId") or "")
+        if before is None or last is None or "WhoId" in before.kept or not who.startswith("003"):
+            continue
+        if digest("WhoId", who) != last and (last, canonical("WhoId", who)) not in explained:
+            found.add(who)
+    return found
 
 
 def uncanceled(before: Written, row: Mapping[str, Any]) -> str | None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calsync import ownership
-from calsync.model import Delete, EventFields, MeetingCopy, Retire, Skip, Update, Written
+from calsync.model import Delete, EventFields, Lead, MeetingCopy, Retire, Skip, Update, Written
 
 NOW = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
 SF_ID = "00U000000000001AAA"
@@ -229,3 +229,88 @@ def test_only_calsyncs_prefix_ever_goes_whatever_the_person_writes(rep_subject, 
     assert again.newly_kept == {}
     nxt = again.unchanged.get("k1") or again.operations[0]
     assert isinstance(nxt, Update) and "Subject" not in nxt.body()
+
+
+# -- what converting a Lead does to its Events is not a person's edit (issue 16b) ----------------
+
+LEAD = "00Q000000000001AAA"
+CONTACT = "003000000000009AAA"
+ACCOUNT = "001000000000009AAA"
+NEW_OPP = "006000000000009AAA"
+
+
+def _lead(opportunity: str | None = NEW_OPP, contact: str = CONTACT) -> Lead:
+    return Lead(LEAD, "pros@newco.test", "", converted_contact_id=contact, converted_account_id=ACCOUNT,
+                converted_opportunity_id=opportunity, is_converted=True)
+
+
+def _lead_event() -> dict:
+    return fields(who_id=LEAD, what_id=None).to_salesforce()
+
+
+def test_the_name_and_related_to_a_conversion_gave_stay_calsyncs() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=NEW_OPP)  # Salesforce moved it (B10)
+    wanted = fields(who_id=CONTACT, what_id="006000000000001AAA", subject="Demo (moved)")
+    settled = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: _lead()})
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == frozenset() and settled.newly_kept == {}
+    assert op.body()["WhatId"] == "006000000000001AAA"  # Related To as the rules give
+    # Without knowing the conversion, the same rows read as a person's edit.
+    unknown = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row})
+    assert unknown.newly_kept == {"k1": frozenset({"WhatId"})}
+
+
+def test_a_converted_leads_event_whose_meeting_goes_is_deleted_not_retired() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=ACCOUNT)
+    delete = Delete("k1", SF_ID, "a@x.test", "deleted")
+    (op,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row},
+                             conversions={LEAD[:15]: _lead(opportunity=None)}).operations
+    assert op == delete
+
+
+def test_a_name_a_person_moved_elsewhere_is_still_theirs() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId="003000000000005AAA", WhatId=NEW_OPP)  # not what it became
+    settled = ownership.settle([update(fields(who_id=CONTACT))], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: _lead()})
+    assert settled.newly_kept == {"k1": frozenset({"WhoId"})}  # Related To stays Salesforce's move
+
+
+def test_only_unexplained_name_moves_ask_for_conversions() -> None:
+    old = _lead_event()
+    moved = {SF_ID[:15]: salesforce_row(old, WhoId=CONTACT)}
+    ops = [update(fields(who_id=CONTACT))]
+    assert ownership.moved_names(ops, {"k1": written(old)}, moved, {}) == {CONTACT}
+    assert ownership.moved_names(ops, {"k1": written(old)}, moved, {LEAD[:15]: _lead()}) == set()
+    assert ownership.moved_names(ops, {"k1": written(old, kept=frozenset({"WhoId"}))}, moved, {}) == set()
+    assert ownership.moved_names(ops, {"k1": written(old)}, {SF_ID[:15]: salesforce_row(old)}, {}) == set()
+
+
+@settings(max_examples=150, deadline=None)
+@given(opportunity=st.sampled_from([None, NEW_OPP]), made_account=st.booleans(), shared=st.booleans(),
+       edits=st.dictionaries(st.sampled_from(["Subject", "Description", "Location"]), TEXT, max_size=2),
+       going=st.booleans())
+def test_a_conversion_is_never_taken_for_a_persons_edit(opportunity, made_account, shared, edits, going) -> None:
+    # Whatever the conversion made (an Opportunity, a new Account, neither) and whatever else a
+    # person edited, the Name and Related To stay calsync's; the person's own edits stay theirs.
+    old = fields(who_id=LEAD, what_id=None, who_ids=(LEAD,) if shared else ()).to_salesforce()
+    what = opportunity or (ACCOUNT if made_account else None)
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=what, **edits)
+    if shared:
+        row["EventWhoIds"] = [CONTACT]
+    persons = {f for f, v in edits.items() if not ownership.same(f, v, old[f])}
+    lead = _lead(opportunity=opportunity)
+    if going:
+        (op,) = ownership.settle([Delete("k1", SF_ID, "a@x.test", "deleted")], {"k1": written(old)},
+                                 {SF_ID[:15]: row}, conversions={LEAD[:15]: lead}).operations
+        assert (isinstance(op, Retire) and op.kept == persons) if persons else isinstance(op, Delete)
+        return
+    wanted = fields(who_id=CONTACT, what_id="006000000000001AAA", who_ids=(CONTACT,) if shared else ())
+    settled = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: lead})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and op.kept == persons
+    assert op.body()["WhatId"] == "006000000000001AAA"
