@@ -574,10 +574,10 @@ class Cycle:
         or deleted (unless `current` is given), record what people changed or deleted, and
         return what may be written. Creates need no read: nobody has seen those Events yet.
 
-        `conversions`: the converted Leads the lookups found (`Directory.conversions`); an
+        `conversions`: the converted Leads the lookups found (`Directory.conversions`). An
         Event whose Name moved to a Contact that none of them explains has that Contact's
-        conversions asked for (`ownership.moved_names`), so a Lead converted before its meeting changed
-        or went is not taken for a person's edit either."""
+        conversions asked for (`ownership.moved_names`, one query), so a Lead converted before
+        its meeting changed or went is not taken for a person's edit either."""
         if not any(isinstance(op, (Update, Delete)) and op.sf_id for op in operations):
             return ownership.Settled(tuple(operations))
         if current is None:

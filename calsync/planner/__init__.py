@@ -7,6 +7,8 @@ says which addresses the directory must be asked about first.
 
 The rules live one per module: selection.py (which meetings count, first occurrence of a
 series), name.py (Name/WhoId), related_to.py (Related To/WhatId), fields.py (Event values).
+The one rule that needs both the directory and the owner's answer, an invitation from a
+stranger, is `invited_as_wanted` here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ occurrence was modified, the next one when it was cancelled or when the owner de
 one). An occurrence is then dropped when it is cancelled, not a meeting (eventType), declined by
 the owner, private (unless private events are synced), longer than 14 days or without a start.
 Which addresses can make it a Salesforce meeting (external, not excluded, not a room, not
-declined) is decided here too; the Name rule (name.py) only picks among them.
+declined) is decided here too; the Name rule (name.py) only picks among them. So is who
+organised it (`outside_organizer`) and whether the owner accepted (`accepted_by_owner`): an
+invitation from outside the company that is neither a Contact nor a Lead counts only once
+accepted (planner.invited_as_wanted, which asks the directory).
 """
 
 from __future__ import annotations
