@@ -40,6 +40,7 @@ from calsync.model import (
     Create,
     Delete,
     Directory,
+    Lead,
     MeetingCopy,
     Operation,
     Retire,
@@ -54,7 +55,7 @@ from calsync.planner import (
     name_candidates,
     plan,
 )
-from calsync.salesforce import SalesforceOrg, WriteResult
+from calsync.salesforce import LeadsFound, SalesforceOrg, WriteResult
 from calsync.state import Record, StateStore
 
 log = logging.getLogger(__name__)
@@ -416,7 +417,7 @@ class Cycle:
             if full:
                 self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
                 operations, doubles = self.find_duplicates(operations, previous, users, full)
-            operations = list(self.settle(operations, previous, now).operations)
+            operations = list(self.settle(operations, previous, now, conversions=answers.conversions()).operations)
             # Each meeting's decision and why, for `calsync explain` (explain.py).
             explain.record(self.store, copies, operations, answers, self.settings, now)
             outcomes = {p.user: p.outcome for p in pending}
@@ -490,14 +491,17 @@ class Cycle:
         ask(r.first for r in ranks if r.first)
         # Shared Activities relate every Contact, so then every candidate is looked up.
         unsettled = [r for r in ranks if self.settings.shared_activities or r.first not in contacts]
-        ask(a for r in unsettled for a in r.attendees)
+        # An outside organizer who declined is no candidate, but whether they are a Contact or
+        # Lead decides if their unanswered invitation is logged (planner.invited_as_wanted).
+        hosts = {r.host for r in ranks if r.host}
+        ask([*(a for r in unsettled for a in r.attendees), *hosts])
         lead_wanted = {r.organizer for r in unsettled if r.organizer and r.organizer not in contacts}
         for r in unsettled:
             if not any(a in contacts for a in r.attendees):
                 lead_wanted.update(r.attendees)
-        lead_wanted = {a for a in lead_wanted if a in asked and a not in contacts}
-        leads = self.org.find_leads(sorted(lead_wanted)) if lead_wanted else {}
-        people = Directory(contacts=contacts, leads=leads, users=dict(users))
+        lead_wanted = {a for a in lead_wanted | hosts if a in asked and a not in contacts}
+        found = self.org.find_leads(sorted(lead_wanted)) if lead_wanted else LeadsFound()
+        people = Directory(contacts=contacts, leads=found.leads, converted=found.converted, users=dict(users))
         names = sorted(contacts_to_relate(copies, people, self.settings))
         opportunities = self.org.find_primary_opportunities(names) if names else {}
         return replace(people, primary_opportunities=opportunities)
@@ -564,17 +568,28 @@ class Cycle:
         current: Mapping[str, Mapping[str, Any]] | None = None,
         overwrite_edits: bool = False,
         restore_deleted: bool = False,
+        conversions: Mapping[str, Lead] | None = None,
     ) -> ownership.Settled:
         """Leave people's changes alone (ownership.settle): read the Events about to be updated
         or deleted (unless `current` is given), record what people changed or deleted, and
-        return what may be written. Creates need no read: nobody has seen those Events yet."""
+        return what may be written. Creates need no read: nobody has seen those Events yet.
+
+        `conversions`: the converted Leads the lookups found (`Directory.conversions`). An
+        Event whose Name moved to a Contact that none of them explains has that Contact's
+        conversions asked for (`ownership.moved_names`, one query), so a Lead converted before
+        its meeting changed or went is not taken for a person's edit either."""
         if not any(isinstance(op, (Update, Delete)) and op.sf_id for op in operations):
             return ownership.Settled(tuple(operations))
         if current is None:
             current = self.read_events(operations)
+        known = dict(conversions or {})
+        moved = ownership.moved_names(operations, previous, current, known)
+        if moved:
+            known.update(self.org.leads_converted_into(moved))
         settled = ownership.settle(
             operations, previous, current, overwrite_edits=overwrite_edits,
             restore_deleted=restore_deleted, activity_field=self.settings.activity_datetime_field,
+            conversions=known,
         )
         self.store.keep_fields(settled.kept)
         self.store.mark_removed(settled.removed, now)
@@ -709,7 +724,7 @@ class Cycle:
             if op.subject is not None:
                 hashes["Subject"] = ownership.digest("Subject", op.subject)
             run.outcomes[op.owner].canceled += 1
-            self.store.mark_canceled(op.key, hashes, run.now)
+            self.store.mark_canceled(op.key, hashes, run.now, prefixed=op.subject is not None)
             log_event(log, "kept an Event a person changed, marked canceled", user=op.owner,
                       sf_id=op.sf_id, reason=op.reason, kept=",".join(sorted(op.kept)),
                       event_id=_google_id(run.by_key.get(op.key)), key=op.key)

@@ -54,7 +54,7 @@ from calsync.logs import event as log_event
 from calsync.model import Directory, MeetingCopy, PlanSettings
 from calsync.planner.name import choose_name, shared_contacts
 from calsync.planner.related_to import related_to
-from calsync.planner.selection import Meeting, candidates, select
+from calsync.planner.selection import Meeting, candidates, is_external, outside_organizer, select
 from calsync.salesforce import ChangedRecord
 from calsync.state import IndexEntry, StateStore, index_address, index_id
 
@@ -134,7 +134,12 @@ def index_entry(copy: MeetingCopy, directory: Directory, settings: PlanSettings)
     chosen = select(copy, settings)
     if not isinstance(chosen, Meeting):
         return IndexEntry(copy.owner, copy.ical_uid)
-    addresses = frozenset(candidates(chosen.occurrence, copy.owner, settings))
+    addresses = set(candidates(chosen.occurrence, copy.owner, settings))
+    host = outside_organizer(chosen.occurrence, copy.owner, settings)
+    if host is not None and host.address and is_external(host, copy.owner, settings):
+        # An outside organizer who declined is no candidate, yet their becoming a Contact or
+        # Lead decides whether an unanswered invitation of theirs is logged.
+        addresses.add(host.address)
     ids: set[str] = set()
     name, _ = choose_name(chosen.occurrence, copy.owner, directory, settings)
     if name is not None:
@@ -144,7 +149,7 @@ def index_entry(copy: MeetingCopy, directory: Directory, settings: PlanSettings)
             ids.add(what)
         if settings.shared_activities:
             ids.update(shared_contacts(chosen.occurrence, copy.owner, name, directory, settings)[0])
-    return IndexEntry(copy.owner, copy.ical_uid, addresses, frozenset(ids), chosen.timing.start)
+    return IndexEntry(copy.owner, copy.ical_uid, frozenset(addresses), frozenset(ids), chosen.timing.start)
 
 
 def refresh(

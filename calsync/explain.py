@@ -41,7 +41,7 @@ from calsync.model import (
     Skip,
     Written,
 )
-from calsync.planner import CANCELED_KEPT, DELETED_IN_SALESFORCE
+from calsync.planner import CANCELED_KEPT, DELETED_IN_SALESFORCE, NOT_ACCEPTED
 from calsync.planner.name import Name, choose_name
 from calsync.planner.related_to import best_opportunity
 from calsync.planner.selection import (
@@ -66,6 +66,8 @@ RULES = {
     "private": 'it is private (or confidential) and [sync] private_events = "skip"',
     "longer than 14 days": "it lasts longer than 14 days, the longest Event Salesforce takes",
     "no Contact or Lead": "nobody outside the company who takes part is a Salesforce Contact or Lead",
+    NOT_ACCEPTED: "it is an invitation from someone outside the company who is not a Salesforce"
+    " Contact or Lead, and the calendar's owner has not accepted it (nor answered maybe)",
     "before lookback window": "it starts before the lookback window ([sync] lookback_days); calsync"
     " never creates Events that far back",
     "owner has no Salesforce User": "the calendar's owner has no active Salesforce User (see"
@@ -245,8 +247,12 @@ def _people(
             entry["candidate"] = True
             contacts = directory.contacts.get(person.address or "", ())
             leads = directory.leads.get(person.address or "", ())
-            entry["contacts"] = [c.id for c in contacts]
+            conversions = () if contacts else directory.converted.get(person.address or "", ())
+            entry["contacts"] = [c.id for c in contacts] + [c.contact.id for c in conversions]
             entry["leads"] = [lead.id for lead in leads]
+            if conversions:
+                entry["converted"] = [c.lead.id for c in conversions]
+            contacts = (*contacts, *(c.contact for c in conversions))
             kind = "Contact" if contacts else "Lead"
             if name is not None and person.address == name.address:
                 entry["why"] = "the Name"
@@ -279,7 +285,12 @@ def _name(
         why = "the first attendee, in Google's order, who is a Contact"
     else:
         why = "no attendee is a Contact; the first attendee, in Google's order, who is a Lead"
-    records = (directory.contacts if name.is_contact else directory.leads).get(name.address, ())
+    records: Sequence[Any] = (directory.contacts if name.is_contact else directory.leads).get(name.address, ())
+    if name.is_contact and not records:
+        conversions = directory.converted.get(name.address, ())
+        records = [c.contact for c in conversions]
+        leads = ", ".join(sorted({c.lead.id for c in conversions if c.contact.id == name.who_id}))
+        why += f"; the Lead with this address ({leads}) was converted into this Contact"
     if len({r.id for r in records}) > 1:
         why += f"; {len(records)} {kind}s share this address, the oldest is taken"
     return {"id": name.who_id, "kind": kind, "address": name.address, "why": why}
@@ -379,6 +390,7 @@ def render(found: Found) -> list[str]:
             if p.get("candidate"):
                 records = [f"Contact {i}" for i in p.get("contacts", [])]
                 records += [f"Lead {i}" for i in p.get("leads", [])]
+                records += [f"converted Lead {i}" for i in p.get("converted", [])]
                 found_as = f" [{', '.join(records)}]" if records else ""
                 lines.append(f"    {p['role']} {who}: candidate{found_as}: {p['why']}")
             else:

@@ -4,8 +4,8 @@ Google side: `EventTime`, `Person`, `GoogleEvent` (one item of an events.list an
 and `MeetingCopy` (every item one owner's calendar holds for one iCalUID: a single event, or a
 series master with its exceptions).
 
-Salesforce side: `Contact`, `Lead`, `Opportunity`, `Directory` (the answers of the batched
-lookups) and `EventFields` (the values calsync writes on one Salesforce Event).
+Salesforce side: `Contact`, `Lead`, `Conversion`, `Opportunity`, `Directory` (the answers of
+the batched lookups) and `EventFields` (the values calsync writes on one Salesforce Event).
 
 Between them: `Written` (what calsync previously wrote for a key, from the state store),
 `PlanSettings`, and the operations the planner returns: `Create`, `Update`, `Delete`, `Skip`.
@@ -123,9 +123,26 @@ class Contact:
 
 @dataclass(frozen=True)
 class Lead:
+    """A Lead by its address. Once converted (reference B10: IsConverted), the records it
+    became: the Contact (which may be an existing one with another address), the Account and,
+    when one was made, the Opportunity."""
+
     id: str
     email: str
     created_date: str
+    converted_contact_id: str | None = None
+    converted_account_id: str | None = None
+    converted_opportunity_id: str | None = None
+    is_converted: bool = False
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted Lead and the Contact it became, as Salesforce holds that Contact now (found
+    through ConvertedContactId, not by address: its own Email may differ)."""
+
+    lead: Lead
+    contact: Contact
 
 
 @dataclass(frozen=True)
@@ -142,14 +159,22 @@ class Opportunity:
 class Directory:
     """Salesforce's answers for the addresses of the meetings being planned.
 
-    Keys of `contacts` and `leads` are lowercased addresses; `leads` holds unconverted Leads only.
-    `users` maps each configured user's address to their active Salesforce User Id.
+    Keys of `contacts`, `leads` and `converted` are lowercased addresses; `leads` holds
+    unconverted Leads only, `converted` the converted Leads of an address with the Contact each
+    became (Salesforce moved the Lead's activities there, reference B10). `users` maps each
+    configured user's address to their active Salesforce User Id.
     """
 
     contacts: dict[str, tuple[Contact, ...]] = field(default_factory=dict)
     leads: dict[str, tuple[Lead, ...]] = field(default_factory=dict)
+    converted: dict[str, tuple[Conversion, ...]] = field(default_factory=dict)
     primary_opportunities: dict[str, tuple[Opportunity, ...]] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)
+
+    def conversions(self) -> dict[str, Lead]:
+        """The converted Leads this directory knows, by 15-character Lead Id (ownership.py:
+        the Name and Related To Salesforce gave their Events by converting are not edits)."""
+        return {c.lead.id[:15]: c.lead for found in self.converted.values() for c in found}
 
 
 @dataclass(frozen=True)
@@ -235,6 +260,8 @@ class Written:
     Event written before they were kept). `kept`: fields a person changed since, which calsync
     no longer writes. `removed`: the Event was deleted in Salesforce and stays deleted.
     `canceled`: its meeting went, but a person had changed it, so it was kept with `Canceled: `.
+    `prefixed`: calsync itself put that `Canceled: ` on the Subject (False: it was there already;
+    None: kept before calsync noted which), so the prefix is calsync's to take off again.
     """
 
     key: str
@@ -246,6 +273,7 @@ class Written:
     kept: frozenset[str] = frozenset()
     removed: bool = False
     canceled: bool = False
+    prefixed: bool | None = None
     written_at: dt.datetime | None = None
     pending: Mapping[str, str] | None = None  # hashes of an update sent, its answer not recorded
     deleting: bool = False  # a delete was sent, its answer not recorded
@@ -277,10 +305,16 @@ class Update:
     fields: EventFields
     kept: frozenset[str] = frozenset()  # a person's fields: not written, not fingerprinted
     omit: frozenset[str] = frozenset()  # further fields left out so the kept ones stay valid
+    # A Subject sent although a person owns it: theirs, without the `Canceled: ` calsync put on
+    # it when the meeting went (ownership.settle, when the meeting comes back).
+    subject: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The record to send: the fields calsync wants, but those a person owns."""
-        return {k: v for k, v in self.fields.to_salesforce().items() if k not in self.kept | self.omit}
+        body = {k: v for k, v in self.fields.to_salesforce().items() if k not in self.kept | self.omit}
+        if self.subject is not None:
+            body["Subject"] = self.subject
+        return body
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
   calendar says;
 - an Event someone changed is not deleted when its meeting goes (cancelled, declined, private,
   gone from the calendar, no Contact left): its Subject gets the prefix `Canceled: ` once
-  (`Retire`), and the rest stays as the person left it;
+  (`Retire`), and the rest stays as the person left it. If the meeting comes back (re-accepted,
+  restored from the trash), only that prefix goes again, also from a Subject the person owns
+  (`uncanceled`);
 - an Event deleted in Salesforce stays deleted: the update becomes nothing, and the key is
   recorded as removed, so a later change in Google does not re-create it.
 
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from calsync import sftext
-from calsync.model import Create, Delete, Operation, Retire, Skip, Update, Written
+from calsync.model import Create, Delete, Lead, Operation, Retire, Skip, Update, Written
 
 # Fields that always follow Google (reference B3: how an Event is placed in time).
 TIME_FIELDS = frozenset({"StartDateTime", "EndDateTime", "IsAllDayEvent", "ActivityDate", "DurationInMinutes"})
@@ -131,13 +133,15 @@ def edited(
     current: Mapping[str, Any],
     desired: Mapping[str, Any],
     activity_field: str | None = None,
+    conversions: Mapping[str, Lead] | None = None,
 ) -> frozenset[str]:
     """The fields of `current` a person changed since calsync wrote `before`.
 
     With per-field hashes: a field whose value is neither the one last written nor the one
-    wanted now. Without (an Event written by an older calsync): if Salesforce says it was
-    modified after calsync's last write, every field that differs from what calsync wants now
-    is taken as the person's; else none is.
+    wanted now, nor what converting the Lead calsync named did to it (`converted`:
+    `conversions` are the converted Leads known, by 15-character Id). Without (an Event written
+    by an older calsync): if Salesforce says it was modified after calsync's last write, every
+    field that differs from what calsync wants now is taken as the person's; else none is.
     """
     names = [n for n in (*desired, *(before.hashes or {})) if n not in TIME_FIELDS and n in current]
     found: set[str] = set()
@@ -160,8 +164,35 @@ def edited(
             continue  # already what calsync writes now (a crash after the write, or by chance)
         if name not in before.kept and _sent_untrimmed(name, current[name], (last, pending)):
             continue  # what an older calsync sent, as Salesforce stored it (trimmed)
+        if converted(name, before.hashes, current, conversions or {}):
+            continue  # Salesforce moved the Lead's Event to what the Lead became
         found.add(name)
     return frozenset(found)
+
+
+def converted(
+    name: str, last: Mapping[str, str], current: Mapping[str, Any], conversions: Mapping[str, Lead]
+) -> bool:
+    """Whether `current[name]` is what converting the Lead calsync last named made of it.
+
+    Converting a Lead moves its activities (reference B10): the Name (WhoId, and the Who
+    relations, EventWhoIds) from the Lead to the Contact it became, and Related To (WhatId)
+    from nothing (a Lead Name takes none, B3) to the new Opportunity or Account. Those are
+    Salesforce's doing, not a person's edit; the fields stay calsync's. The person who
+    converted shows as LastModifiedById, so that is no help here: the Lead calsync last wrote
+    (its hash) and the conversion's own ids are.
+    """
+    lead = next((c for c in conversions.values() if digest("WhoId", c.id) == last.get("WhoId")), None)
+    if lead is None or not lead.converted_contact_id:
+        return False
+    if name == "WhoId":
+        return same(name, current.get(name), lead.converted_contact_id)
+    if name == "EventWhoIds":
+        return last.get(name) == digest(name, [lead.id]) and same(name, current.get(name), [lead.converted_contact_id])
+    if name == "WhatId":
+        made = {i for i in (lead.converted_opportunity_id, lead.converted_account_id) if i}
+        return last.get(name) == digest(name, None) and any(same(name, current.get(name), i) for i in made)
+    return False
 
 
 def settle(
@@ -172,9 +203,11 @@ def settle(
     overwrite_edits: bool = False,
     restore_deleted: bool = False,
     activity_field: str | None = None,
+    conversions: Mapping[str, Lead] | None = None,
 ) -> Settled:
     """Turn planned operations into what may be written, given Salesforce's `current` rows
-    (by 15-character Event id; an Event absent from it was deleted in Salesforce)."""
+    (by 15-character Event id; an Event absent from it was deleted in Salesforce) and the
+    converted Leads known (`conversions`, by 15-character Lead Id: see `converted`)."""
     out: list[Operation] = []
     kept_now: dict[str, frozenset[str]] = {}
     newly: dict[str, frozenset[str]] = {}
@@ -193,20 +226,19 @@ def settle(
                 continue
             desired = op.fields.to_salesforce()
             previous = before.kept if before is not None else frozenset()
-            found = edited(before, row, desired, activity_field) if before is not None else frozenset()
+            found = edited(before, row, desired, activity_field, conversions) if before is not None else frozenset()
             kept = frozenset() if overwrite_edits else previous | found
             if found - previous and not overwrite_edits:
                 newly[op.key] = found - previous
             if kept != previous:
                 kept_now[op.key] = kept
             omit = kept | _conflicts(kept, row, desired)
-            body = {k: v for k, v in desired.items() if k not in omit}
-            if before is not None and before.canceled and "Subject" in kept:
-                # Un-cancelled meeting with a person's own title: only calsync's prefix goes.
-                subject = str(row.get("Subject") or "")
-                if subject.startswith(CANCELED):
-                    body["Subject"] = subject[len(CANCELED):]
-            settled = replace(op, omit=frozenset(omit - set(body)), kept=kept)
+            # A meeting that comes back after its Event was kept with `Canceled: `: a Subject the
+            # person owns loses calsync's prefix, and only that; it is sent (and recorded as
+            # calsync's write) while the field stays theirs.
+            subject = uncanceled(before, row) if before is not None and "Subject" in kept else None
+            settled = replace(op, omit=frozenset(omit), kept=kept, subject=subject)
+            body = settled.body()
             # The activity Date/Time field alone never makes an update: it is written from the
             # moment it is configured on Events changed from then on, never retroactively (seed).
             if all(k in row and same(k, v, row[k]) for k, v in body.items() if k != activity_field):
@@ -226,7 +258,7 @@ def settle(
             if row is None or before is None or overwrite_edits:
                 out.append(op)  # calsync's own delete landed, or the person's edits are overwritten
                 continue
-            kept = before.kept | edited(before, row, {}, activity_field)
+            kept = before.kept | edited(before, row, {}, activity_field, conversions)
             if not kept:
                 out.append(op)
                 continue
@@ -244,6 +276,52 @@ def settle(
         else:
             out.append(op)
     return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged)
+
+
+def moved_names(
+    operations: Sequence[Operation],
+    previous: Mapping[str, Written],
+    current: Mapping[str, Mapping[str, Any]],
+    conversions: Mapping[str, Lead],
+) -> set[str]:
+    """Contacts that became the Name of Events calsync wrote with another Name, without a person
+    owning the Name and without a known conversion to explain it: the Contacts whose converted
+    Leads `settle` must know (one query for all; none in the usual cycle)."""
+    explained = {(digest("WhoId", lead.id), canonical("WhoId", lead.converted_contact_id))
+                 for lead in conversions.values() if lead.converted_contact_id}
+    found: set[str] = set()
+    for op in operations:
+        if not isinstance(op, (Update, Delete)) or not op.sf_id:
+            continue
+        before, row = previous.get(op.key), current.get(op.sf_id[:15])
+        last = (before.hashes or {}).get("WhoId") if before is not None else None
+        who = str((row or {}).get("WhoId") or "")
+        if before is None or last is None or "WhoId" in before.kept or not who.startswith("003"):
+            continue
+        if digest("WhoId", who) != last and (last, canonical("WhoId", who)) not in explained:
+            found.add(who)
+    return found
+
+
+def uncanceled(before: Written, row: Mapping[str, Any]) -> str | None:
+    """The Subject of an Event kept with `Canceled: ` (`before.canceled`) without the prefix
+    calsync put there, None when there is nothing of calsync's to take off.
+
+    The prefix is calsync's when it recorded adding it (`before.prefixed`); for an Event kept
+    before that was recorded, when the Subject is still exactly what calsync last wrote. What
+    follows the prefix, edited or not, is the person's and stays. Salesforce trims what it
+    stores (reference B10), so a Subject that was empty reads back as `Canceled:`.
+    """
+    if not before.canceled:
+        return None
+    subject = str(row.get("Subject") or "")
+    if subject != CANCELED.rstrip() and not subject.startswith(CANCELED):
+        return None
+    if before.prefixed is None:
+        ours = (before.hashes or {}).get("Subject") == digest("Subject", subject)
+    else:
+        ours = before.prefixed
+    return subject[len(CANCELED):] if ours else None
 
 
 def _conflicts(kept: frozenset[str], row: Mapping[str, Any], desired: Mapping[str, Any]) -> set[str]:

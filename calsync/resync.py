@@ -309,6 +309,7 @@ class Resync:
         settled = cycle.settle(
             planned, written, self.now, current=current,
             overwrite_edits=self.overwrite_edits, restore_deleted=self.restore_deleted,
+            conversions=directory.conversions() if directory is not None else None,
         )
         operations = self._decide(settled, written, current)
         if not self.dry_run:  # what `calsync explain` shows (an update found unneeded: unchanged)

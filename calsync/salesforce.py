@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,7 +46,7 @@ from calsync.errors import (
     QuotaExhausted,
     TransientError,
 )
-from calsync.model import Contact, Lead, Opportunity
+from calsync.model import Contact, Conversion, Lead, Opportunity
 from calsync.network import TracingSession
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,15 @@ class ChangedRecord:
     email: str | None = None
     linked: tuple[str, ...] = ()
     deleted: bool = False
+
+
+@dataclass(frozen=True)
+class LeadsFound:
+    """The Leads of some addresses (`find_leads`), by lowercased address: those not converted,
+    and the converted ones with the Contact each became."""
+
+    leads: dict[str, tuple[Lead, ...]] = field(default_factory=dict)
+    converted: dict[str, tuple[Conversion, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -492,14 +501,59 @@ class SalesforceOrg:
             )
         return {k: tuple(v) for k, v in found.items()}
 
-    def find_leads(self, addresses: Iterable[str]) -> dict[str, tuple[Lead, ...]]:
-        found: dict[str, list[Lead]] = {}
-        for row in self.query_in(
-            "SELECT Id, Email, CreatedDate FROM Lead WHERE IsConverted = false AND Email", addresses
-        ):
+    def find_leads(self, addresses: Iterable[str]) -> LeadsFound:
+        """Leads by Email, converted ones with the Contact each became, in the same query.
+
+        Converting moves a Lead's activities to its Contact (reference B10), which may be an
+        existing one with another address: it is read through the ConvertedContact relationship
+        (the parent's fields "directly in the SELECT", SOQL relationship queries), so a converted
+        Lead costs no call of its own. A converted Lead whose Contact is gone (deleted, or a
+        conversion without one) resolves to nothing.
+        """
+        leads: dict[str, list[Lead]] = {}
+        converted: dict[str, list[Conversion]] = {}
+        head = (
+            "SELECT Id, Email, CreatedDate, IsConverted, ConvertedContactId, ConvertedAccountId,"
+            " ConvertedOpportunityId, ConvertedContact.Email, ConvertedContact.AccountId,"
+            " ConvertedContact.CreatedDate FROM Lead WHERE Email"
+        )
+        for row in self.query_in(head, addresses):
             email = (row.get("Email") or "").lower()
-            found.setdefault(email, []).append(Lead(row["Id"], email, row.get("CreatedDate") or ""))
-        return {k: tuple(v) for k, v in found.items()}
+            lead = Lead(
+                row["Id"], email, row.get("CreatedDate") or "",
+                converted_contact_id=row.get("ConvertedContactId"),
+                converted_account_id=row.get("ConvertedAccountId"),
+                converted_opportunity_id=row.get("ConvertedOpportunityId"),
+                is_converted=bool(row.get("IsConverted")),
+            )
+            if not lead.is_converted:
+                leads.setdefault(email, []).append(lead)
+                continue
+            contact = row.get("ConvertedContact")
+            if lead.converted_contact_id and isinstance(contact, Mapping):
+                converted.setdefault(email, []).append(Conversion(lead, Contact(
+                    lead.converted_contact_id, (contact.get("Email") or "").lower(),
+                    contact.get("CreatedDate") or "", contact.get("AccountId"),
+                )))
+        return LeadsFound({k: tuple(v) for k, v in leads.items()}, {k: tuple(v) for k, v in converted.items()})
+
+    def leads_converted_into(self, contact_ids: Iterable[str]) -> dict[str, Lead]:
+        """The converted Leads whose Contact is one of these, by 15-character Lead Id: whether
+        an Event's Name moved from a Lead to a Contact by a conversion (ownership.py)."""
+        head = (
+            "SELECT Id, Email, CreatedDate, ConvertedContactId, ConvertedAccountId,"
+            " ConvertedOpportunityId FROM Lead WHERE IsConverted = true AND ConvertedContactId"
+        )
+        found: dict[str, Lead] = {}
+        for row in self.query_in(head, sorted(set(contact_ids)), bisect=False):
+            found[str(row["Id"])[:15]] = Lead(
+                row["Id"], (row.get("Email") or "").lower(), row.get("CreatedDate") or "",
+                converted_contact_id=row.get("ConvertedContactId"),
+                converted_account_id=row.get("ConvertedAccountId"),
+                converted_opportunity_id=row.get("ConvertedOpportunityId"),
+                is_converted=True,
+            )
+        return found
 
     def find_primary_opportunities(self, contact_ids: Iterable[str]) -> dict[str, tuple[Opportunity, ...]]:
         found: dict[str, list[Opportunity]] = {}

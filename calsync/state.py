@@ -241,6 +241,14 @@ def m006_push(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_canceled_prefix(db: sqlite_utils.Database) -> None:
+    # Whether calsync itself put `Canceled: ` on the Subject of an Event it kept for a person's
+    # changes (1), or found it there already (0): only its own prefix goes when the meeting comes
+    # back (ownership.settle). NULL: kept before this was recorded.
+    db.executescript("ALTER TABLE written ADD COLUMN canceled_prefix INTEGER;")
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -772,6 +780,7 @@ class StateStore:
                     " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
                     " intent_at = NULL, updated_at = excluded.updated_at, hashes = excluded.hashes,"
                     " kept = COALESCE(excluded.kept, written.kept), removed_at = NULL, canceled_at = NULL,"
+                    " canceled_prefix = NULL,"
                     " pending_hashes = NULL",
                     [r.key, r.owner, r.ical_uid, r.sf_id, r.fingerprint, _iso(at), hashes, kept],
                 )
@@ -829,16 +838,21 @@ class StateStore:
                 )
                 self._exec("DELETE FROM retries WHERE key = ?", [key])
 
-    def mark_canceled(self, key: str, hashes: Mapping[str, str], at: dt.datetime) -> None:
+    def mark_canceled(
+        self, key: str, hashes: Mapping[str, str], at: dt.datetime, *, prefixed: bool = True
+    ) -> None:
         """The meeting went but a person had changed its Event: kept, with `Canceled: `.
 
         The fingerprint no desired body has, so the Event is written again if the meeting comes
-        back; `hashes` now say what calsync last wrote (its Subject with the prefix)."""
+        back; `hashes` now say what calsync last wrote (its Subject with the prefix). `prefixed`:
+        calsync added the prefix itself (False: the Subject carried it already)."""
         with self.transaction():
             self._exec(
-                "UPDATE written SET canceled_at = COALESCE(canceled_at, ?), fingerprint = 'canceled',"
-                " hashes = ?, updated_at = ?, pending_hashes = NULL WHERE key = ?",
-                [_iso(at), json.dumps(dict(hashes), sort_keys=True), _iso(at), key],
+                "UPDATE written SET canceled_prefix = CASE WHEN canceled_at IS NULL THEN ?"
+                " ELSE canceled_prefix END, canceled_at = COALESCE(canceled_at, ?),"
+                " fingerprint = 'canceled', hashes = ?, updated_at = ?, pending_hashes = NULL"
+                " WHERE key = ?",
+                [int(prefixed), _iso(at), json.dumps(dict(hashes), sort_keys=True), _iso(at), key],
             )
             self._exec("DELETE FROM retries WHERE key = ?", [key])
 
@@ -1241,6 +1255,7 @@ def _written(row: Mapping[str, Any]) -> Written:
         kept=frozenset(json.loads(row["kept"])) if row.get("kept") else frozenset(),
         removed=row.get("removed_at") is not None,
         canceled=row.get("canceled_at") is not None,
+        prefixed=None if row.get("canceled_prefix") is None else bool(row["canceled_prefix"]),
         written_at=_parse(row.get("updated_at")),
         pending=json.loads(row["pending_hashes"]) if row.get("pending_hashes") else None,
         deleting=row.get("state") == "deleting",

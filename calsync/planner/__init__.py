@@ -7,6 +7,8 @@ says which addresses the directory must be asked about first.
 
 The rules live one per module: selection.py (which meetings count, first occurrence of a
 series), name.py (Name/WhoId), related_to.py (Related To/WhatId), fields.py (Event values).
+The one rule that needs both the directory and the owner's answer, an invitation from a
+stranger, is `invited_as_wanted` here.
 """
 
 from __future__ import annotations
@@ -27,20 +29,25 @@ from calsync.model import (
     Written,
 )
 from calsync.planner.fields import event_fields
-from calsync.planner.name import choose_name, shared_contacts
+from calsync.planner.name import choose_name, on_file, shared_contacts
 from calsync.planner.related_to import related_to
 from calsync.planner.selection import (
+    NOT_ACCEPTED,
     Meeting,
     Rejected,
+    accepted_by_owner,
     before_lookback,
     candidates,
     first_occurrence,
     is_candidate,
+    is_external,
     organizer_of,
+    outside_organizer,
     select,
 )
 
 __all__ = [
+    "NOT_ACCEPTED",
     "NameCandidates",
     "Plan",
     "addresses_to_look_up",
@@ -81,6 +88,9 @@ class NameCandidates:
 
     organizer: str | None  # the organizer, when external (checked as Contact, then Lead)
     attendees: tuple[str, ...]  # candidate attendees in Google's order
+    # An outside organizer who cannot be the Name (they declined) of an invitation the owner has
+    # not accepted: whether they are a Contact or Lead decides if it is logged (`plan`).
+    host: str | None = None
 
     @property
     def first(self) -> str | None:
@@ -106,8 +116,16 @@ def name_candidates(copies: Iterable[MeetingCopy], settings: PlanSettings) -> li
             else None
         )
         attendees = {p.address: None for p in chosen.occurrence.attendees if p.address in people}
+        host = outside_organizer(chosen.occurrence, copy.owner, settings)
+        unsure = (
+            host is not None and host.address != external and is_external(host, copy.owner, settings)
+            and not accepted_by_owner(chosen.occurrence, copy.owner)
+        )
         if people:
-            found.append(NameCandidates(external, tuple(a for a in attendees if a is not None)))
+            found.append(NameCandidates(
+                external, tuple(a for a in attendees if a is not None),
+                host.address if unsure and host is not None else None,
+            ))
     return found
 
 
@@ -170,6 +188,16 @@ def _not_wanted(copy: MeetingCopy, before: Written | None, reason: str) -> Opera
     return Skip(key=copy.key, owner=copy.owner, reason=reason)
 
 
+def invited_as_wanted(chosen: Meeting, owner: str, directory: Directory, settings: PlanSettings) -> bool:
+    """A meeting organised by someone who is neither internal nor a Contact or Lead (a stranger
+    inviting the owner and a customer) counts only once its owner accepted it or answered maybe;
+    one organised by an internal user, a Contact or a Lead counts answered or not."""
+    host = outside_organizer(chosen.occurrence, owner, settings)
+    if host is None or accepted_by_owner(chosen.occurrence, owner):
+        return True
+    return is_external(host, owner, settings) and on_file(host.address or "", directory)
+
+
 def _plan_one(
     copy: MeetingCopy,
     before: Written | None,
@@ -186,6 +214,8 @@ def _plan_one(
     name, warnings = choose_name(chosen.occurrence, copy.owner, directory, settings)
     if name is None:
         return _not_wanted(copy, before, "no Contact or Lead"), warnings
+    if not invited_as_wanted(chosen, copy.owner, directory, settings):
+        return _not_wanted(copy, before, NOT_ACCEPTED), warnings
     owner_id = directory.users.get(copy.owner)
     if not owner_id:
         # A configuration problem, not a reason to delete what was written: leave it alone.

@@ -4,6 +4,10 @@ External meeting: the organizer is outside the company and is a Contact or Lead 
 Otherwise the first attendee, in Google's order, who is a Contact; failing that the first who is
 a Lead. An address that is both a Contact and a Lead names the Contact. Several Contacts (or
 Leads) sharing an address: the oldest (CreatedDate, then lowest Id), with a warning.
+
+A converted Lead's address stands for the Contact it became when no Contact has that address
+itself: Salesforce moved the Lead's activities to that Contact (reference B10), which may be an
+existing one with another address, so it is found through ConvertedContactId, not by email.
 """
 
 from __future__ import annotations
@@ -41,24 +45,36 @@ def oldest(records: Sequence[Record]) -> Record:
 
 
 def _pick(
-    address: str, records: Sequence[Record], kind: str, warnings: list[str]
+    address: str, records: Sequence[Record], kinds: str, warnings: list[str]
 ) -> Record | None:
     if not records:
         return None
     chosen = oldest(records)
     if len({record.id for record in records}) > 1:
         warnings.append(
-            f"{len(records)} {kind}s share the address {address}; using the oldest, {chosen.id}"
+            f"{len(records)} {kinds} share the address {address}; using the oldest, {chosen.id}"
         )
     return chosen
 
 
 def contact_for(address: str, directory: Directory, warnings: list[str]) -> Contact | None:
-    return _pick(address, directory.contacts.get(address, ()), "Contact", warnings)
+    """The Contact with this address, else the Contact a converted Lead with it became."""
+    found = _pick(address, directory.contacts.get(address, ()), "Contacts", warnings)
+    if found is None:
+        became = {c.contact.id: c.contact for c in directory.converted.get(address, ())}
+        found = _pick(address, list(became.values()), "Contacts of converted Leads", warnings)
+    return found
+
+
+def on_file(address: str, directory: Directory) -> bool:
+    """Whether the address is a Contact or a Lead (a converted one counts as its Contact)."""
+    return bool(
+        directory.contacts.get(address) or directory.leads.get(address) or directory.converted.get(address)
+    )
 
 
 def lead_for(address: str, directory: Directory, warnings: list[str]) -> Lead | None:
-    return _pick(address, directory.leads.get(address, ()), "Lead", warnings)
+    return _pick(address, directory.leads.get(address, ()), "Leads", warnings)
 
 
 def choose_name(

@@ -5,7 +5,10 @@ occurrence was modified, the next one when it was cancelled or when the owner de
 one). An occurrence is then dropped when it is cancelled, not a meeting (eventType), declined by
 the owner, private (unless private events are synced), longer than 14 days or without a start.
 Which addresses can make it a Salesforce meeting (external, not excluded, not a room, not
-declined) is decided here too; the Name rule (name.py) only picks among them.
+declined) is decided here too; the Name rule (name.py) only picks among them. So is who
+organised it (`outside_organizer`) and whether the owner accepted (`accepted_by_owner`): an
+invitation from outside the company that is neither a Contact nor a Lead counts only once
+accepted (planner.invited_as_wanted, which asks the directory).
 """
 
 from __future__ import annotations
@@ -191,17 +194,53 @@ def is_candidate(person: Person, owner: str, settings: PlanSettings) -> bool:
     owner, not matched by an `exclude` glob, not a room or other resource, and did not decline
     the invitation: a meeting is logged with the people who took part in it.
     """
+    return person.response_status != "declined" and is_external(person, owner, settings)
+
+
+def is_external(person: Person, owner: str, settings: PlanSettings) -> bool:
+    """`is_candidate` whatever the person answered: an address outside the company that may be
+    on file in Salesforce (not internal, not a calsync user, not excluded, not a room)."""
     address = person.address
     if not address or "@" not in address or person.resource:
         return False
-    if person.response_status == "declined":
-        return False
-    if address == owner.strip().lower() or address in _lowered(settings.configured_users):
-        return False
-    domain = address.rsplit("@", 1)[1]
-    if domain in _lowered(settings.internal_domains):
+    if is_internal(address, owner, settings):
         return False
     return not any(_glob_matches(address, pattern) for pattern in settings.exclude)
+
+
+def is_internal(address: str, owner: str, settings: PlanSettings) -> bool:
+    """A lowercased address inside the company: the owner, a configured user, or an address at
+    one of the internal domains."""
+    if address == owner.strip().lower() or address in _lowered(settings.configured_users):
+        return True
+    return address.rsplit("@", 1)[-1] in _lowered(settings.internal_domains)
+
+
+# The owner's answers that accept an invitation (reference A5, `responseStatus`): "maybe" counts.
+ANSWERED = frozenset({"accepted", "tentative"})
+NOT_ACCEPTED = "invitation from outside the company not accepted"
+
+
+def outside_organizer(occurrence: GoogleEvent, owner: str, settings: PlanSettings) -> Person | None:
+    """The organizer when they are outside the company (neither internal nor a configured
+    user), None for an internal organizer or none known. Whether they are a Contact or Lead is
+    the directory's to say (`planner.name.on_file`): a meeting organised by an outsider who is
+    neither is logged only once its owner accepted it (`accepted_by_owner`)."""
+    organizer = organizer_of(occurrence)
+    if organizer is None or not organizer.address or is_internal(organizer.address, owner, settings):
+        return None
+    return organizer
+
+
+def accepted_by_owner(occurrence: GoogleEvent, owner: str) -> bool:
+    """The owner's own attendee entry (self, or their address; reference A6) says accepted or
+    maybe. No answer yet (needsAction), or no entry of theirs at all, is not accepting."""
+    owner = owner.strip().lower()
+    return any(
+        person.response_status in ANSWERED
+        for person in occurrence.attendees
+        if person.self or person.address == owner
+    )
 
 
 @functools.lru_cache(maxsize=32)

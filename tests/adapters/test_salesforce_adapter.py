@@ -54,8 +54,27 @@ def test_one_refused_value_does_not_stop_the_others(org):
     assert list(found) == ["hank@globex.test"]
 
 
-def test_converted_leads_are_not_found(org):
-    assert list(org.find_leads(["zoe@soylent.test", "old@soylent.test"])) == ["zoe@soylent.test"]
+def test_converted_leads_are_not_leads(org):
+    # old@soylent.test is converted without a Contact: neither a Lead nor a Contact to name.
+    found = org.find_leads(["zoe@soylent.test", "old@soylent.test"])
+    assert list(found.leads) == ["zoe@soylent.test"] and found.converted == {}
+
+
+def test_a_converted_lead_resolves_to_its_contact_in_the_same_query(org, sf_emu, company):
+    # Converted into an existing Contact with another address (reference B10): found through
+    # ConvertedContactId with that Contact's Account, no call of its own.
+    zoe = company.lead_ids["zoe@soylent.test"]
+    hank = company.contact_ids["hank@globex.test"]
+    sf_emu.backend.convert_lead(zoe, account_id=company.account_ids["Globex"], contact_id=hank)
+    calls = org.calls
+    found = org.find_leads(["zoe@soylent.test"])
+    assert org.calls - calls == 1 and found.leads == {}
+    (conversion,) = found.converted["zoe@soylent.test"]
+    assert conversion.lead.id == zoe and conversion.lead.is_converted
+    assert (conversion.contact.id, conversion.contact.email) == (hank, "hank@globex.test")
+    assert conversion.contact.account_id == company.account_ids["Globex"]
+    into = org.leads_converted_into([hank])
+    assert list(into) == [zoe[:15]] and into[zoe[:15]].converted_contact_id == hank
 
 
 def test_primary_opportunities_carry_closed_and_close_date(org, company):

@@ -109,3 +109,85 @@ def test_refresh_costs(sync, make_config, sf_emu):
     assert sync(every).ok
     assert sync(every).salesforce_calls == 3
     assert sync(every).salesforce_calls == 3
+
+
+# -- converted Leads: follow Salesforce (issue 16b) --------------------------------------------------
+
+
+def _lead_meeting(sync, path, sf_emu, google_emu, summary: str, address: str) -> tuple[dict, str, dict]:
+    """A meeting with a Lead, synced: (the Google event, the Lead's Id, its Event)."""
+    lead = sf_emu.backend.create_record("Lead", {"LastName": "Pros", "Company": "NewCo", "Email": address})
+    made = _meeting(google_emu, summary, [address])
+    assert sync(path).ok
+    row = _event(sf_emu, summary)
+    assert row is not None and _same(row["WhoId"], lead) and row["WhatId"] is None
+    return made, lead, row
+
+
+def _only_event(sf_emu, sf_id: str, *subjects: str) -> dict:
+    """The Event `sf_id`, and proof that it is the one Event of its meeting: never doubled, never
+    marked canceled."""
+    rows = [r for r in sf_emu.backend.list_records("Event") if r["Subject"] in subjects
+            or r["Subject"].startswith("Canceled: ")]
+    assert [r["Id"] for r in rows] == [sf_id], rows
+    return rows[0]
+
+
+def test_a_lead_converted_into_an_existing_contact_with_another_address_keeps_its_event(
+    sync, make_config, sf_emu, google_emu, company
+):
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    made, lead, row = _lead_meeting(sync, path, sf_emu, google_emu, "Scoping call", "pros@newco.test")
+    hank = company.contact_ids["hank@globex.test"]
+    manager = sf_emu.backend.create_user("manager@acme.test", first_name="Mia", last_name="Manager")
+    sf_emu.backend.convert_lead(lead, account_id=company.account_ids["Globex"], contact_id=hank, user_id=manager)
+    assert _same(sf_emu.backend.record("Event", row["Id"])["WhoId"], hank)  # Salesforce moved it
+    assert sync(path).ok
+    after = _only_event(sf_emu, row["Id"], "Scoping call")
+    assert after["Subject"] == "Scoping call" and _same(after["WhoId"], hank)
+    # Related To as the rules give for the Contact: its primary Opportunity.
+    assert _same(after["WhatId"], company.opportunity_ids["Globex platform renewal"])
+    # Later moves land.
+    google_emu.backend.update_event(made["id"], {"summary": "Scoping call (moved)", **_at(5, 14)})
+    assert sync(path).ok
+    moved = _only_event(sf_emu, row["Id"], "Scoping call", "Scoping call (moved)")
+    assert moved["Subject"] == "Scoping call (moved)"
+    assert moved["StartDateTime"].startswith(_at(5, 14)["start"]["dateTime"][:16])
+    assert _same(moved["WhoId"], hank)
+
+
+def test_a_lead_converted_into_a_new_contact_and_opportunity_keeps_its_event(
+    sync, make_config, sf_emu, google_emu
+):
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    made, lead, row = _lead_meeting(sync, path, sf_emu, google_emu, "Pilot kickoff", "boss@newco.test")
+    converted = sf_emu.backend.convert_lead(lead, opportunity_name="NewCo pilot")
+    assert sync(path).ok
+    after = _only_event(sf_emu, row["Id"], "Pilot kickoff")
+    assert _same(after["WhoId"], converted["contact"]) and _same(after["WhatId"], converted["opportunity"])
+    google_emu.backend.update_event(made["id"], _at(6, 9))
+    assert sync(path).ok
+    moved = _only_event(sf_emu, row["Id"], "Pilot kickoff")
+    assert moved["StartDateTime"].startswith(_at(6, 9)["start"]["dateTime"][:16])
+    assert _same(moved["WhoId"], converted["contact"]) and _same(moved["WhatId"], converted["opportunity"])
+
+
+def test_a_converted_leads_meeting_that_changes_before_the_refresh_is_followed(
+    sync, make_config, sf_emu, google_emu, company
+):
+    # The default refresh interval: the conversion reaches calsync only through the meeting's
+    # own changes in Google. A move keeps the Event; a cancellation deletes it (nobody edited
+    # it: the conversion was Salesforce's doing), never `Canceled: `.
+    path = make_config()
+    moving, lead, row = _lead_meeting(sync, path, sf_emu, google_emu, "Demo for NewCo", "pros@newco.test")
+    going = _meeting(google_emu, "Second demo", ["pros@newco.test"], days=4)
+    assert sync(path).ok
+    second = _event(sf_emu, "Second demo")
+    hank = company.contact_ids["hank@globex.test"]
+    sf_emu.backend.convert_lead(lead, account_id=company.account_ids["Globex"], contact_id=hank)
+    google_emu.backend.update_event(moving["id"], _at(7, 16))
+    google_emu.backend.delete_event(going["id"])
+    assert sync(path).ok
+    after = _only_event(sf_emu, row["Id"], "Demo for NewCo", "Second demo")
+    assert after["StartDateTime"].startswith(_at(7, 16)["start"]["dateTime"][:16]) and _same(after["WhoId"], hank)
+    assert sf_emu.backend.record("Event", second["Id"]) is None  # deleted, not retired

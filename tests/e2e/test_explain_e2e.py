@@ -73,7 +73,18 @@ def _three_weeks(google_emu, now: dt.datetime) -> dict:
         "start": {"date": day.isoformat()}, "end": {"date": (day + dt.timedelta(days=21)).isoformat()}})
 
 
+def _strangers_invitation(google_emu, now: dt.datetime) -> dict:
+    return google_emu.backend.create_event("events@conference.test", {
+        "summary": "Partner summit prep", "attendees": ["events@conference.test", "alice@acme.test",
+                                                       "marge@globex.test"],
+        "start": {"dateTime": (now + dt.timedelta(days=3)).isoformat()},
+        "end": {"dateTime": (now + dt.timedelta(days=3, hours=1)).isoformat()}})
+
+
 @pytest.mark.parametrize("user, label, rule", [
+    ("alice@acme.test", _strangers_invitation,
+     "it is an invitation from someone outside the company who is not a Salesforce Contact or Lead,"
+     " and the calendar's owner has not accepted it (nor answered maybe)"),
     ("carol@acme.test", "private", 'it is private (or confidential) and [sync] private_events = "skip"'),
     ("carol@acme.test", "declined", "the calendar's owner declined it"),
     ("bob@acme.test", "out-of-office", "it is not a meeting but an out-of-office block (Google eventType outOfOffice)"),
@@ -108,6 +119,17 @@ def test_a_converted_leads_address_is_no_contact_or_lead(sync, make_config, comp
     sync(path)
     out = explain(path, "--user", "carol@acme.test", "--event-id", company.meetings["converted-lead"]).stdout
     assert "attendee old@soylent.test: candidate: no Contact or Lead with this address" in out
+
+
+def test_a_converted_leads_contact_is_named_and_said_to_be_one(sync, make_config, company, google_emu, sf_emu):
+    zoe, hank = company.lead_ids["zoe@soylent.test"], company.contact_ids["hank@globex.test"]
+    sf_emu.backend.convert_lead(zoe, account_id=company.account_ids["Globex"], contact_id=hank)
+    path = make_config()
+    sync(path)
+    out = explain(path, "--user", "bob@acme.test", "--event-id", company.meetings["lead"]).stdout
+    assert f"attendee zoe@soylent.test: candidate [Contact {hank}, converted Lead {zoe}]: the Name" in out
+    assert (f"Name: Contact {hank} (zoe@soylent.test): the first attendee, in Google's order, who is a Contact;"
+            f" the Lead with this address ({zoe}) was converted into this Contact") in out
 
 
 def test_a_cancelled_meeting_says_its_event_was_deleted(sync, make_config, company, google_emu, sf_emu):

@@ -193,3 +193,58 @@ def test_a_cycle_with_a_thousand_updates_reads_them_back_in_at_most_five_queries
     # 1,000 Events before they are updated: at most one query per 200 of them.
     assert by_kind["query"] <= 5 + 5, by_kind
     assert sf_emu.backend.api_calls - before <= 15, by_kind
+
+
+# -- a meeting that comes back (issue 16a) ---------------------------------------------------------
+
+
+def test_a_declined_meeting_accepted_again_loses_only_calsyncs_prefix(
+    sync, make_config, sf_emu, google_emu, rep
+):
+    made = google_emu.backend.create_event("hank@globex.test", {
+        "summary": "Globex sync", "attendees": ["hank@globex.test", ALICE], **_at(3)})
+    google_emu.backend.respond(ALICE, made["id"], "accepted")
+    path = make_config()
+    assert sync(path).ok
+    row = _event(sf_emu, lambda r: r["Subject"] == "Globex sync")
+    sf_emu.backend.update_record("Event", row["Id"], {"Subject": "Globex: pricing, 3-year deal"}, user_id=rep)
+    google_emu.backend.respond(ALICE, made["id"], "declined")
+    assert sync(path).ok
+    assert _by_id(sf_emu, row["Id"])["Subject"] == "Canceled: Globex: pricing, 3-year deal"
+    # While it is canceled the rep adds to their title; then the owner accepts again and the
+    # organizer moves the meeting.
+    sf_emu.backend.update_record("Event", row["Id"], {"Subject": "Canceled: Globex: pricing, 3-year deal (v2)"},
+                                 user_id=rep)
+    google_emu.backend.respond(ALICE, made["id"], "accepted")
+    google_emu.backend.update_event(made["id"], _at(5, 14, minutes=30))
+    assert sync(path).ok
+    after = _by_id(sf_emu, row["Id"])
+    assert after["Subject"] == "Globex: pricing, 3-year deal (v2)"
+    assert after["StartDateTime"].startswith(_at(5, 14)["start"]["dateTime"][:16])
+    assert after["DurationInMinutes"] == 30
+    # The Subject sent is calsync's write, the field still the rep's: a rename in Google and
+    # further cycles leave it alone, and nothing is written twice.
+    google_emu.backend.update_event(made["id"], {"summary": "Globex sync (renamed)"})
+    assert sync(path).ok and sync(path).salesforce_calls == 0
+    assert _by_id(sf_emu, row["Id"])["Subject"] == "Globex: pricing, 3-year deal (v2)"
+    assert [r["Id"] for r in sf_emu.backend.list_records("Event")
+            if "3-year deal" in r["Subject"] or "Globex sync" in r["Subject"]] == [row["Id"]]
+
+
+def test_a_meeting_restored_from_the_trash_loses_only_calsyncs_prefix(
+    sync, make_config, sf_emu, google_emu, rep
+):
+    made = _meeting(google_emu, "Trash call")
+    path = make_config()
+    assert sync(path).ok
+    row = _event(sf_emu, lambda r: r["Subject"] == "Trash call")
+    sf_emu.backend.update_record("Event", row["Id"], {"Subject": "Hank: contract questions"}, user_id=rep)
+    google_emu.backend.delete_event(made["id"])
+    assert sync(path).ok
+    assert _by_id(sf_emu, row["Id"])["Subject"] == "Canceled: Hank: contract questions"
+    google_emu.backend.restore_event(made["id"])
+    google_emu.backend.update_event(made["id"], _at(6, 11))
+    assert sync(path).ok
+    after = _by_id(sf_emu, row["Id"])
+    assert after["Subject"] == "Hank: contract questions"
+    assert after["StartDateTime"].startswith(_at(6, 11)["start"]["dateTime"][:16])

@@ -148,3 +148,53 @@ def test_resync_never_writes_the_activity_field_retroactively(sync, make_config,
     result = resync(config_module.load(after))
     assert result.ok and [c for c in result.changes if c.action == "update"] == []
     assert all(r.get(ACTIVITY_FIELD) is None for r in sf_emu.backend.list_records("Event"))
+
+
+# -- invitations from outside (issue 16c) ------------------------------------------------------
+
+STRANGER = "events@conference.test"
+
+
+def test_a_strangers_invitation_is_logged_only_once_its_owner_accepts(sync, make_config, sf_emu, google_emu, company):
+    # Organised by someone neither internal nor a Contact or Lead, with a customer Contact as a
+    # guest: each owner's Event waits for that owner's own answer.
+    made = google_emu.backend.create_event(STRANGER, {
+        "summary": "Partner summit prep", "attendees": [STRANGER, ALICE, "bob@acme.test", "marge@globex.test"],
+        **_at(3)})
+    path = make_config()
+    assert sync(path).ok
+    assert _events(sf_emu, "Partner summit prep") == []
+    google_emu.backend.respond("bob@acme.test", made["id"], "tentative")  # "maybe" counts
+    assert sync(path).ok
+    (row,) = _events(sf_emu, "Partner summit prep")
+    assert _same(row["OwnerId"], company.sf_user_ids["bob@acme.test"])
+    assert _same(row["WhoId"], company.contact_ids["marge@globex.test"])
+    google_emu.backend.respond(ALICE, made["id"], "accepted")
+    assert sync(path).ok
+    owners = sorted(r["OwnerId"][:15] for r in _events(sf_emu, "Partner summit prep"))
+    assert owners == sorted(company.sf_user_ids[u][:15] for u in (ALICE, "bob@acme.test"))
+
+
+def test_invitations_from_contacts_and_colleagues_are_logged_unanswered(sync, make_config, sf_emu, google_emu, company):
+    google_emu.backend.create_event("hank@globex.test", {
+        "summary": "Hank's review", "attendees": ["hank@globex.test", ALICE, "marge@globex.test"], **_at(3)})
+    google_emu.backend.create_event("carol@acme.test", {
+        "summary": "Carol's account plan", "attendees": ["carol@acme.test", ALICE, "marge@globex.test"], **_at(4)})
+    assert sync(make_config()).ok
+    (hanks,) = _events(sf_emu, "Hank's review")  # Alice has not answered: logged as before
+    assert _same(hanks["WhoId"], company.contact_ids["hank@globex.test"])
+    assert len(_events(sf_emu, "Carol's account plan")) == 2  # Carol's and Alice's
+
+
+def test_a_logged_strangers_invitation_the_owner_no_longer_accepts_goes_like_any_other(
+    sync, make_config, sf_emu, google_emu
+):
+    made = google_emu.backend.create_event(STRANGER, {
+        "summary": "Summit follow-up", "attendees": [STRANGER, ALICE, "marge@globex.test"], **_at(5)})
+    google_emu.backend.respond(ALICE, made["id"], "accepted")
+    path = make_config()
+    assert sync(path).ok
+    assert len(_events(sf_emu, "Summit follow-up")) == 1
+    google_emu.backend.respond(ALICE, made["id"], "needsAction")
+    assert sync(path).ok
+    assert _events(sf_emu, "Summit follow-up") == []  # nobody had edited it: deleted

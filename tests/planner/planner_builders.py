@@ -12,6 +12,7 @@ from typing import Any
 
 from calsync.model import (
     Contact,
+    Conversion,
     Create,
     Directory,
     EventTime,
@@ -175,11 +176,33 @@ def opportunity(
     return Opportunity(id=id, contact_id=contact_id, is_closed=is_closed, close_date=close_date)
 
 
-def directory(*records: Contact | Lead, opportunities: Iterable[Opportunity] = ()) -> Directory:
-    """A directory holding these Contacts/Leads (keyed by lowercased email) and both users."""
+def converted(
+    lead_id: str = "00Q000000000001AAA",
+    email: str = CLIENT,
+    into: Contact | None = None,
+    opportunity_id: str | None = None,
+) -> Conversion:
+    """A Lead with address `email`, converted into `into` (a Contact with another address by
+    default), with its Account and, when given, a new Opportunity (reference B10)."""
+    into = into or contact("003000000000009AAA", email="bob.b@client.test", account_id="001000000000009AAA")
+    return Conversion(
+        Lead(lead_id, email, "2020-01-01T00:00:00.000+0000", converted_contact_id=into.id,
+             converted_account_id=into.account_id, converted_opportunity_id=opportunity_id, is_converted=True),
+        into,
+    )
+
+
+def directory(*records: Contact | Lead | Conversion, opportunities: Iterable[Opportunity] = ()) -> Directory:
+    """A directory holding these Contacts/Leads (keyed by lowercased email; a converted Lead by
+    its own) and both users."""
     contacts: dict[str, tuple[Contact, ...]] = {}
     leads: dict[str, tuple[Lead, ...]] = {}
+    conversions: dict[str, tuple[Conversion, ...]] = {}
     for record in records:
+        if isinstance(record, Conversion):
+            address = record.lead.email.lower()
+            conversions[address] = (*conversions.get(address, ()), record)
+            continue
         address = record.email.lower()
         if isinstance(record, Contact):
             contacts[address] = (*contacts.get(address, ()), record)
@@ -191,6 +214,7 @@ def directory(*records: Contact | Lead, opportunities: Iterable[Opportunity] = (
     return Directory(
         contacts=contacts,
         leads=leads,
+        converted=conversions,
         primary_opportunities=by_contact,
         users={OWNER: OWNER_ID, COLLEAGUE: COLLEAGUE_ID},
     )

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calsync import ownership
-from calsync.model import Delete, EventFields, MeetingCopy, Retire, Skip, Update, Written
+from calsync.model import Delete, EventFields, Lead, MeetingCopy, Retire, Skip, Update, Written
 
 NOW = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
 SF_ID = "00U000000000001AAA"
@@ -231,3 +231,165 @@ def test_no_text_an_older_calsync_sent_untrimmed_is_taken_for_an_edit(lead, text
     before = Written("k1", "a@x.test", "uid", SF_ID, "fp", hashes=hashes, written_at=NOW)
     row = salesforce_row({**body, "Location": stored, "Description": stored})
     assert ownership.edited(before, row, {}) == frozenset()
+# -- a meeting that comes back after its Event was kept with `Canceled: ` (issue 16a) ----------
+
+
+def _retired(rep_subject: str, old: dict, *, prefixed: bool | None = True) -> tuple[Written, dict]:
+    """The state row and the Salesforce row after: calsync wrote `old`, a rep retitled it to
+    `rep_subject`, the meeting went and settle retired the Event (cycle._retire's bookkeeping)."""
+    row = salesforce_row(old, Subject=rep_subject)
+    delete = Delete("k1", SF_ID, "a@x.test", "declined")
+    (retire,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row}).operations
+    assert isinstance(retire, Retire) and retire.kept == {"Subject"}
+    hashes = dict(ownership.hashes(old))
+    if retire.subject is not None:
+        hashes["Subject"] = ownership.digest("Subject", retire.subject)
+        row["Subject"] = retire.subject
+    state = written(old, kept=frozenset({"Subject"}), canceled=True,
+                    prefixed=(retire.subject is not None) if prefixed is not None else None)
+    return Written(**{**state.__dict__, "hashes": hashes}), row
+
+
+def test_a_meeting_that_comes_back_loses_the_prefix_on_a_subject_the_person_owns() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Globex: renewal kickoff", old)
+    assert row["Subject"] == "Canceled: Globex: renewal kickoff"
+    back = fields(start=NOW + dt.timedelta(days=2), end=NOW + dt.timedelta(days=2, hours=1), subject="Demo v3")
+    settled = ownership.settle([update(back, kept=before.kept)], {"k1": before}, {SF_ID[:15]: row})
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == {"Subject"}  # still the person's field
+    assert op.body()["Subject"] == "Globex: renewal kickoff"  # the prefix goes, nothing else
+    assert op.body()["StartDateTime"] == "2026-03-04T12:00:00.000+0000"  # times follow Google
+    assert settled.newly_kept == {}
+
+
+def test_a_prefix_the_person_wrote_themselves_stays() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Canceled: their own words", old)  # calsync found it there
+    assert before.prefixed is False and row["Subject"] == "Canceled: their own words"
+    settled = ownership.settle([update(fields(subject="Demo"), kept=before.kept)], {"k1": before}, {SF_ID[:15]: row})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and "Subject" not in op.body()
+
+
+def test_an_event_kept_before_the_prefix_was_recorded_loses_it_only_if_untouched_since() -> None:
+    old = fields().to_salesforce()
+    before, row = _retired("Rep title", old, prefixed=None)
+    assert before.prefixed is None
+    (op,) = ownership.settle([update(fields(), kept=before.kept)], {"k1": before}, {SF_ID[:15]: row}).operations
+    assert isinstance(op, Update) and op.body()["Subject"] == "Rep title"
+    edited_since = dict(row, Subject="Canceled: Rep title (moved to May)")
+    settled = ownership.settle([update(fields(), kept=before.kept)], {"k1": before}, {SF_ID[:15]: edited_since})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and "Subject" not in op.body()  # unknown whose prefix: left alone
+
+
+@settings(max_examples=150, deadline=None)
+@given(rep_subject=TEXT, written_after=TEXT, comes_back_as=TEXT)
+def test_only_calsyncs_prefix_ever_goes_whatever_the_person_writes(rep_subject, written_after, comes_back_as) -> None:
+    # Whatever the rep titled the Event, and whatever they wrote after the prefix while it was
+    # canceled, the meeting coming back sends exactly their text without `Canceled: `.
+    old = fields().to_salesforce()
+    if rep_subject.startswith("Canceled:") or ownership.same("Subject", rep_subject, old["Subject"]):
+        rep_subject = "x" + rep_subject
+    before, row = _retired(rep_subject, old)
+    row["Subject"] = ownership.CANCELED + written_after
+    settled = ownership.settle([update(fields(subject=comes_back_as or "y"), kept=before.kept)], {"k1": before},
+                               {SF_ID[:15]: row})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and op.kept >= {"Subject"}
+    assert op.body()["Subject"] == written_after
+    # The next cycle finds what was sent and takes it for calsync's write, not a new edit.
+    after = Written(**{**before.__dict__, "canceled": False, "prefixed": None,
+                       "hashes": ownership.hashes(op.body()), "kept": op.kept})
+    row["Subject"] = written_after
+    again = ownership.settle([update(fields(subject=comes_back_as or "y"), kept=after.kept)], {"k1": after},
+                             {SF_ID[:15]: row})
+    assert again.newly_kept == {}
+    nxt = again.unchanged.get("k1") or again.operations[0]
+    assert isinstance(nxt, Update) and "Subject" not in nxt.body()
+
+
+# -- what converting a Lead does to its Events is not a person's edit (issue 16b) ----------------
+
+LEAD = "00Q000000000001AAA"
+CONTACT = "003000000000009AAA"
+ACCOUNT = "001000000000009AAA"
+NEW_OPP = "006000000000009AAA"
+
+
+def _lead(opportunity: str | None = NEW_OPP, contact: str = CONTACT) -> Lead:
+    return Lead(LEAD, "pros@newco.test", "", converted_contact_id=contact, converted_account_id=ACCOUNT,
+                converted_opportunity_id=opportunity, is_converted=True)
+
+
+def _lead_event() -> dict:
+    return fields(who_id=LEAD, what_id=None).to_salesforce()
+
+
+def test_the_name_and_related_to_a_conversion_gave_stay_calsyncs() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=NEW_OPP)  # Salesforce moved it (B10)
+    wanted = fields(who_id=CONTACT, what_id="006000000000001AAA", subject="Demo (moved)")
+    settled = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: _lead()})
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == frozenset() and settled.newly_kept == {}
+    assert op.body()["WhatId"] == "006000000000001AAA"  # Related To as the rules give
+    # Without knowing the conversion, the same rows read as a person's edit.
+    unknown = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row})
+    assert unknown.newly_kept == {"k1": frozenset({"WhatId"})}
+
+
+def test_a_converted_leads_event_whose_meeting_goes_is_deleted_not_retired() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=ACCOUNT)
+    delete = Delete("k1", SF_ID, "a@x.test", "deleted")
+    (op,) = ownership.settle([delete], {"k1": written(old)}, {SF_ID[:15]: row},
+                             conversions={LEAD[:15]: _lead(opportunity=None)}).operations
+    assert op == delete
+
+
+def test_a_name_a_person_moved_elsewhere_is_still_theirs() -> None:
+    old = _lead_event()
+    row = salesforce_row(old, WhoId="003000000000005AAA", WhatId=NEW_OPP)  # not what it became
+    settled = ownership.settle([update(fields(who_id=CONTACT))], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: _lead()})
+    assert settled.newly_kept == {"k1": frozenset({"WhoId"})}  # Related To stays Salesforce's move
+
+
+def test_only_unexplained_name_moves_ask_for_conversions() -> None:
+    old = _lead_event()
+    moved = {SF_ID[:15]: salesforce_row(old, WhoId=CONTACT)}
+    ops = [update(fields(who_id=CONTACT))]
+    assert ownership.moved_names(ops, {"k1": written(old)}, moved, {}) == {CONTACT}
+    assert ownership.moved_names(ops, {"k1": written(old)}, moved, {LEAD[:15]: _lead()}) == set()
+    assert ownership.moved_names(ops, {"k1": written(old, kept=frozenset({"WhoId"}))}, moved, {}) == set()
+    assert ownership.moved_names(ops, {"k1": written(old)}, {SF_ID[:15]: salesforce_row(old)}, {}) == set()
+
+
+@settings(max_examples=150, deadline=None)
+@given(opportunity=st.sampled_from([None, NEW_OPP]), made_account=st.booleans(), shared=st.booleans(),
+       edits=st.dictionaries(st.sampled_from(["Subject", "Description", "Location"]), TEXT, max_size=2),
+       going=st.booleans())
+def test_a_conversion_is_never_taken_for_a_persons_edit(opportunity, made_account, shared, edits, going) -> None:
+    # Whatever the conversion made (an Opportunity, a new Account, neither) and whatever else a
+    # person edited, the Name and Related To stay calsync's; the person's own edits stay theirs.
+    old = fields(who_id=LEAD, what_id=None, who_ids=(LEAD,) if shared else ()).to_salesforce()
+    what = opportunity or (ACCOUNT if made_account else None)
+    row = salesforce_row(old, WhoId=CONTACT, WhatId=what, **edits)
+    if shared:
+        row["EventWhoIds"] = [CONTACT]
+    persons = {f for f, v in edits.items() if not ownership.same(f, v, old[f])}
+    lead = _lead(opportunity=opportunity)
+    if going:
+        (op,) = ownership.settle([Delete("k1", SF_ID, "a@x.test", "deleted")], {"k1": written(old)},
+                                 {SF_ID[:15]: row}, conversions={LEAD[:15]: lead}).operations
+        assert (isinstance(op, Retire) and op.kept == persons) if persons else isinstance(op, Delete)
+        return
+    wanted = fields(who_id=CONTACT, what_id="006000000000001AAA", who_ids=(CONTACT,) if shared else ())
+    settled = ownership.settle([update(wanted)], {"k1": written(old)}, {SF_ID[:15]: row},
+                               conversions={LEAD[:15]: lead})
+    op = settled.unchanged.get("k1") or settled.operations[0]
+    assert isinstance(op, Update) and op.kept == persons
+    assert op.body()["WhatId"] == "006000000000001AAA"

@@ -137,6 +137,19 @@ def test_record_written_clears_the_retry(store):
     assert store.retries() == []
 
 
+def test_an_event_kept_with_canceled_remembers_whose_prefix_it_is(store):
+    # m007_canceled_prefix: only the `Canceled: ` calsync added goes when the meeting comes back.
+    for key, prefixed in (("ours", True), ("theirs", False)):
+        store.record_written(key, "a@x.test", key, "00U000000000001AAA", "fp", NOW, hashes={"Subject": "h"})
+        store.mark_canceled(key, {"Subject": "h2"}, NOW, prefixed=prefixed)
+    found = store.written(["ours", "theirs"])
+    assert (found["ours"].canceled, found["ours"].prefixed) == (True, True)
+    assert (found["theirs"].canceled, found["theirs"].prefixed) == (True, False)
+    store.record_written("ours", "a@x.test", "ours", "00U000000000001AAA", "fp2", NOW)  # it came back
+    back = store.written(["ours"])["ours"]
+    assert (back.canceled, back.prefixed) == (False, None)
+
+
 def test_database_from_a_newer_calsync_is_refused(tmp_path):
     path = tmp_path / "s.db"
     StateStore(path).close()

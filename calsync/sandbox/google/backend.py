@@ -385,6 +385,12 @@ class GoogleBackend:
             if event_id not in self.meetings:
                 master_id, original = self._split_instance_id(event_id)
                 return self.modify_occurrence(master_id, original, changes)
+            if self.meetings[event_id].deleted and changes.get("status") == "confirmed":
+                # events.update on a deleted event with status "confirmed" undeletes it.
+                self.restore_event(event_id)
+                changes = {k: v for k, v in changes.items() if k != "status"}
+                if not changes:
+                    return self._view(self.meetings[event_id], event_id)
             meeting = self._live_meeting(event_id)
             body = _apply(meeting.body, changes)
             meeting.body = self._normalise(body.get("organizer"), body, meeting.body)
@@ -402,6 +408,31 @@ class GoogleBackend:
             meeting = self._live_meeting(event_id)
             meeting.deleted = True
             self._place(meeting)
+
+    def restore_event(self, event_id: str) -> dict[str, Any]:
+        """Undelete a deleted meeting (restored from the trash): every copy comes back, live,
+        with its id, iCalUID and details, as a change that incremental sync lists.
+
+        Google keeps a deleted event's details on the organizer's calendar "so that they can be
+        restored (undeleted)" (Event `status`, https://developers.google.com/calendar/api/v3/
+        reference/events); the Calendar UI restores from its trash, the API by an events.update
+        with `status: "confirmed"` (`update_event` takes that too). Once Google has forgotten the
+        deleted items (`purge_deleted`), there is nothing left to restore: KeyError.
+        """
+        with self._lock:
+            meeting = self.meetings.get(event_id)
+            if meeting is None:
+                raise KeyError(f"no event {event_id!r}")
+            if not meeting.deleted:
+                return self._view(meeting, event_id)
+            if not any(
+                event_id in self.calendars[owner].items for owner in meeting.placed if owner in self.calendars
+            ):
+                raise KeyError(f"event {event_id!r} was deleted and purged: nothing to restore")
+            meeting.deleted = False
+            meeting.sequence += 1
+            self._place(meeting)
+            return self._view(meeting, event_id)
 
     def respond(self, user: str, event_id: str, status: str) -> None:
         """`user` answers the invitation; their responseStatus changes in every copy."""

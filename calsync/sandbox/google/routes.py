@@ -249,6 +249,7 @@ class GoogleRoutes:
             ("POST", r"/events", self.c_create_event),
             ("PATCH", r"/events/(?P<event_id>[^/]+)", self.c_update_event),
             ("DELETE", r"/events/(?P<event_id>[^/]+)", self.c_delete_event),
+            ("POST", r"/events/(?P<event_id>[^/]+)/restore", self.c_restore_event),
             ("POST", r"/events/(?P<event_id>[^/]+)/respond", self.c_respond),
             ("POST", r"/events/(?P<event_id>[^/]+)/occurrences", self.c_modify_occurrence),
             ("POST", r"/events/(?P<event_id>[^/]+)/occurrences/cancel", self.c_cancel_occurrence),
@@ -416,6 +417,9 @@ class GoogleRoutes:
     def c_delete_event(self, request: Request, match: re.Match[str]) -> Any:
         self.backend.delete_event(unquote(match["event_id"]))
         return Response(204)
+
+    def c_restore_event(self, request: Request, match: re.Match[str]) -> Any:
+        return self.backend.restore_event(unquote(match["event_id"]))
 
     def c_respond(self, request: Request, match: re.Match[str]) -> Any:
         data = self._json(request)

@@ -491,9 +491,10 @@ class ControlApi:
         return Response(204)
 
     def convert_lead(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
-        """Body (all optional): account_id, contact_id, opportunity_name, converted_status."""
+        """Body (all optional): account_id, contact_id, opportunity_name, converted_status, user_id
+        (the converting user, id or username)."""
         b = dict(self._dict(body))
-        unknown = set(b) - {"account_id", "contact_id", "opportunity_name", "converted_status"}
+        unknown = set(b) - {"account_id", "contact_id", "opportunity_name", "converted_status", "user_id"}
         if unknown:
             raise ValueError(f"unknown conversion options: {sorted(unknown)}")
         ids = self.backend.convert_lead(match.group("id"), **b)

@@ -337,6 +337,37 @@ def test_events_get_returns_a_deleted_event(emulator: Any, make_service: Any) ->
     assert (item["id"], item["status"]) == (ids[0], "cancelled")
 
 
+def test_a_deleted_event_restored_from_the_trash_comes_back_on_incremental_sync(
+    emulator: Any, make_service: Any
+) -> None:
+    # Google keeps a deleted event's details on the organizer's calendar so that it can be
+    # restored (Event `status`); restored, it is the same event again, live.
+    ids = _seed(emulator, 1, organizer=ALICE)
+    emulator.backend.update_event(ids[0], {"attendees": [ALICE, BOB]})
+    service, bobs = make_service(), make_service(BOB)
+    _, token = list_all(service)
+    _, bobs_token = list_all(bobs)
+    emulator.backend.delete_event(ids[0])
+    gone = service.events().list(calendarId="primary", syncToken=token).execute()
+    assert [(i["id"], i["status"]) for i in gone["items"]] == [(ids[0], "cancelled")]
+    emulator.backend.update_event(ids[0], {"status": "confirmed"})  # events.update undeletes
+    back = service.events().list(calendarId="primary", syncToken=gone["nextSyncToken"]).execute()
+    (item,) = back["items"]
+    assert (item["id"], item["status"], item["summary"]) == (ids[0], "confirmed", "Meeting 0")
+    # Every copy comes back (reference A6): Bob's lists it too, with his own answer kept.
+    (copy,) = bobs.events().list(calendarId="primary", syncToken=bobs_token).execute()["items"]
+    assert (copy["id"], copy["status"]) == (ids[0], "confirmed")
+    assert emulator.backend.restore_event(ids[0])["status"] == "confirmed"  # already live: as is
+
+
+def test_a_purged_deleted_event_cannot_be_restored(emulator: Any) -> None:
+    ids = _seed(emulator, 1)
+    emulator.backend.delete_event(ids[0])
+    emulator.backend.purge_deleted()
+    with pytest.raises(KeyError):
+        emulator.backend.restore_event(ids[0])
+
+
 def test_emulator_bug_answers_backend_error(emulator: Any) -> None:
     response = emulator.internal_error()
     assert response.status == 500

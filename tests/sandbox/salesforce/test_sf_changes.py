@@ -163,3 +163,51 @@ def test_conversion_fields_are_read_only_through_the_api(sf: Salesforce, emulato
     with pytest.raises(SalesforceMalformedRequest) as caught:
         sf.Lead.create({"LastName": "Sol", "Company": "Soylent", "ConvertedContactId": contact})
     assert caught.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
+def _lead_event(sf: Salesforce, lead: str, subject: str) -> str:
+    return sf.Event.create({"Subject": subject, "WhoId": lead, "StartDateTime": "2026-12-01T10:00:00.000+0000",
+                            "EndDateTime": "2026-12-01T11:00:00.000+0000"})["id"]
+
+
+def test_converting_moves_the_leads_events_to_the_contact_and_the_new_opportunity(
+    sf: Salesforce, emulator: SalesforceEmulator, control: Any
+) -> None:
+    # Reference B10: the Lead's activities go to the Contact (WhoId) and to the new Opportunity,
+    # last modified by the person who converted.
+    lead = sf.Lead.create({"LastName": "Sol", "Company": "Soylent", "Email": "zoe@soylent.test"})["id"]
+    event = _lead_event(sf, lead, "Discovery")
+    other = sf.Event.create({"Subject": "Someone else", "StartDateTime": "2026-12-02T10:00:00.000+0000",
+                             "EndDateTime": "2026-12-02T11:00:00.000+0000"})["id"]
+    manager = emulator.backend.create_user("manager@acme.test", first_name="Mia", last_name="Manager")
+    converted = control("POST", f"leads/{lead}/convert",
+                        {"opportunity_name": "Soylent pilot", "user_id": manager}).json()
+    row = sf.Event.get(event)
+    assert (row["WhoId"], row["WhatId"]) == (converted["contact_id"], converted["opportunity_id"])
+    assert row["AccountId"] == converted["account_id"] and row["LastModifiedById"] == manager
+    assert sf.Event.get(other)["WhoId"] is None
+
+
+def test_converting_into_an_existing_contact_and_account_moves_only_the_name(
+    sf: Salesforce, emulator: SalesforceEmulator, control: Any
+) -> None:
+    emulator.backend.shared_activities = True
+    account = sf.Account.create({"Name": "Soylent"})["id"]
+    contact = sf.Contact.create({"LastName": "Sol", "Email": "zoe.sol@soylent.test", "AccountId": account})["id"]
+    lead = sf.Lead.create({"LastName": "Sol", "Company": "Soylent", "Email": "zoe@soylent.test"})["id"]
+    event = _lead_event(sf, lead, "Discovery")
+    control("POST", f"leads/{lead}/convert", {"account_id": account, "contact_id": contact})
+    row = sf.Event.get(event)
+    assert (row["WhoId"], row["WhatId"], row["AccountId"]) == (contact, None, account)
+    relations = sf.query(f"SELECT RelationId FROM EventRelation WHERE EventId = '{event}' AND IsParent = true")
+    assert [r["RelationId"] for r in relations["records"]] == [contact]  # the Lead's relation moved
+
+
+def test_converting_into_a_new_account_relates_its_events_to_it(
+    sf: Salesforce, emulator: SalesforceEmulator, control: Any
+) -> None:
+    lead = sf.Lead.create({"LastName": "Sol", "Company": "Soylent", "Email": "zoe@soylent.test"})["id"]
+    event = _lead_event(sf, lead, "Discovery")
+    converted = control("POST", f"leads/{lead}/convert", {}).json()
+    row = sf.Event.get(event)
+    assert (row["WhoId"], row["WhatId"]) == (converted["contact_id"], converted["account_id"])
