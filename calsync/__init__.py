@@ -1,3 +1,5 @@
 """calsync: logs Google Calendar meetings with Salesforce Contacts and Leads as Salesforce Events."""
 
-__version__ = "0.1.0"
+# The one source of calsync's version (pyproject reads it; `calsync --version` prints it). It
+# changes with every release and every schema change (upgrade.MIGRATIONS_BY_VERSION).
+__version__ = "0.2.0"

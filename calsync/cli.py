@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from calsync import logs
+from calsync import __version__, logs
 from calsync.errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, CalsyncError
 
 DEFAULT_CONFIG = "/etc/calsync/calsync.toml"
@@ -54,7 +54,7 @@ class Context:
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Override [log] level."
 )
-@click.version_option(package_name="calsync")
+@click.version_option(version=__version__, prog_name="calsync")
 @click.pass_context
 def main(ctx: click.Context, config_path: str, log_format: str | None, log_level: str | None) -> None:
     """calsync: log Google Calendar meetings with Salesforce Contacts and Leads as Salesforce Events."""

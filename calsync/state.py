@@ -33,7 +33,9 @@ log line: a token endpoint that echoes the request must not leave a secret in th
 
 Writes go through `transaction()` with plain SQL (BEGIN IMMEDIATE), never sqlite-utils' own
 insert helpers, which commit on their own and would split a transaction. A database written by a
-newer calsync (a migration this code does not know) is refused rather than guessed at.
+newer calsync (a migration this code does not know) is refused rather than guessed at. Before
+migrating an existing database file, a copy of it as it was is kept beside it (`upgrade.py`, which
+also says which calsync version introduced which migration).
 
 Every SQLite failure (a damaged file, a full disk, a read-only file or directory, a lock held too
 long by another program) becomes one `StateError` naming the file and the cause (exit 74), from
@@ -58,7 +60,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from calsync import logs
+from calsync import __version__, logs, upgrade
 from calsync.errors import StateError
 from calsync.model import Written
 
@@ -447,16 +449,45 @@ class StateStore:
         with self.transaction():
             self._exec("DELETE FROM meta WHERE name = 'write check'")
 
-    def _migrate(self) -> None:
-        known = {m.name for m in migrations._migrations}
+    def _migrate(self, source: Path | None = None) -> None:
+        """Apply the pending migrations, after keeping a copy of an existing database file as
+        it was (upgrade.py); refuse a database a newer calsync migrated. `source`: the file a
+        private copy was made of, for the refusal's message."""
+        known = [m.name for m in migrations._migrations]
         applied = {m.name for m in migrations.applied(self.db)}
-        unknown = applied - known
+        unknown = applied - set(known)
         if unknown:
             raise StateError(
-                f"{self.path}: written by a newer calsync (migrations {sorted(unknown)}); "
-                "upgrade calsync or point [state] path at another file"
+                upgrade.newer_schema_message(
+                    source or Path(self.path), sorted(unknown), self._written_by()
+                )
             )
+        pending = [name for name in known if name not in applied]
+        if not pending:
+            return
+        if applied and self.path != ":memory:":  # neither a new database nor a private copy
+            try:
+                upgrade.keep_copy(self.db.conn, Path(self.path), pending)
+            except (sqlite3.Error, OSError) as exc:
+                fault = state_fault(self.path, exc, "keep a copy of")
+                raise StateError(f"{fault}; nothing was migrated") from exc
         migrations.apply(self.db)
+        with self.transaction():
+            self._exec(
+                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                [upgrade.VERSION_META, json.dumps(__version__),
+                 _iso(dt.datetime.now(dt.timezone.utc))],
+            )
+
+    def _written_by(self) -> str | None:
+        """The calsync version that last migrated this database (None: before 0.2.0)."""
+        try:
+            row = self.db.conn.execute(
+                "SELECT value FROM meta WHERE name = ?", [upgrade.VERSION_META]
+            ).fetchone()
+            return str(json.loads(row[0])) if row else None
+        except (sqlite3.Error, ValueError):
+            return None
 
     def _check_intact(self, name: str | Path) -> None:
         """PRAGMA quick_check: every page of the file read once; StateError when damaged."""
@@ -485,7 +516,7 @@ class StateStore:
                     # A read-only directory without the WAL's -shm file: read the file as it
                     # lies (nobody can be writing it there).
                     _copy(path, "immutable=1", store)
-                store._migrate()  # the copy replaced the fresh schema: check it as a file would be
+                store._migrate(Path(path))  # the copy replaced the fresh schema: check it
             store._check_intact(path)
         except StateError:
             store.close()

@@ -44,6 +44,7 @@ from calsync.sandbox.salesforce.schema import (
     TEXT_TYPES,
     FieldDef,
     ObjectDef,
+    id_number,
     make_id,
     standard_objects,
     to_18,
@@ -667,6 +668,26 @@ class SalesforceBackend:
                 self._rollback()
                 raise
             self._commit()
+
+    def restore_records(self, object_name: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Test setup: put records exported from another run of the emulator back as they were,
+        same Ids, audit fields (who last modified them, when) and IsDeleted. Upgrading calsync
+        leaves Salesforce untouched and record ids are permanent (reference B2), so the upgrade
+        tests rebuild the org an older calsync wrote to (tests/state/fixtures). No API does
+        this. Fields this schema lacks are left out, fields it added are null; ids issued later
+        follow the highest restored one. Rows go in as given: Events' relations are restored
+        with them (EventRelation rows), not derived."""
+        with self.lock:
+            obj = self._object(object_name)
+            highest = 0
+            for given in rows:
+                row: Row = {f.name: None for f in obj.fields.values() if f.queryable}
+                row.update(_defaults(obj))
+                row.update({name: value for name, value in given.items() if name in row})
+                self._store(obj.name.lower(), row["Id"], row)
+                highest = max(highest, id_number(row["Id"]))
+            current = next(self._serial)
+            self._serial = itertools.count(max(current, highest + 1))
 
     def convert_lead(self, lead_id: str, *, account_id: str | None = None, contact_id: str | None = None,
                      opportunity_name: str | None = None,

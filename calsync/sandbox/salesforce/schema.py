@@ -372,3 +372,11 @@ def make_id(prefix: str, number: int) -> str:
     body = "".join(reversed(digits)).rjust(9, "0")
     id15 = f"{prefix}RO0{body}"
     return id15 + id_checksum(id15)
+
+
+def id_number(record_id: str) -> int:
+    """The `number` `make_id` made `record_id` from (its nine base-62 digits)."""
+    number = 0
+    for char in record_id[6:15]:
+        number = number * 62 + _BASE62.index(char)
+    return number
