@@ -28,7 +28,11 @@ right after a first one finds every Event as desired and writes nothing.
 
 It also finds duplicate Events of one meeting among the owners' Events of the window (one more
 batched query, duplicates.py): one is kept, the others are deleted (listed in a dry run), and a
-meeting without a recorded Event takes an existing one over instead of creating another.
+meeting without a recorded Event takes an existing one over instead of creating another. Events
+the state records for one (Salesforce owner, meeting) under a key hashed from another address of
+the owner (what an older calsync left after a rename, identity.py) are duplicates too: deleted
+with their rows, or, when a person changed one, kept and listed. A renamed user's state moves to
+the new address first (`Cycle.identify`), as at the start of a cycle.
 
 A resync that writes takes the single-writer lock (lock.py): it is refused (exit 75) while the
 daemon or a sync writes the same state database, so the two never create the same meeting.

@@ -9,11 +9,12 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   needs the rest of the series from here; and a windowed listing says nothing of what lies before
   its window, so nothing is dropped from here but on evidence (`changes.py`). `suspect_since`
   marks items a full listing should have shown but did not, until events.get settles them.
-- `written`: per Event key (owner + iCalUID, `model.event_key`), the Salesforce Event id and the
-  fingerprint of the fields last written. `state` is `creating` between the intent and the answer
-  of a create, so a crash in between is reconciled on the next run instead of duplicated, and
-  `deleting` between a delete's call and its answer (an Event then found gone was calsync's own
-  delete, not a person's). Per-field hashes, kept fields and removed/canceled marks: ownership.py.
+- `written`: per Event key (the owner's key address + iCalUID, `model.event_key`), the
+  Salesforce Event id and the fingerprint of the fields last written. `state` is `creating`
+  between the intent and the answer of a create, so a crash in between is reconciled on the
+  next run instead of duplicated, and `deleting` between a delete's call and its answer (an
+  Event then found gone was calsync's own delete, not a person's). Per-field hashes, kept fields
+  and removed/canceled marks: ownership.py.
 - `retries`: records Salesforce refused, with its statusCode, re-planned on a later cycle.
 - `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
 - `meta`: small cached facts (Event describe, the directory refresh watermark) with the time
@@ -27,6 +28,10 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
 - `decisions` (m005): per (user, iCalUID) the last decision the planner made for the meeting and
   why, in the plain data `explain.py` builds (people, Name, Related To, the rule that skipped
   it), so `calsync explain` answers offline; replaced at each planning of the meeting.
+- `push_channels` (m006): the push notification channels (push.py).
+- `owner_keys` (m008): per Salesforce User (15-character Id) the address its Event keys are
+  hashed from, the first one seen, kept across renames (identity.py). `move_user` moves a
+  renamed user's rows to the new address.
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.

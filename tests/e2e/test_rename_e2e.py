@@ -13,8 +13,10 @@ from collections import Counter
 import pytest
 
 from calsync import config as config_module
+from calsync import explain
 from calsync.runtime import open_cycle
 from calsync.sandbox.demo import KEY_FIELD
+from calsync.state import StateStore
 
 OLD, NEW = "alice@acme.test", "alice.smith@acme.test"
 
@@ -75,6 +77,12 @@ def test_a_renamed_user_keeps_their_events_no_duplicate_no_orphan(
     assert len(renamed) == 1 and renamed[0].fields == {"old": OLD, "new": NEW, "sf_user": company.sf_user_ids[OLD]}
     assert result.calendars[NEW].full_sync  # the renamed calendar is listed in full once
     assert owners_in_state(tmp_path / "state.db") == set(users_after(company))
+    store = StateStore(tmp_path / "state.db")
+    try:  # `calsync explain` finds the Event of a renamed user's meeting (offline)
+        (found,) = explain.stored(store, NEW, subject="Globex renewal")
+        assert found.written is not None and found.written.sf_id[:15] in {i[:15] for i in before}
+    finally:
+        store.close()
 
     # A meeting moved after the rename updates the original Event.
     google_emu.backend.update_event(company.meetings["external"], later(2))
