@@ -476,6 +476,9 @@ def live(
         cycle = Cycle(config, store, calendar_for=calendar_factory(config.google),
                       org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
                       clock=lambda: now)
+        owners = cycle.resolve_users([user], now)
+        users = {u: i for u, i in owners.items() if i}
+        cycle.identify(users, now)  # a renamed user's state moves to the new address (this copy only)
         source = cycle.calendar_for(user)
         if event_id is not None:
             uids = uids_of_event(store, user, event_id)
@@ -497,12 +500,9 @@ def live(
         for uid in sorted(uids):
             items.extend(source.list_series(uid).items)  # every item of the meeting, fresh
         listing = Listing(tuple(items), None, False, source.calls)
-        owner = key_address(store, user)
         found = changes.collect(store, source, user, listing, now, cycle.settings, also=uids,
-                                key_owner=owner if owner != user else None)
+                                key_owner=cycle.key_owner(user))
         copies = found.copies
-        owners = cycle.resolve_users([user], now)
-        users = {u: i for u, i in owners.items() if i}
         directory = (cycle.look_up(copies, users) if addresses_to_look_up(copies, cycle.settings)
                      else Directory(users=users))
         previous = store.written(c.key for c in copies)
