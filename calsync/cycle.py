@@ -274,7 +274,7 @@ class Cycle:
     def identify(self, owners: Mapping[str, str], now: dt.datetime) -> None:
         """Key addresses and renames of the resolved users (identity.py), before any listing."""
         self.identities = identity.settle(
-            self.store, owners, self.config.sync.users, now, same_calendar=self._same_calendar
+            self.store, owners, self.settings.configured_users, now, same_calendar=self._same_calendar
         )
 
     def _same_calendar(self, old: str, new: str) -> bool | None:

@@ -80,8 +80,9 @@ def settle(
     `same_calendar(old, new)` asks Google whether the new address's calendar holds the old
     one's items (a rename keeps the calendar; two people's calendars do not share them): True
     moves, False never does (remembered), None (Google out of reach) asks again next time.
+    `configured`: every configured address (a set: only looked into, never copied, so a
+    one-calendar cycle of a daemon with 10,000 costs no more than one of a daemon with 3).
     Cheap when nothing was renamed: two indexed reads of the state database."""
-    configured = set(configured)
     keys = state.owner_keys(store, owners.values())
     by_user: dict[str, list[str]] = {}
     for user, sf_user in sorted(owners.items()):
@@ -95,9 +96,9 @@ def settle(
     for user15, users in by_user.items():
         key_address = keys[user15]
         known = cached.get(user15, set())
-        members = sorted(set(users) | (known & configured))
+        members = sorted(set(users) | {a for a in known if a in configured})
         if key_address not in members and members[0] in users:
-            for old in sorted(({key_address} | known) - configured):
+            for old in sorted(a for a in {key_address, *known} if a not in configured):
                 _rename(store, old, members[0], full[user15], same_calendar, now)
         addresses = frozenset({key_address, *known, *members})
         for user in users:
