@@ -73,11 +73,13 @@ def collect(
     *,
     also: Iterable[str] = (),
     max_checks: int = MAX_CHECKS,
+    key_owner: str | None = None,
 ) -> Changes:
     """The changes of `user`'s calendar from `listing` (full ones from `time_min`).
 
     `also`: iCalUIDs to plan again whatever the listing says (records waiting for a retry,
-    meetings a Salesforce-side change may affect).
+    meetings a Salesforce-side change may affect). `key_owner`: the address `user`'s Event keys
+    are hashed from, when it is not `user` (identity.py: a renamed user keeps their keys).
     """
     items = list(listing.items)
     new_suspects: list[MirrorRow] = []
@@ -103,7 +105,8 @@ def collect(
     state = store.calendar(user)
     zone = listing.time_zone or (state.time_zone if state else None)
     copies = [
-        mirror.meeting_copy(user, uid, rows.get(uid, []), zone, before=old.get(uid, []))
+        mirror.meeting_copy(user, uid, rows.get(uid, []), zone, before=old.get(uid, []),
+                            key_owner=key_owner)
         for uid in sorted(affected)
     ]
     return Changes(delta, copies, unchecked, zone)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, explain, mirror, ownership
+from calsync import changes, directory, duplicates, explain, identity, mirror, ownership
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -160,6 +160,7 @@ class Cycle:
         self._upsert_field: str | None = None
         self._quota_spent: QuotaExhausted | None = None
         self._warned: set[str] = set()  # warnings logged this run: each once per cycle
+        self.identities: dict[str, identity.Identity] = {}  # resolved users (identity.py)
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -271,6 +272,38 @@ class Cycle:
         self.store.save_sf_users(resolved, now)
         return resolved
 
+    def identify(self, owners: Mapping[str, str], now: dt.datetime) -> None:
+        """Key addresses and renames of the resolved users (identity.py), before any listing."""
+        self.identities = identity.settle(
+            self.store, owners, self.settings.configured_users, now, same_calendar=self._same_calendar
+        )
+
+    def _same_calendar(self, old: str, new: str) -> bool | None:
+        """Whether `new`'s calendar holds the items calsync knows of `old`'s (a rename keeps the
+        calendar and its event ids): up to 3 of the latest, each asked by id (events.get, which
+        also answers for cancelled items, reference A3). None: Google could not say now."""
+        rows = [r for r in self.store.mirror_rows(old) if r.payload.get("status") != "cancelled"]
+        if not rows:
+            return True  # nothing of the old calendar could be lost
+        rows.sort(key=lambda r: (str(r.payload.get("updated") or ""), r.event_id), reverse=True)
+        try:
+            source = self.calendar_for(new)
+            for row in rows[:3]:
+                found = source.get_event(row.event_id)
+                # A deleted item answers as a stub without its iCalUID (reference A3).
+                if found is None or found.get("iCalUID", row.ical_uid) != row.ical_uid:
+                    return False
+        except CalsyncError as exc:
+            log_event(log, "cannot check a rename now", level=logging.WARNING, old=old, new=new,
+                      error=str(exc))
+            return None
+        return True
+
+    def key_owner(self, user: str) -> str | None:
+        """The address `user`'s keys are hashed from when it is not `user` (`identify` first)."""
+        found = self.identities.get(user)
+        return found.key_owner if found is not None else None
+
     # -- the cycle -------------------------------------------------------------------------------
 
     def run(self, users: Sequence[str] | None = None) -> CycleResult:
@@ -298,6 +331,7 @@ class Cycle:
                     result, user,
                     "no active Salesforce User with this email (add it to [sync] user_map)", now,
                 )
+        self.identify(directory_users, now)
         try:
             self.reconcile_creates(active, directory_users, now)
         except CalsyncError as exc:
@@ -388,7 +422,8 @@ class Cycle:
             replans |= {row.ical_uid for row in self.store.mirror_rows(user) if mirror.covered(row, time_min)}
         try:
             found = changes.collect(
-                self.store, source, user, listing, time_min, self.settings, also=again | replans
+                self.store, source, user, listing, time_min, self.settings, also=again | replans,
+                key_owner=self.key_owner(user),
             )
         finally:
             outcome.google_calls = source.calls  # with the checks by id and series fetched
@@ -417,6 +452,7 @@ class Cycle:
             if full:
                 self.check_event_fields(now)  # which rule ties Events to a meeting: key or adoption
                 operations, doubles = self.find_duplicates(operations, previous, users, full)
+                doubles = (*doubles, *self.find_superseded(operations, previous, full).duplicates)
             operations = list(self.settle(operations, previous, now, conversions=answers.conversions()).operations)
             # Each meeting's decision and why, for `calsync explain` (explain.py).
             explain.record(self.store, copies, operations, answers, self.settings, now)
@@ -466,7 +502,47 @@ class Cycle:
             if warning not in self._warned:  # a cycle may plan twice (fields vetted at first write)
                 self._warned.add(warning)
                 log.warning(warning)
-        return list(planned.operations)
+        operations = list(planned.operations)
+        if any(isinstance(op, Delete) and op.owner in self.identities
+               and self.identities[op.owner].siblings for op in operations):
+            operations = self._keep_shared(operations, copies, previous, directory, now)
+        return operations
+
+    def _keep_shared(
+        self,
+        operations: list[Operation],
+        copies: Sequence[MeetingCopy],
+        previous: Mapping[str, Written],
+        answers: Directory,
+        now: dt.datetime,
+    ) -> list[Operation]:
+        """Deletes of meetings another configured address of the same Salesforce User still
+        has become Skips (identity.keep_shared_events): its copy is this plan's, else the one
+        its calendar's mirror holds; its people are looked up if need be (a rare case: a
+        meeting that two addresses of one User had, dropped by one)."""
+        batch = {(c.owner, c.ical_uid): c for c in copies}
+
+        def sibling_copy(address: str, uid: str, key_owner: str | None) -> MeetingCopy | None:
+            if (address, uid) in batch:
+                return batch[(address, uid)]
+            rows = self.store.mirror_by_uids(address, [uid]).get(uid)
+            if not rows:
+                return None
+            calendar = self.store.calendar(address)
+            return mirror.meeting_copy(address, uid, rows, calendar.time_zone if calendar else None,
+                                       key_owner=key_owner)
+
+        found = identity.shared_copies(
+            operations, self.identities, {c.key: c.ical_uid for c in copies}, sibling_copy
+        )
+        if not found:
+            return operations
+        theirs = [copy for copy, _ in found]
+        users = {**answers.users, **{copy.owner: sf_user for copy, sf_user in found}}
+        people = (self.look_up(theirs, users) if addresses_to_look_up(theirs, self.settings)
+                  else Directory(users=users))
+        planned = plan(theirs, previous, people, self.settings, now).operations
+        return identity.keep_shared_events(operations, planned)
 
     def look_up(self, copies: Sequence[MeetingCopy], users: Mapping[str, str]) -> Directory:
         """Contacts by rank of candidate, Leads for the rest, Opportunities of the Names.
@@ -541,6 +617,50 @@ class Cycle:
         if found.adopt:
             log_event(log, "adopted existing Events", count=len(found.adopt))
         return duplicates.take_over(operations, found), found.duplicates
+
+    def find_superseded(
+        self,
+        operations: Sequence[Operation],
+        previous: Mapping[str, Written],
+        owners: Iterable[str],
+    ) -> duplicates.Superseded:
+        """Events an older calsync recorded for these owners' planned meetings under keys hashed
+        from another address of their Salesforce User (identity.py): the extras to delete with
+        their rows, those a person changed (kept, logged), rows whose Event is gone (forgotten).
+        Nothing to read for users who never had another address; else one query per 200."""
+        owners = set(owners)
+        uids = {key: w.ical_uid for key, w in previous.items()}
+        uids.update((op.key, op.copy.ical_uid) for op in operations if isinstance(op, (Create, Update)))
+        mine = [op for op in operations if duplicates.user_of(op) in owners]
+        older = identity.alias_anchors(mine, self.identities, uids)
+        rows = self.store.written(k for keys in older.values() for k in keys) if older else {}
+        if not rows:
+            return duplicates.Superseded()
+        keep: dict[str, str | None] = {}
+        for op in mine:
+            if isinstance(op, (Update, Delete, Retire)):
+                keep[op.key] = op.sf_id
+            elif op.key in previous:
+                keep[op.key] = previous[op.key].sf_id
+        ids = {w.sf_id for w in rows.values() if w.sf_id} | {i for i in keep.values() if i}
+        activity = self.settings.activity_datetime_field
+        fields = {*ownership.query_fields((), activity), "StartDateTime", "IsAllDayEvent", "ActivityDate"}
+        try:
+            current = self.org.events_by_ids(ids, sorted(fields))
+        except PermanentError as exc:
+            log.warning("cannot read Events recorded under older keys", extra={"fields": {"error": str(exc)}})
+            return duplicates.Superseded()
+        found = duplicates.superseded(
+            ((key, duplicates.user_of(op), keep.get(key), older[key])
+             for op in mine if (key := op.key) in older),
+            rows, current, activity,
+        )
+        self.store.forget_written_many(found.gone)
+        for d in found.kept:
+            log_event(log, "kept a duplicate a person changed", level=logging.WARNING, user=d.user,
+                      sf_id=d.sf_id, kept=d.keep, key=d.key, fields=",".join(sorted(d.fields)),
+                      action="not deleted; delete it in Salesforce if it is not wanted")
+        return found
 
     # -- who owns which field (ownership.py) -----------------------------------------------------
 
@@ -683,6 +803,9 @@ class Cycle:
         except (TransientError, AuthError) as exc:
             self._abort(run, {d.user for d in doubles}, exc)
             return
+        self.store.forget_written_many(
+            d.forget for d, res in zip(doubles, results) if d.forget and (res.ok or res.status_code in GONE)
+        )
         for d, res in zip(doubles, results):
             if res.ok or res.status_code in GONE:
                 run.outcomes[d.user].deleted += 1

@@ -15,6 +15,14 @@ Of each group one Event is kept: the one the state database records, else the ol
 (CreatedDate); a meeting about to be created takes the oldest over instead (`Found.adopt`). The
 others are `Duplicate`s, which the write path deletes, each with a log line. An Event the state
 records for another meeting is never anyone's duplicate.
+
+An older calsync hashed keys from whatever address was configured, so a renamed user (or two
+addresses of one Salesforce User) could get a second Event for a meeting, recorded under a key
+hashed from the other address (identity.py). `superseded` finds those: of the Events the state
+records for one (Salesforce owner, meeting) under several keys, the one of the key calsync uses
+now is kept, the others are duplicates, deleted with their state rows, but only while the kept
+Event is still in Salesforce, and never one a person changed: that one stays and is reported
+(ownership.py treats a meeting's edited Event the same way: kept, not deleted).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from calsync import ownership
 from calsync.model import Create, Delete, Operation, Skip, Update, Written
+
 
 @dataclass(frozen=True)
 class Anchor:
@@ -42,6 +52,7 @@ class Duplicate:
     user: str
     keep: str  # the Event kept
     extra: Mapping[str, Any]  # the Event to delete, as Salesforce listed it
+    forget: str | None = None  # its state row (a key an older calsync used), dropped with it
 
     @property
     def sf_id(self) -> str:
@@ -52,6 +63,28 @@ class Duplicate:
 class Found:
     adopt: dict[str, str] = field(default_factory=dict)  # key about to be created → Event to take
     duplicates: tuple[Duplicate, ...] = ()
+
+
+@dataclass(frozen=True)
+class KeptDuplicate:
+    """An extra Event of a meeting that a person changed: not deleted, reported."""
+
+    key: str  # its state row's key
+    user: str
+    keep: str  # the meeting's own Event
+    extra: Mapping[str, Any]  # as Salesforce holds it
+    fields: frozenset[str]  # what the person changed
+
+    @property
+    def sf_id(self) -> str:
+        return str(self.extra["Id"])
+
+
+@dataclass(frozen=True)
+class Superseded:
+    duplicates: tuple[Duplicate, ...] = ()
+    kept: tuple[KeptDuplicate, ...] = ()
+    gone: tuple[str, ...] = ()  # keys of rows whose Event is gone already: only forgotten
 
 
 def instant(value: Any) -> dt.datetime | None:
@@ -171,6 +204,40 @@ def _by_signature(
         for extra in free:
             found.append(Duplicate(anchor.key, anchor.user, keep, extra))
     return Found(adopt, tuple(found))
+
+
+def superseded(
+    planned: Iterable[tuple[str, str, str | None, Iterable[str]]],
+    rows: Mapping[str, Written],
+    current: Mapping[str, Mapping[str, Any]],
+    activity_field: str | None = None,
+) -> Superseded:
+    """The Events recorded under older keys of planned meetings that are extras of their Event.
+
+    `planned`: (key, user, the Event the key records or None, the meeting's older keys).
+    `rows`: state rows by key (those of older keys). `current`: Salesforce's Events by
+    15-character Id (`SalesforceOrg.events_by_ids`; a deleted Event is absent).
+    """
+    found: list[Duplicate] = []
+    kept: list[KeptDuplicate] = []
+    gone: list[str] = []
+    for key, user, keep, older in planned:
+        extras = [rows[k] for k in sorted(set(older)) if k in rows and k != key]
+        if not extras or keep is None or keep[:15] not in current:
+            continue  # the meeting's own Event is not there: nothing goes on its strength
+        for row in extras:
+            if row.sf_id is None:
+                continue  # a create in flight: reconciled at the start of a run first
+            live = current.get(row.sf_id[:15])
+            if live is None or row.removed or row.sf_id[:15] == keep[:15]:
+                gone.append(row.key)  # deleted already, or the same Event: only the row goes
+                continue
+            changed = row.kept | ownership.edited(row, live, {}, activity_field)
+            if changed:
+                kept.append(KeptDuplicate(row.key, user, keep, live, frozenset(changed)))
+            else:
+                found.append(Duplicate(row.key, user, keep, live, forget=row.key))
+    return Superseded(tuple(found), tuple(kept), tuple(gone))
 
 
 def anchors(operations: Iterable[Operation], previous: Mapping[str, Written]) -> list[Anchor]:

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from calsync.identity import key_address
 from calsync.model import (
     Contact,
     Create,
@@ -40,6 +41,7 @@ from calsync.model import (
     Retire,
     Skip,
     Written,
+    event_key,
 )
 from calsync.planner import CANCELED_KEPT, DELETED_IN_SALESFORCE, NOT_ACCEPTED
 from calsync.planner.name import Name, choose_name
@@ -138,13 +140,15 @@ def record(
     settings: PlanSettings,
     now: dt.datetime,
 ) -> None:
-    """Keep the decision about each planned copy (the last copy of a key wins, as in `plan`)."""
+    """Keep the decision about each planned copy (the last copy of a meeting on a calendar
+    wins, as in `plan`; two addresses of one Salesforce User each keep theirs, with the
+    operation their shared key got)."""
     by_key = {op.key: op for op in operations}
-    latest = {copy.key: copy for copy in copies}
+    latest = {(copy.owner, copy.ical_uid): copy for copy in copies}
     decisions = []
-    for key, copy in latest.items():
+    for copy in latest.values():
         try:
-            decisions.append(decide(copy, by_key.get(key), directory, settings, now))
+            decisions.append(decide(copy, by_key.get(copy.key), directory, settings, now))
         except Exception:  # noqa: BLE001 - explaining a meeting must never stop its sync
             log.warning("cannot record the decision", exc_info=True,
                         extra={"fields": {"user": copy.owner, "ical_uid": copy.ical_uid}})
@@ -357,9 +361,7 @@ def stored(
 
 
 def outcome(store: StateStore, decision: StoredDecision, *, live: bool = False) -> Found:
-    from calsync.model import event_key
-
-    key = event_key(decision.user, decision.ical_uid)
+    key = event_key(key_address(store, decision.user), decision.ical_uid)
     written = store.written([key]).get(key)
     retry = next((r for r in store.retries(decision.user) if r.key == key), None)
     return Found(decision, written, retry, live)
@@ -486,6 +488,9 @@ def live(
         cycle = Cycle(config, store, calendar_for=calendar_factory(config.google),
                       org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
                       clock=lambda: now)
+        owners = cycle.resolve_users([user], now)
+        users = {u: i for u, i in owners.items() if i}
+        cycle.identify(users, now)  # a renamed user's state moves to the new address (this copy only)
         source = cycle.calendar_for(user)
         if event_id is not None:
             uids = uids_of_event(store, user, event_id)
@@ -507,10 +512,9 @@ def live(
         for uid in sorted(uids):
             items.extend(source.list_series(uid).items)  # every item of the meeting, fresh
         listing = Listing(tuple(items), None, False, source.calls)
-        found = changes.collect(store, source, user, listing, now, cycle.settings, also=uids)
+        found = changes.collect(store, source, user, listing, now, cycle.settings, also=uids,
+                                key_owner=cycle.key_owner(user))
         copies = found.copies
-        owners = cycle.resolve_users([user], now)
-        users = {u: i for u, i in owners.items() if i}
         directory = (cycle.look_up(copies, users) if addresses_to_look_up(copies, cycle.settings)
                      else Directory(users=users))
         previous = store.written(c.key for c in copies)

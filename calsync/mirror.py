@@ -120,11 +120,13 @@ def meeting_copy(
     rows: Iterable[MirrorRow],
     time_zone: str | None = None,
     before: Iterable[MirrorRow] = (),
+    key_owner: str | None = None,
 ) -> MeetingCopy:
     """The planner's view of one meeting: master or single first, then its exceptions.
 
     `before`: the rows known before the listing, so a meeting that is gone still says which
-    Google event it was (every log line about its Event carries the id)."""
+    Google event it was (every log line about its Event carries the id). `key_owner`: the
+    address the owner's keys are hashed from, when not `owner` (identity.py)."""
     ordered = sorted(rows, key=lambda r: (r.recurring_event_id is not None, r.event_id))
     earlier = sorted(before, key=lambda r: (r.recurring_event_id is not None, r.event_id))
     main = next(iter(ordered or earlier), None)
@@ -134,6 +136,7 @@ def meeting_copy(
         items=tuple(to_google_event(r.payload) for r in ordered),
         time_zone=time_zone,
         event_id=main.event_id if main is not None else None,
+        key_owner=key_owner if key_owner and key_owner != owner else None,
     )
 
 

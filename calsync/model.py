@@ -96,10 +96,13 @@ class MeetingCopy:
     items: tuple[GoogleEvent, ...] = ()
     time_zone: str | None = None  # the calendar's zone (the listing's timeZone), for all-day dates
     event_id: str | None = None  # the Google id of its single event or master, kept once it is gone
+    # The address the owner's keys are hashed from when it is not `owner` (identity.py): the
+    # first address calsync saw for their Salesforce User, kept across renames.
+    key_owner: str | None = None
 
     @property
     def key(self) -> str:
-        return event_key(self.owner, self.ical_uid)
+        return event_key(self.key_owner or self.owner, self.ical_uid)
 
 
 def event_key(owner: str, ical_uid: str) -> str:
@@ -107,7 +110,8 @@ def event_key(owner: str, ical_uid: str) -> str:
 
     A recurring series counts once, so the iCalUID (shared by all its occurrences and by every
     attendee's copy) plus the owner identifies the Event. Hashed so it fits an External ID field
-    (255 characters) whatever Google sends.
+    (255 characters) whatever Google sends. `owner` is the address the owner's keys are hashed
+    from (`MeetingCopy.key_owner`), which outlives a change of their address (identity.py).
     """
     digest = hashlib.sha256(f"{owner.strip().lower()}\n{ical_uid}".encode()).hexdigest()
     return f"cs1-{digest[:40]}"

@@ -28,7 +28,11 @@ right after a first one finds every Event as desired and writes nothing.
 
 It also finds duplicate Events of one meeting among the owners' Events of the window (one more
 batched query, duplicates.py): one is kept, the others are deleted (listed in a dry run), and a
-meeting without a recorded Event takes an existing one over instead of creating another.
+meeting without a recorded Event takes an existing one over instead of creating another. Events
+the state records for one (Salesforce owner, meeting) under a key hashed from another address of
+the owner (what an older calsync left after a rename, identity.py) are duplicates too: deleted
+with their rows, or, when a person changed one, kept and listed. A renamed user's state moves to
+the new address first (`Cycle.identify`), as at the start of a cycle.
 
 A resync that writes takes the single-writer lock (lock.py): it is refused (exit 75) while the
 daemon or a sync writes the same state database, so the two never create the same meeting.
@@ -206,6 +210,7 @@ class Resync:
         for user in users:
             if user not in owner_ids:
                 self._fail(user, "no active Salesforce User with this email (add it to [sync] user_map)")
+        cycle.identify(owner_ids, self.now)  # a renamed user's state moves first, as in a cycle
         try:
             # Creates a crash left unanswered are adopted first, exactly as a cycle starts.
             cycle.reconcile_creates(active, owner_ids, self.now)
@@ -252,9 +257,10 @@ class Resync:
         """
         source = self.cycle.calendar_for(user)
         listing = source.list_changes(None, self.window.since)
+        key_owner = self.cycle.key_owner(user)
         found = changes.collect(
             self.store, source, user, listing, self.window.since, self.cycle.settings,
-            max_checks=MAX_CHECKS,
+            max_checks=MAX_CHECKS, key_owner=key_owner,
         )
         listed = {copy.ical_uid: copy for copy in found.copies}
         if event_id is not None:
@@ -269,7 +275,7 @@ class Resync:
                     f"Google event {event_id} is not on {user}'s calendar from "
                     f"{self.window.since:%Y-%m-%d} on (give an earlier --since?)"
                 )
-            return [listed.get(uid) or MeetingCopy(user, uid)]
+            return [listed.get(uid) or MeetingCopy(user, uid, key_owner=key_owner)]
         return [copy for uid, copy in sorted(listed.items()) if self._starts_before_until(copy)]
 
     def _starts_before_until(self, copy: MeetingCopy) -> bool:
@@ -358,6 +364,13 @@ class Resync:
         planned, doubles = self.cycle.find_duplicates(
             planned, written, owners, {u: self.window.since for u in users}, self.window.until
         )
+        # Events an older calsync recorded under a key of another address of the same User.
+        older = self.cycle.find_superseded(planned, written, users)
+        doubles = (*doubles, *older.duplicates)
+        for kept in older.kept:
+            self._note(kept.user, "kept", kept.key, kept.extra, kept.sf_id, None,
+                       f"duplicate of {kept.keep}, edited in Salesforce ({', '.join(sorted(kept.fields))}),"
+                       " not deleted")
         known = dict(written)
         for op in planned:
             if isinstance(op, Update) and op.key not in known:

@@ -9,11 +9,12 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   needs the rest of the series from here; and a windowed listing says nothing of what lies before
   its window, so nothing is dropped from here but on evidence (`changes.py`). `suspect_since`
   marks items a full listing should have shown but did not, until events.get settles them.
-- `written`: per Event key (owner + iCalUID, `model.event_key`), the Salesforce Event id and the
-  fingerprint of the fields last written. `state` is `creating` between the intent and the answer
-  of a create, so a crash in between is reconciled on the next run instead of duplicated, and
-  `deleting` between a delete's call and its answer (an Event then found gone was calsync's own
-  delete, not a person's). Per-field hashes, kept fields and removed/canceled marks: ownership.py.
+- `written`: per Event key (the owner's key address + iCalUID, `model.event_key`), the
+  Salesforce Event id and the fingerprint of the fields last written. `state` is `creating`
+  between the intent and the answer of a create, so a crash in between is reconciled on the
+  next run instead of duplicated, and `deleting` between a delete's call and its answer (an
+  Event then found gone was calsync's own delete, not a person's). Per-field hashes, kept fields
+  and removed/canceled marks: ownership.py.
 - `retries`: records Salesforce refused, with its statusCode, re-planned on a later cycle.
 - `sf_users`: configured user → Salesforce User Id (cached so an idle cycle costs no call).
 - `meta`: small cached facts (Event describe, the directory refresh watermark) with the time
@@ -27,6 +28,10 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
 - `decisions` (m005): per (user, iCalUID) the last decision the planner made for the meeting and
   why, in the plain data `explain.py` builds (people, Name, Related To, the rule that skipped
   it), so `calsync explain` answers offline; replaced at each planning of the meeting.
+- `push_channels` (m006): the push notification channels (push.py).
+- `owner_keys` (m008): per Salesforce User (15-character Id) the address its Event keys are
+  hashed from, the first one seen, kept across renames (identity.py). `move_user` moves a
+  renamed user's rows to the new address.
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -62,7 +67,7 @@ from sqlite_utils.migrations import Migrations
 
 from calsync import __version__, logs, upgrade
 from calsync.errors import StateError
-from calsync.model import Written
+from calsync.model import Written, event_key
 
 migrations = Migrations("calsync")
 
@@ -249,6 +254,71 @@ def m007_canceled_prefix(db: sqlite_utils.Database) -> None:
     # changes (1), or found it there already (0): only its own prefix goes when the meeting comes
     # back (ownership.settle). NULL: kept before this was recorded.
     db.executescript("ALTER TABLE written ADD COLUMN canceled_prefix INTEGER;")
+
+
+@migrations()
+def m008_owner_keys(db: sqlite_utils.Database) -> None:
+    # The address each Salesforce User's Event keys are hashed from (identity.py): the first one
+    # calsync saw for them, kept when their address changes (a Workspace rename), because with an
+    # External ID field the key is stored on every Event too. `user_id`: the 15-character Id
+    # (reference B2). An address is the key of one User only; when a second User arrives with
+    # it, their keys are hashed from their Id instead. Statements one by one (not executescript,
+    # which commits on its own): the seeding below belongs to the same transaction.
+    db.execute(
+        "CREATE TABLE owner_keys (user_id TEXT PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
+        " since TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX sf_users_user_id ON sf_users (user_id)")
+    _seed_owner_keys(db.conn, dt.datetime.now(dt.timezone.utc))
+
+
+def _seed_owner_keys(conn: sqlite3.Connection, at: dt.datetime) -> None:
+    """Seed `owner_keys` from the user cache and the Events written, and re-key what an older
+    calsync keyed from a later address.
+
+    A User's key address is the cached address whose Events were written first (lowest rowid of
+    `written`), else the first in order. Rows an older calsync wrote under another address of the
+    same User (after a rename, or with two addresses mapped to one User) were keyed from that
+    address: each takes the key of the key address when no row holds it yet, so the meeting
+    keeps its Event instead of getting a second one; where both exist, the later one is a
+    duplicate that the next full listing or `resync` removes (duplicates.py). Rows of a create
+    still in flight keep their key: it is what the next run reconciles by.
+    """
+    first = {owner: rowid for owner, rowid in conn.execute(
+        "SELECT owner, MIN(rowid) FROM written GROUP BY owner")}
+    never = float("inf")
+    addresses: dict[str, list[str]] = {}
+    full: dict[str, str] = {}  # 15 -> 18-character Id (case-safe, the basis of an Id key)
+    for address, user_id in conn.execute(
+        "SELECT address, user_id FROM sf_users WHERE user_id IS NOT NULL ORDER BY address"
+    ):
+        addresses.setdefault(str(user_id)[:15], []).append(address)
+        full[str(user_id)[:15]] = str(user_id)
+    for found in addresses.values():
+        found.sort(key=lambda a: (first.get(a, never), a))
+    key_of: dict[str, str] = {}  # address -> its User's key address
+    taken: set[str] = set()
+    for user_id, found in sorted(addresses.items(), key=lambda kv: (first.get(kv[1][0], never), kv[0])):
+        key = found[0] if found[0] not in taken else full[user_id]
+        taken.add(key)
+        conn.execute("INSERT INTO owner_keys (user_id, address, since) VALUES (?, ?, ?)",
+                     [user_id, key, _iso(at)])
+        for address in found:
+            key_of.setdefault(address, key)
+    rows = conn.execute("SELECT key, owner, ical_uid, sf_id FROM written ORDER BY rowid").fetchall()
+    existing = {key for key, _, _, _ in rows}
+    for key, owner, ical_uid, sf_id in rows:
+        key_address = key_of.get(owner)
+        if sf_id is None or key_address is None or key_address == owner:
+            continue
+        if key != event_key(owner, ical_uid):
+            continue
+        canonical = event_key(key_address, ical_uid)
+        if canonical in existing:
+            continue  # both Events exist: the later one is a duplicate (duplicates.py)
+        conn.execute("UPDATE written SET key = ? WHERE key = ?", [canonical, key])
+        conn.execute("UPDATE retries SET key = ? WHERE key = ?", [canonical, key])
+        existing.add(canonical)
 
 
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
@@ -1233,6 +1303,78 @@ def save_push_channel(store: "StateStore", channel: PushChannel) -> None:
 def forget_push_channel(store: "StateStore", channel_id: str) -> None:
     with store.transaction():
         store._exec("DELETE FROM push_channels WHERE channel_id = ?", [channel_id])
+
+
+# -- owner keys and renames (m008_owner_keys, identity.py) ---------------------------------------
+
+
+def owner_keys(store: "StateStore", user_ids: Iterable[str]) -> dict[str, str]:
+    """15-character Salesforce User Id → the address its Event keys are hashed from."""
+    found: dict[str, str] = {}
+    for part in _chunks(sorted({str(i)[:15] for i in user_ids}), 500):
+        marks = ",".join("?" * len(part))
+        for r in store._rows(f"SELECT user_id, address FROM owner_keys WHERE user_id IN ({marks})", part):
+            found[r["user_id"]] = r["address"]
+    return found
+
+
+def claim_owner_key(store: "StateStore", user_id: str, address: str, at: dt.datetime) -> str:
+    """Give a User first seen now its key address: `address`, or its Id when another User's
+    keys are hashed from that address already. Returns the key address it has (a concurrent
+    worker may have claimed it first)."""
+    with store.transaction():
+        user15 = str(user_id)[:15]
+        rows = store._rows("SELECT address FROM owner_keys WHERE user_id = ?", [user15])
+        if rows:
+            return str(rows[0]["address"])
+        taken = store._rows("SELECT user_id FROM owner_keys WHERE address = ?", [address])
+        key = address if not taken else str(user_id)
+        store._exec("INSERT INTO owner_keys (user_id, address, since) VALUES (?, ?, ?)",
+                    [user15, key, _iso(at)])
+        return key
+
+
+def cached_addresses(store: "StateStore", user_ids: Iterable[str]) -> dict[str, set[str]]:
+    """15-character User Id → every address the user cache maps to it (stale rows included:
+    the addresses a User had before a rename)."""
+    found: dict[str, set[str]] = {}
+    for part in _chunks(sorted(set(user_ids)), 500):
+        marks = ",".join("?" * len(part))
+        for r in store._rows(f"SELECT address, user_id FROM sf_users WHERE user_id IN ({marks})", part):
+            found.setdefault(str(r["user_id"])[:15], set()).add(r["address"])
+    return found
+
+
+# Tables whose rows belong to one calendar, by the column naming its user (a rename moves them).
+_USER_TABLES = (("google_items", "user"), ("decisions", "user"), ("meeting_index", "user"),
+                ("meeting_links", "user"), ("replans", "user"))
+
+
+def holds_state(store: "StateStore", address: str) -> bool:
+    """Whether anything of calsync's state is kept under this address."""
+    for table, column in (("calendars", "user"), ("written", "owner"), ("retries", "owner"),
+                          *_USER_TABLES):
+        if store._rows(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", [address]):
+            return True
+    return False
+
+
+def move_user(store: "StateStore", old: str, new: str) -> None:
+    """Everything kept under `old` now belongs to `new` (a renamed user), in one transaction.
+
+    Events written and records waiting for a retry keep their keys. The mirror of Google items
+    and the meeting index and decisions move too; where `new` already holds a row for the same
+    item or meeting (an older calsync synced both addresses), the row of `new` stays. The sync
+    token is dropped: the next cycle lists the calendar in full and compares it with the whole
+    history kept. Push channels stay with `old`: the keeper stops them (push.py).
+    """
+    with store.transaction():
+        store._exec("UPDATE written SET owner = ? WHERE owner = ?", [new, old])
+        store._exec("UPDATE retries SET owner = ? WHERE owner = ?", [new, old])
+        for table, column in (*_USER_TABLES, ("calendars", "user")):
+            store._exec(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
+            store._exec(f"DELETE FROM {table} WHERE {column} = ?", [old])
+        store._exec("UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE user = ?", [new])
 
 
 def _iso_exact(value: dt.datetime) -> str:

@@ -53,6 +53,7 @@ __all__ = [
     "addresses_to_look_up",
     "contacts_to_relate",
     "first_occurrence",
+    "keeps_event",
     "name_candidates",
     "plan",
 ]
@@ -154,19 +155,36 @@ def plan(
     settings: PlanSettings,
     now: dt.datetime,
 ) -> Plan:
-    """One operation for each distinct key among `copies` (a repeated key: the last copy wins)."""
-    latest: dict[str, MeetingCopy] = {}
+    """One operation for each distinct key among `copies`.
+
+    A key repeated by one owner's copies: the last copy counts. Copies of several owners share a
+    key when they are addresses of one Salesforce User (identity.py): their one Event stays
+    while any of them wants it, so the first copy whose operation keeps the Event (in the order
+    of the copies) decides, else the last one.
+    """
+    latest: dict[tuple[str, str], MeetingCopy] = {}
     for copy in copies:
-        latest.pop(copy.key, None)  # keep the order of the last appearance
-        latest[copy.key] = copy
+        latest.pop((copy.key, copy.owner), None)  # keep the order of the last appearance
+        latest[(copy.key, copy.owner)] = copy
+    by_key: dict[str, list[MeetingCopy]] = {}
+    for (key, _), copy in latest.items():
+        by_key.setdefault(key, []).append(copy)
     operations: list[Operation] = []
     warnings: dict[str, None] = {}
-    for key, copy in latest.items():
-        operation, found = _plan_one(copy, previous.get(key), directory, settings, now)
+    for key, group in by_key.items():
+        planned = [_plan_one(copy, previous.get(key), directory, settings, now) for copy in group]
+        operation, found = next((p for p in planned if keeps_event(p[0])), planned[-1])
         operations.append(operation)
         for warning in found:
             warnings.setdefault(warning, None)
     return Plan(operations=tuple(operations), warnings=tuple(warnings))
+
+
+def keeps_event(operation: Operation) -> bool:
+    """Whether the operation wants the meeting's Event to exist (created, updated or as it is)."""
+    return isinstance(operation, (Create, Update)) or (
+        isinstance(operation, Skip) and operation.reason == UNCHANGED
+    )
 
 
 DELETED_IN_SALESFORCE = "deleted in Salesforce"

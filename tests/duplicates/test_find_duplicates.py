@@ -80,3 +80,54 @@ def test_signature_reads_salesforce_and_calsync_forms_alike():
     written = {"OwnerId": ALICE, "Subject": "S", "WhoId": WHO + "AAA", "IsAllDayEvent": False,
                "StartDateTime": "2026-12-01T10:00:00Z"}
     assert signature(listed) == signature(written)
+
+
+# -- Events recorded under an older key of the same (Salesforce owner, meeting) ------------------
+
+from calsync import ownership  # noqa: E402
+from calsync.duplicates import superseded  # noqa: E402
+from calsync.model import Written  # noqa: E402
+
+
+def row(key: str, sf_id: str, **changes: object) -> Written:
+    body = {"Subject": "Renewal", "Description": "Agenda"}
+    return Written(key, "alice", "uid-1", sf_id, "fp", hashes=ownership.hashes(body), **changes)
+
+
+def live(n: int, **fields: object) -> dict:
+    return {**event(n), "Description": "Agenda", **fields}
+
+
+def test_an_event_under_an_older_key_is_a_duplicate_of_the_meetings_own_event():
+    keep, extra = live(1), live(2)
+    current = {keep["Id"][:15]: keep, extra["Id"][:15]: extra}
+    found = superseded([("k-now", "alice", keep["Id"], ["k-old"])], {"k-old": row("k-old", extra["Id"])}, current)
+    (d,) = found.duplicates
+    assert (d.sf_id, d.keep, d.forget) == (extra["Id"], keep["Id"], "k-old")
+    assert not found.kept and not found.gone
+
+
+def test_one_a_person_changed_is_kept_and_reported_not_deleted():
+    keep, extra = live(1), live(2, Description="call notes")
+    current = {keep["Id"][:15]: keep, extra["Id"][:15]: extra}
+    found = superseded([("k-now", "alice", keep["Id"], ["k-old"])], {"k-old": row("k-old", extra["Id"])}, current)
+    assert not found.duplicates
+    (k,) = found.kept
+    assert k.sf_id == extra["Id"] and k.fields == {"Description"}
+
+
+def test_nothing_goes_while_the_meetings_own_event_is_missing():
+    extra = live(2)
+    rows = {"k-old": row("k-old", extra["Id"])}
+    for keep in (None, live(1)["Id"]):  # no Event recorded, or one deleted in Salesforce
+        found = superseded([("k-now", "alice", keep, ["k-old"])], rows, {extra["Id"][:15]: extra})
+        assert found == superseded([], {}, {})
+
+
+def test_a_row_whose_event_is_gone_or_is_the_kept_one_is_only_forgotten():
+    keep = live(1)
+    rows = {"k-gone": row("k-gone", live(3)["Id"]), "k-same": row("k-same", keep["Id"]),
+            "k-flight": row("k-flight", None)}
+    found = superseded([("k-now", "alice", keep["Id"], list(rows))], rows, {keep["Id"][:15]: keep})
+    assert not found.duplicates and not found.kept
+    assert sorted(found.gone) == ["k-gone", "k-same"]  # a create in flight is reconciled first

@@ -25,7 +25,7 @@ from planner_builders import (
     written_before,
 )
 
-from calsync.model import Create, Delete, Skip, Update
+from calsync.model import Create, Delete, Directory, MeetingCopy, Skip, Update
 from calsync.planner import plan
 
 
@@ -166,3 +166,30 @@ def test_name_candidates_of_an_internal_meeting_start_with_the_first_attendee():
 
     (ranks,) = name_candidates([copy_of(event(attendees=[OWNER, "a@cust.test", "b@cust.test"]))], settings())
     assert (ranks.organizer, ranks.first) == (None, "a@cust.test")
+
+
+def test_a_key_owner_keeps_the_keys_of_the_first_address() -> None:
+    """A renamed owner (identity.py): their copies are keyed from the address their Events were
+    first keyed from, so the Event of the meeting is found again, not created a second time."""
+    before = copy_of(event())
+    renamed = MeetingCopy(owner="alice.smith@acme.test", ical_uid="uid-1", items=before.items,
+                          key_owner=OWNER)
+    assert renamed.key == before.key
+    assert MeetingCopy(owner="alice.smith@acme.test", ical_uid="uid-1").key != before.key
+
+
+def test_two_addresses_of_one_user_share_the_event_while_either_has_the_meeting() -> None:
+    """Copies of two configured addresses of one Salesforce User share a key: one dropping the
+    meeting does not delete the Event the other still wants, whatever their order."""
+    second = "alice.two@acme.test"
+    kept = copy_of(event())
+    dropped = MeetingCopy(owner=second, ical_uid="uid-1", key_owner=OWNER)  # gone from its calendar
+    assert dropped.key == kept.key
+    known = {kept.key: written_before(kept)}
+    answers = directory(contact())
+    answers = Directory(contacts=answers.contacts, users={**answers.users, second: answers.users[OWNER]})
+    for order in ([kept, dropped], [dropped, kept]):
+        (op,) = plan(order, known, answers, settings(), NOW).operations
+        assert isinstance(op, Update) and op.copy.owner == OWNER
+    (op,) = plan([dropped], known, answers, settings(), NOW).operations
+    assert isinstance(op, Delete)

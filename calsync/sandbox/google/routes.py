@@ -245,6 +245,7 @@ class GoogleRoutes:
         control: list[tuple[str, str, Callable[[Request, re.Match[str]], Any]]] = [
             ("GET", r"/users", self.c_list_users),
             ("POST", r"/users", self.c_add_user),
+            ("POST", r"/users/rename", self.c_rename_user),
             ("GET", r"/calendars/(?P<user>[^/]+)/events", self.c_calendar_events),
             ("POST", r"/events", self.c_create_event),
             ("PATCH", r"/events/(?P<event_id>[^/]+)", self.c_update_event),
@@ -398,6 +399,12 @@ class GoogleRoutes:
             data.get("time_zone") or "UTC",
         )
         return Response(201, vars(user))
+
+    def c_rename_user(self, request: Request, match: re.Match[str]) -> Any:
+        """A Workspace rename (backend.rename_user): body {"old": ..., "new": ...}."""
+        data = self._json(request)
+        user = self.backend.rename_user(str(self._field(data, "old")), str(self._field(data, "new")))
+        return vars(user)
 
     def c_calendar_events(self, request: Request, match: re.Match[str]) -> Any:
         include = (request.arg("include_deleted") or "true").lower() != "false"

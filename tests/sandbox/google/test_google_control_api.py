@@ -118,3 +118,33 @@ def test_service_account_and_token_through_http(emulator: Any) -> None:
                           headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert answer.status_code == 200
     assert answer.json()["summary"] == BOB
+
+
+def test_a_renamed_user_keeps_their_calendar_under_the_new_address(emulator: Any, make_service: Any) -> None:
+    """A Workspace rename (support.google.com/a/answer/2622985): same calendar, same event ids
+    and iCalUIDs; the attendee entries show the new address; the old one names no calendar."""
+    from googleapiclient.errors import HttpError
+
+    created = _post(emulator, "/events", {
+        "organizer": ALICE,
+        "event": {"summary": "Before", "start": {"dateTime": "2026-01-05T10:00:00Z"},
+                  "end": {"dateTime": "2026-01-05T11:00:00Z"}, "attendees": [BOB, "x@client.test"]},
+    }).json()
+    _, token = list_all(make_service(ALICE))
+    renamed = _post(emulator, "/users/rename", {"old": ALICE, "new": "alice.smith@acme.test"})
+    assert renamed.ok and renamed.json()["email"] == "alice.smith@acme.test"
+
+    items, _ = list_all(make_service("alice.smith@acme.test"))
+    (item,) = items
+    assert (item["id"], item["iCalUID"]) == (created["id"], created["iCalUID"])
+    assert item["organizer"] == {"email": "alice.smith@acme.test", "displayName": "Alice Admin", "self": True}
+    assert {a["email"] for a in item["attendees"]} == {"alice.smith@acme.test", BOB, "x@client.test"}
+    (bobs,) = list_all(make_service(BOB))[0]
+    assert bobs["organizer"]["email"] == "alice.smith@acme.test"
+    service = make_service("alice.smith@acme.test")
+    try:  # the old calendar's sync token is not the new calendar's (an assumption, see backend)
+        service.events().list(calendarId="primary", syncToken=token).execute()
+        raise AssertionError("the old calendar's sync token was accepted")
+    except HttpError as exc:
+        assert exc.resp.status in (400, 410)
+    assert not emulator.backend.is_user(ALICE)
