@@ -6,7 +6,8 @@ let the planner decide, write through Collections and only then store the listin
 
 Crash safety (a SIGKILL at any instant): creates are recorded as intents before the call and
 reconciled at the start of the next run (by External ID when the org has one, else by owner,
-start, subject and Name among recently created Events); updates and deletes are idempotent; the
+start and end among the Events calsync's user created since the intent, in Salesforce's own
+clock: landed.py); updates and deletes are idempotent; the
 sync token is stored after the writes, so a crash re-lists the same changes and the fingerprints
 make the replay a no-op. A cycle where nothing changed and nothing waits for a retry makes no
 Salesforce call at all: the user mapping and the Event describe are cached in the state store.
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, explain, identity, mirror, ownership
+from calsync import changes, directory, duplicates, explain, identity, landed, mirror, ownership
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 USER_CACHE_TTL = dt.timedelta(hours=24)
 MISSING_USER_TTL = dt.timedelta(hours=1)
 DESCRIBE_TTL = dt.timedelta(hours=24)
+OWN_USER_TTL = dt.timedelta(hours=24)  # calsync's own Salesforce user, for auth = "access_token"
 GONE = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_ID_FIELD")
 EMAIL_MAX = 80
 # Calendars are fetched, planned and written in chunks of about this many meetings (a calendar
@@ -161,6 +163,7 @@ class Cycle:
         self._quota_spent: QuotaExhausted | None = None
         self._warned: set[str] = set()  # warnings logged this run: each once per cycle
         self.identities: dict[str, identity.Identity] = {}  # resolved users (identity.py)
+        self._own_user: str | None = None
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -173,6 +176,30 @@ class Cycle:
     @property
     def salesforce_calls(self) -> int:
         return self._org.calls if self._org is not None else 0
+
+    def own_user(self, now: dt.datetime) -> str | None:
+        """The Id of the Salesforce User calsync writes as: its changes are never a person's
+        (ownership.py), and the Events of lost creates are among those it created.
+
+        Asked only when Events are read back or reconciled, never on an idle cycle. JWT and
+        password logins name it in the token answer; an access token costs one call, cached in
+        the state store for a day.
+        """
+        if self._own_user is not None:
+            return self._own_user
+        org = self.org
+        if org.auth != "access_token":
+            self._own_user = org.own_user_id()
+            return self._own_user
+        name = f"salesforce_user:{self.config.salesforce.instance_url}"
+        cached = self.store.meta(name)
+        if cached is not None and cached[0] and now - cached[1] < OWN_USER_TTL:
+            self._own_user = str(cached[0])
+            return self._own_user
+        self._own_user = org.own_user_id()
+        if self._own_user:
+            self.store.save_meta(name, self._own_user, now)
+        return self._own_user
 
     def check_event_fields(self, now: dt.datetime) -> None:
         """Read Event's describe (cached a day) to vet the activity and External ID fields.
@@ -333,12 +360,16 @@ class Cycle:
                 )
         self.identify(directory_users, now)
         try:
-            self.reconcile_creates(active, directory_users, now)
+            unreconciled = self.reconcile_creates(active, directory_users, now)
         except CalsyncError as exc:
             for user in active:
                 self._fail(result, user, f"cannot reconcile earlier creates: {exc}", now)
             result.salesforce_calls = self.salesforce_calls - calls_before
             return result
+        for user, error in unreconciled.items():
+            # Its intents stay for the next run: creating them again could double an Event.
+            self._fail(result, user, f"cannot reconcile earlier creates: {error}", now)
+        active = [u for u in active if u not in unreconciled]
         if active:
             self.refresh_directory(now)
 
@@ -653,7 +684,7 @@ class Cycle:
         found = duplicates.superseded(
             ((key, duplicates.user_of(op), keep.get(key), older[key])
              for op in mine if (key := op.key) in older),
-            rows, current, activity,
+            rows, current, activity, own_user=self.own_user(self.clock()),
         )
         self.store.forget_written_many(found.gone)
         for d in found.kept:
@@ -709,7 +740,7 @@ class Cycle:
         settled = ownership.settle(
             operations, previous, current, overwrite_edits=overwrite_edits,
             restore_deleted=restore_deleted, activity_field=self.settings.activity_datetime_field,
-            conversions=known,
+            conversions=known, own_user=self.own_user(now) if current else None,
         )
         self.store.keep_fields(settled.kept)
         self.store.mark_removed(settled.removed, now)
@@ -889,6 +920,8 @@ class Cycle:
         self.store.record_create_intents(
             [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
             run.now,
+            # Salesforce's clock: where the Event is looked for if the answer is lost (landed.py).
+            self.org.server_now(),
         )
         try:
             if self._upsert_field:
@@ -944,18 +977,24 @@ class Cycle:
 
     @staticmethod
     def _cannot_reconcile(exc: PermanentError) -> None:
-        """Salesforce refuses the reconciling query itself: better to go on than to stay stuck."""
+        """Salesforce refuses the reconciling query itself: better to go on than to stay stuck
+        (an upsert on the External ID cannot double an Event)."""
         log.error(
             "cannot reconcile interrupted creates",
-            extra={"fields": {"error": str(exc),
-                              "action": "retrying them; an Event that did land may be doubled"}},
+            extra={"fields": {"error": str(exc), "action": "upserting them again by External ID"}},
         )
 
-    def reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
-        """Adopt Events whose create landed but whose answer was never recorded."""
+    def reconcile_creates(
+        self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime
+    ) -> dict[str, str]:
+        """Adopt Events whose create landed but whose answer was never recorded.
+
+        Returns the users whose intents could not be looked for (→ why): their intents stay and
+        their calendars fail this cycle, since creating again could give a meeting two Events.
+        """
         pending = self.store.pending_creates(users)
         if not pending:
-            return
+            return {}
         self.check_event_fields(now)
         adopted = 0
         if self._upsert_field:
@@ -973,29 +1012,32 @@ class Cycle:
                     adopted += 1
                 else:
                     self.store.abandon_create(p.key)
-        else:
-            since = min(p.intent_at for p in pending) - dt.timedelta(minutes=5)
-            ids = sorted({owner_ids[p.owner] for p in pending if p.owner in owner_ids})
-            try:
-                candidates = self.org.events_created_since(ids, since) if ids else []
-            except PermanentError as exc:
-                self._cannot_reconcile(exc)
-                candidates = []
-            taken = self.store.known_sf_ids()
-            for p in pending:
-                match = next(
-                    (row for row in candidates if row["Id"] not in taken and _same_event(row, p.intent)),
-                    None,
-                )
-                if match is not None:
-                    taken.add(match["Id"])
-                    self.store.record_written(p.key, p.owner, p.ical_uid, match["Id"],
-                                              fingerprint_of(p.intent, self.settings.activity_datetime_field), now,
-                                              hashes=ownership.hashes(p.intent))
-                    adopted += 1
-                else:
-                    self.store.abandon_create(p.key)
-        log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted)
+            log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted)
+            return {}
+        ids = sorted({owner_ids[p.owner] for p in pending if p.owner in owner_ids})
+        since = landed.window_start(pending)
+        try:
+            own = self.own_user(now)
+            fields = ownership.query_fields((), self.settings.activity_datetime_field)
+            rows = self.org.events_created_since(ids, since, own, fields) if ids else []
+        except (PermanentError, TransientError, AuthError) as exc:
+            log_event(log, "cannot reconcile interrupted creates", level=logging.ERROR, error=str(exc),
+                      pending=len(pending), action="kept for the next run; their calendars wait")
+            return {p.owner: str(exc) for p in pending}
+        found = landed.match(pending, rows, self.store.claims(r["Id"] for r in rows), own)
+        for p in pending:
+            row = found.get(p.key)
+            if row is None:
+                self.store.abandon_create(p.key)  # it never landed: planned and created again
+                continue
+            # What the org's automation made of calsync's insert is calsync's write too.
+            self.store.record_written(p.key, p.owner, p.ical_uid, str(row["Id"]),
+                                      fingerprint_of(p.intent, self.settings.activity_datetime_field), now,
+                                      hashes=ownership.as_stored(p.intent, row, own))
+            adopted += 1
+        log_event(log, "reconciled interrupted creates", pending=len(pending), adopted=adopted,
+                  since=since.isoformat(timespec="seconds"))
+        return {}
 
 
 def activity_field_problem(info: Mapping[str, Any] | None) -> str | None:
@@ -1036,12 +1078,6 @@ def _report_once(msg: str, **fields: Any) -> None:
 
 def _without(record: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != name}
-
-
-def _same_event(row: Mapping[str, Any], intent: Mapping[str, Any]) -> bool:
-    """Whether a Salesforce Event is the one an unanswered create intended (the adoption rule:
-    owner, start, subject and Name)."""
-    return duplicates.signature(row) == duplicates.signature(intent)
 
 
 def _record(op: Update) -> Record:

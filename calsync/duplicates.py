@@ -7,9 +7,10 @@ the owners' Events of the window once (one batched query, `SalesforceOrg.events_
 and give them to `find`, with what calsync knows of each meeting it plans (`Anchor`):
 
 - with an External ID field, Events holding the same key are one meeting's;
-- without one, the adoption rule of the crash-safety design (`signature`: owner, start, subject
-  and Name) ties Events to the Event the state records for the meeting, or, for a meeting without
-  one, to the Event calsync is about to create.
+- without one, the adoption rule (`signature`: owner, start, subject and Name) ties Events to the
+  Event the state records for the meeting, or, for a meeting without one, to the Event calsync
+  is about to create. (Creates whose answer was lost are found apart, before any listing, by
+  owner and times among the Events calsync's user created: `landed.py`.)
 
 Of each group one Event is kept: the one the state database records, else the oldest
 (CreatedDate); a meeting about to be created takes the oldest over instead (`Found.adopt`). The
@@ -211,6 +212,7 @@ def superseded(
     rows: Mapping[str, Written],
     current: Mapping[str, Mapping[str, Any]],
     activity_field: str | None = None,
+    own_user: str | None = None,
 ) -> Superseded:
     """The Events recorded under older keys of planned meetings that are extras of their Event.
 
@@ -232,7 +234,7 @@ def superseded(
             if live is None or row.removed or row.sf_id[:15] == keep[:15]:
                 gone.append(row.key)  # deleted already, or the same Event: only the row goes
                 continue
-            changed = row.kept | ownership.edited(row, live, {}, activity_field)
+            changed = row.kept | ownership.edited(row, live, {}, activity_field, own_user=own_user)
             if changed:
                 kept.append(KeptDuplicate(row.key, user, keep, live, frozenset(changed)))
             else:

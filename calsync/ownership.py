@@ -20,6 +20,19 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
 `settle` is pure: plain operations, state rows and Salesforce rows in, operations out. `resync`
 calls it with `overwrite_edits` (Google's values over people's edits) and `restore_deleted`.
 
+Who made the last change decides first: the Event's `LastModifiedById`, read back with the
+fields. When it is calsync's own Salesforce user (`own_user`), nobody else has written the Event
+since calsync did, so no field is a person's, whatever differs from calsync's hashes: that
+difference is what org automation (a trigger, a Flow, reference B10) did to calsync's own write,
+and the hashes are re-based on the values now stored by the write that follows. When it is
+anyone else, the fields that differ from what calsync last wrote are that person's. An Event
+written before per-field hashes existed (`Written.hashes` None) has no record of what calsync
+wrote: once someone else modified it, every field that differs from what calsync writes now is
+taken as the person's, however soon after calsync's write they changed it.
+
+The shared Contacts (`EventWhoIds`, and the Name with them) live in EventRelation rows, whose
+changes do not touch the Event's own LastModifiedById: they are always judged by their hashes.
+
 A value equal to what calsync writes now is never taken for an edit: after a crash between an
 update and its record, the Event holds calsync's new values, not a person's. Nor is Salesforce's
 own way of storing text (reference B10: trimmed, "" as null): calsync writes text in that form
@@ -43,10 +56,11 @@ from calsync.model import Create, Delete, Lead, Operation, Retire, Skip, Update,
 TIME_FIELDS = frozenset({"StartDateTime", "EndDateTime", "IsAllDayEvent", "ActivityDate", "DurationInMinutes"})
 CANCELED = "Canceled: "
 DELETED_IN_SALESFORCE = "deleted in Salesforce"
-# How late Salesforce's LastModifiedDate may be after calsync's own write and still be that write
-# (clock skew, a slow answer): used only for Events written before per-field hashes existed.
-SKEW = dt.timedelta(minutes=2)
-NOT_FIELDS = frozenset({"Id", "attributes", "LastModifiedDate"})  # read back, never written
+# Read back, never written.
+NOT_FIELDS = frozenset({"Id", "attributes", "LastModifiedDate", "LastModifiedById", "CreatedById", "CreatedDate"})
+# Kept in EventRelation rows (reference B3): a person changes them without becoming the Event's
+# LastModifiedById, so they are judged by their hashes alone.
+RELATION_FIELDS = frozenset({"EventWhoIds"})
 SUBJECT_MAX = 255  # UTF-16 code units (reference B3, B10)
 # The free-text fields calsync writes: Salesforce trims them (reference B10).
 TEXT_FIELDS = frozenset({"Subject", "Location", "Description"})
@@ -128,31 +142,46 @@ class Settled:
     unchanged: dict[str, Update] = field(default_factory=dict)  # key -> update with nothing to send
 
 
+def last_modified_by_calsync(current: Mapping[str, Any], own_user: str | None) -> bool | None:
+    """Whether calsync's own user made the Event's last change (None: cannot tell)."""
+    modifier = current.get("LastModifiedById")
+    if not own_user or not modifier:
+        return None
+    return str(modifier)[:15] == own_user[:15]  # 15 or 18 characters (reference B2)
+
+
 def edited(
     before: Written,
     current: Mapping[str, Any],
     desired: Mapping[str, Any],
     activity_field: str | None = None,
     conversions: Mapping[str, Lead] | None = None,
+    own_user: str | None = None,
 ) -> frozenset[str]:
     """The fields of `current` a person changed since calsync wrote `before`.
 
-    With per-field hashes: a field whose value is neither the one last written nor the one
-    wanted now, nor what converting the Lead calsync named did to it (`converted`:
+    `own_user` is the Id of calsync's own Salesforce user. If it made the Event's last change
+    (`LastModifiedById`), no field is a person's but the shared Contacts, judged by their hash.
+    Otherwise, with per-field hashes: a field whose value is neither the one last written nor
+    the one wanted now, nor what converting the Lead calsync named did to it (`converted`:
     `conversions` are the converted Leads known, by 15-character Id). Without (an Event written
-    by an older calsync): if Salesforce says it was modified after calsync's last write, every
-    field that differs from what calsync wants now is taken as the person's; else none is.
+    by an older calsync): every field that differs from what calsync wants now (for a delete,
+    every field: which one they changed is unknown). Unknown who made the last change: the
+    same as someone else, the side that loses no edit.
     """
     names = [n for n in (*desired, *(before.hashes or {})) if n not in TIME_FIELDS and n in current]
-    found: set[str] = set()
+    ours = last_modified_by_calsync(current, own_user)
+    relations = RELATION_FIELDS | ({"WhoId"} if "EventWhoIds" in current else set())
     if before.hashes is None:
-        modified = instant(current.get("LastModifiedDate"))
-        if modified is None or before.written_at is None or modified <= before.written_at + SKEW:
+        if ours:
             return frozenset()
         if not desired:  # a delete: which field they changed is unknown, that they did is enough
             return frozenset(n for n in current if n not in TIME_FIELDS | NOT_FIELDS)
         return frozenset(n for n in names if n in desired and not same(n, desired[n], current[n]))
+    found: set[str] = set()
     for name in dict.fromkeys(names):
+        if ours and name not in relations:
+            continue  # calsync's own write, with whatever the org's automation made of it
         if name == activity_field and name not in before.hashes:
             continue  # written on this Event from now on only: never retroactively (seed)
         last = before.hashes.get(name)
@@ -195,6 +224,18 @@ def converted(
     return False
 
 
+def as_stored(sent: Mapping[str, Any], row: Mapping[str, Any], own_user: str | None) -> dict[str, str]:
+    """The hashes to record for an Event calsync created with `sent`, read back as `row`: where
+    calsync's own user made its last change, the values stored (what org automation made of the
+    insert is calsync's write too), else the values sent (a person's change stays theirs)."""
+    found = hashes(sent)
+    if last_modified_by_calsync(row, own_user):
+        for name in sent:
+            if name in row and name not in NOT_FIELDS | RELATION_FIELDS:
+                found[name] = digest(name, row[name])
+    return found
+
+
 def settle(
     operations: Sequence[Operation],
     written: Mapping[str, Written],
@@ -204,10 +245,12 @@ def settle(
     restore_deleted: bool = False,
     activity_field: str | None = None,
     conversions: Mapping[str, Lead] | None = None,
+    own_user: str | None = None,
 ) -> Settled:
     """Turn planned operations into what may be written, given Salesforce's `current` rows
-    (by 15-character Event id; an Event absent from it was deleted in Salesforce) and the
-    converted Leads known (`conversions`, by 15-character Lead Id: see `converted`)."""
+    (by 15-character Event id; an Event absent from it was deleted in Salesforce), the
+    converted Leads known (`conversions`, by 15-character Lead Id: see `converted`) and the Id
+    of calsync's own Salesforce user (`own_user`, None when unknown)."""
     out: list[Operation] = []
     kept_now: dict[str, frozenset[str]] = {}
     newly: dict[str, frozenset[str]] = {}
@@ -226,7 +269,7 @@ def settle(
                 continue
             desired = op.fields.to_salesforce()
             previous = before.kept if before is not None else frozenset()
-            found = edited(before, row, desired, activity_field, conversions) if before is not None else frozenset()
+            found = edited(before, row, desired, activity_field, conversions, own_user) if before is not None else frozenset()
             kept = frozenset() if overwrite_edits else previous | found
             if found - previous and not overwrite_edits:
                 newly[op.key] = found - previous
@@ -258,7 +301,7 @@ def settle(
             if row is None or before is None or overwrite_edits:
                 out.append(op)  # calsync's own delete landed, or the person's edits are overwritten
                 continue
-            kept = before.kept | edited(before, row, {}, activity_field, conversions)
+            kept = before.kept | edited(before, row, {}, activity_field, conversions, own_user)
             if not kept:
                 out.append(op)
                 continue
@@ -342,7 +385,7 @@ def _conflicts(kept: frozenset[str], row: Mapping[str, Any], desired: Mapping[st
 def query_fields(operations: Iterable[Operation], activity_field: str | None) -> list[str]:
     """The Event fields `settle` needs read back for these operations (EventWhoIds is not
     queryable: its value comes from EventRelation)."""
-    names = {"Subject", "LastModifiedDate"}
+    names = {"Subject", "LastModifiedById"}  # who made the last change (`edited`)
     for op in operations:
         if isinstance(op, Update):
             names.update(op.fields.to_salesforce())

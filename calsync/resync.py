@@ -213,11 +213,12 @@ class Resync:
         cycle.identify(owner_ids, self.now)  # a renamed user's state moves first, as in a cycle
         try:
             # Creates a crash left unanswered are adopted first, exactly as a cycle starts.
-            cycle.reconcile_creates(active, owner_ids, self.now)
+            unreconciled = cycle.reconcile_creates(active, owner_ids, self.now)
         except CalsyncError as exc:
-            for user in active:
-                self._fail(user, f"cannot reconcile earlier creates: {exc}")
-            active = []
+            unreconciled = {user: str(exc) for user in active}
+        for user, error in unreconciled.items():
+            self._fail(user, f"cannot reconcile earlier creates: {error}")
+        active = [u for u in active if u not in unreconciled]
 
         copies: list[MeetingCopy] = []
         for user in users:
@@ -428,7 +429,9 @@ class Resync:
             row = current[op.sf_id[:15]]
             operations.append(op)
             changed = drift(op.body(), row, ignore=activity)
-            people = (before.kept | ownership.edited(before, row, desired, activity)) if before else frozenset()
+            people = (
+                before.kept | ownership.edited(before, row, desired, activity, own_user=self.cycle.own_user(self.now))
+            ) if before else frozenset()
             overwritten = [f for f in changed if f in people]
             reason = "changed: " + ", ".join(changed or ["activity field"])
             if self.overwrite_edits and overwritten:

@@ -203,6 +203,8 @@ class SalesforceOrg:
         self.api_usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.server_time: dt.datetime | None = None  # Salesforce's clock at its last answer
+        self._server_seen_at: float | None = None  # time.monotonic() when that answer came
+        self._own_user_id: str | None = None  # the session's user, from the token answer's `id`
         # Timeouts on every request, the debug trace, the allowance noted (network.py).
         self._http = TracingSession((connect_timeout, read_timeout))
         self._http.hooks["response"].append(self._note_server_time)
@@ -224,6 +226,19 @@ class SalesforceOrg:
             return
         if moment.tzinfo is not None:
             self.server_time = moment.astimezone(dt.timezone.utc)
+            self._server_seen_at = time.monotonic()
+
+    def server_now(self) -> dt.datetime | None:
+        """Salesforce's clock now, as far as its answers tell: the last Date header plus the time
+        elapsed since, by this process's monotonic clock (None before any answer).
+
+        The header counts whole seconds and is written before the answer travels, so this is at
+        most a second or so behind Salesforce's own clock, never ahead of it; calsync's clock
+        plays no part, however far it is from Salesforce's (reference B10, "Clocks").
+        """
+        if self.server_time is None or self._server_seen_at is None:
+            return None
+        return self.server_time + dt.timedelta(seconds=max(0.0, time.monotonic() - self._server_seen_at))
 
     @classmethod
     def from_config(cls, cfg: Any) -> "SalesforceOrg":
@@ -332,6 +347,11 @@ class SalesforceOrg:
                 f"Salesforce refused the {self.auth} login for {self.username}: "
                 + logs.excerpt(f"{error or response.status_code} {description or ''}".strip())
             )
+        # The answer's `id` is the identity URL, .../id/<org id>/<user id> (reference B7): who
+        # calsync's own writes are made by (their CreatedById and LastModifiedById).
+        identity = str(body.get("id") or "").rstrip("/").rsplit("/", 1)[-1]
+        if identity.startswith("005"):
+            self._own_user_id = identity
         return str(body["access_token"]), str(body.get("instance_url") or self.instance_url)
 
     # -- calls ---------------------------------------------------------------------------------
@@ -462,6 +482,38 @@ class SalesforceOrg:
 
     def limits(self) -> dict[str, Any]:
         return self._call("limits", lambda sf: sf.restful("limits"))  # type: ignore[no-any-return]
+
+    def own_user_id(self) -> str | None:
+        """The Id of the User calsync's session writes as (its integration user), or None.
+
+        JWT and password logins name it in the token answer (no call). An access token does not:
+        the OpenID Connect UserInfo endpoint on the instance answers `user_id` (Help, "Query for
+        User Information"; one call), else, with `username` configured, a User query. None when
+        neither answers; the caller then judges edits without it (ownership.py).
+        """
+        client = self._client()
+        if self._own_user_id is not None:
+            return self._own_user_id
+        url = f"https://{client.sf_instance}/services/oauth2/userinfo"
+        with self._lock:
+            self.calls += 1
+        try:
+            answer = self._http.get(url, headers={"Authorization": f"Bearer {client.session_id}"})
+        except requests.RequestException as exc:
+            raise self._unreachable(exc, "userinfo", url, "salesforce.instance_url") from exc
+        try:
+            found = answer.json().get("user_id") if answer.status_code == 200 else None
+        except (ValueError, AttributeError):
+            found = None
+        if isinstance(found, str) and found.startswith("005"):
+            self._own_user_id = found
+        elif self.username:
+            rows = self.query(f"SELECT Id FROM User WHERE Username = {soql_quote(self.username.lower())}")
+            self._own_user_id = str(rows[0]["Id"]) if rows else None
+        if self._own_user_id is None:
+            log.warning("cannot tell which Salesforce user calsync writes as",
+                        extra={"fields": {"userinfo_status": answer.status_code}})
+        return self._own_user_id
 
     # -- directory lookups ---------------------------------------------------------------------
 
@@ -628,12 +680,24 @@ class SalesforceOrg:
             found.setdefault(str(row["EventId"])[:15], []).append(str(row["RelationId"]))
         return found
 
-    def events_created_since(self, owner_ids: Iterable[str], since: dt.datetime) -> list[dict[str, Any]]:
-        """Events of these owners created after `since` (reconciling creates without External ID)."""
+    def events_created_since(
+        self,
+        owner_ids: Iterable[str],
+        since: dt.datetime,
+        created_by: str | None = None,
+        extra_fields: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Events of these owners created at or after `since` (Salesforce's clock), by
+        `created_by` when given: where a create whose answer was lost may have landed
+        (reconciling creates without External ID). With their times, who created and last
+        modified them, and `extra_fields` (what calsync writes, for the baseline of ownership)."""
+        wanted = ["Id", "OwnerId", "Subject", "StartDateTime", "EndDateTime", "IsAllDayEvent", "ActivityDate",
+                  "DurationInMinutes", "WhoId", "WhatId", "CreatedDate", "CreatedById", "LastModifiedById"]
+        wanted += [f for f in extra_fields if f not in wanted and f != "EventWhoIds"]
+        by = f" AND CreatedById = {soql_quote(created_by)}" if created_by else ""
         head = (
-            "SELECT Id, OwnerId, Subject, StartDateTime, EndDateTime, IsAllDayEvent, ActivityDate,"
-            " WhoId, WhatId, CreatedDate FROM Event WHERE IsDeleted = false AND"
-            f" CreatedDate > {soql_datetime(since)} AND OwnerId"
+            f"SELECT {', '.join(wanted)} FROM Event WHERE IsDeleted = false AND"
+            f" CreatedDate >= {soql_datetime(since)}{by} AND OwnerId"
         )
         return self._events_in(head, owner_ids)
 

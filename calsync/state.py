@@ -32,6 +32,8 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
 - `owner_keys` (m008): per Salesforce User (15-character Id) the address its Event keys are
   hashed from, the first one seen, kept across renames (identity.py). `move_user` moves a
   renamed user's rows to the new address.
+- `written.intent_sf_at` (m009): Salesforce's clock at a create intent, where the search for
+  the Event that landed starts (`cycle.reconcile_creates`, `landed.py`).
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -321,6 +323,21 @@ def _seed_owner_keys(conn: sqlite3.Connection, at: dt.datetime) -> None:
         existing.add(canonical)
 
 
+@migrations()
+def m009_intent_clock(db: sqlite_utils.Database) -> None:
+    # intent_sf_at: Salesforce's clock when a create intent was recorded (its last Date header
+    # plus the time elapsed since, `SalesforceOrg.server_now`). The Event that landed is looked
+    # for from there, in Salesforce's own time (CreatedDate), so no skew between the two clocks
+    # can hide it (cycle.reconcile_creates). NULL: an intent recorded before this migration, or
+    # before Salesforce had answered anything; those are looked for in a window wide enough for
+    # 15 minutes of skew either way.
+    db.executescript(
+        """
+        ALTER TABLE written ADD COLUMN intent_sf_at TEXT;
+        """
+    )
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -447,7 +464,8 @@ class PendingCreate:
     owner: str
     ical_uid: str
     intent: dict[str, Any]
-    intent_at: dt.datetime
+    intent_at: dt.datetime  # calsync's clock
+    intent_sf_at: dt.datetime | None = None  # Salesforce's clock (m009), when it was known
 
 
 def state_fault(path: str | Path, exc: sqlite3.Error | OSError, doing: str = "use") -> StateError:
@@ -797,21 +815,27 @@ class StateStore:
         return int(rows[0]["n"])
 
     def record_create_intents(
-        self, intents: Iterable[tuple[str, str, str, dict[str, Any]]], at: dt.datetime
+        self,
+        intents: Iterable[tuple[str, str, str, dict[str, Any]]],
+        at: dt.datetime,
+        sf_at: dt.datetime | None = None,
     ) -> None:
-        """Before creating Events: remember (key, owner, ical_uid, record) as `creating`.
+        """Before creating Events: remember (key, owner, ical_uid, record) as `creating`, with
+        calsync's time `at` and Salesforce's `sf_at` (None when unknown).
 
         Committed before the Salesforce call, so a crash after the call leaves a trace that the
         next run reconciles (finds the Event that landed) instead of creating it twice.
         """
+        sf_iso = _iso_exact(sf_at) if sf_at is not None else None
         with self.transaction():
             for key, owner, ical_uid, record in intents:
                 self._exec(
                     "INSERT INTO written (key, owner, ical_uid, sf_id, fingerprint, state, intent,"
-                    " intent_at, updated_at) VALUES (?, ?, ?, NULL, NULL, 'creating', ?, ?, ?)"
+                    " intent_at, updated_at, intent_sf_at) VALUES (?, ?, ?, NULL, NULL, 'creating', ?, ?, ?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET state = 'creating', intent = excluded.intent,"
-                    " intent_at = excluded.intent_at, updated_at = excluded.updated_at",
-                    [key, owner, ical_uid, json.dumps(record), _iso(at), _iso(at)],
+                    " intent_at = excluded.intent_at, updated_at = excluded.updated_at,"
+                    " intent_sf_at = excluded.intent_sf_at",
+                    [key, owner, ical_uid, json.dumps(record), _iso(at), _iso(at), sf_iso],
                 )
 
     def pending_creates(self, owners: Iterable[str] | None = None) -> list[PendingCreate]:
@@ -824,13 +848,11 @@ class StateStore:
                 ical_uid=r["ical_uid"],
                 intent=json.loads(r["intent"] or "{}"),
                 intent_at=_parse(r["intent_at"]) or dt.datetime.now(dt.timezone.utc),
+                intent_sf_at=_parse(r.get("intent_sf_at")),
             )
             for r in rows
             if wanted is None or r["owner"] in wanted
         ]
-
-    def known_sf_ids(self) -> set[str]:
-        return {r["sf_id"] for r in self._rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
 
     def claims(self, ids: Iterable[str] | None = None) -> dict[str, str]:
         """15-character Event Id → key, for every Event the state records (reference B2), or
@@ -879,7 +901,7 @@ class StateStore:
                     " intent_at, updated_at, hashes, kept) VALUES (?, ?, ?, ?, ?, 'synced', NULL, NULL, ?, ?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET sf_id = excluded.sf_id,"
                     " fingerprint = excluded.fingerprint, state = 'synced', intent = NULL,"
-                    " intent_at = NULL, updated_at = excluded.updated_at, hashes = excluded.hashes,"
+                    " intent_at = NULL, intent_sf_at = NULL, updated_at = excluded.updated_at, hashes = excluded.hashes,"
                     " kept = COALESCE(excluded.kept, written.kept), removed_at = NULL, canceled_at = NULL,"
                     " canceled_prefix = NULL,"
                     " pending_hashes = NULL",
@@ -980,7 +1002,7 @@ class StateStore:
         with self.transaction():
             self._exec("DELETE FROM written WHERE key = ? AND sf_id IS NULL", [key])
             self._exec(
-                "UPDATE written SET state = 'synced', intent = NULL, intent_at = NULL"
+                "UPDATE written SET state = 'synced', intent = NULL, intent_at = NULL, intent_sf_at = NULL"
                 " WHERE key = ?",
                 [key],
             )

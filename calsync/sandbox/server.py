@@ -6,7 +6,8 @@ into backend calls). `start()` serves on loopback in a daemon thread (port 0 = e
 tests run emulators in-process and `calsync sandbox` runs them for people.
 
 Faults are queued on `emulator.faults`: each matches by method and path prefix and, while it has
-uses left, replaces the real answer with a status and body, a delay, or a dropped connection;
+uses left, replaces the real answer with a status and body, a delay, or a dropped connection
+(before the request is handled, or after it, `drop_after`: the write is done, its answer lost);
 `echo` makes that body repeat the request (as some proxies and gateways do in their errors);
 `patch` lets the real answer through with some of its JSON fields replaced (a malformed page).
 """
@@ -86,6 +87,10 @@ class Fault:
     times: int = 1  # how many requests it hits (-1 = until cleared)
     delay: float = 0.0  # seconds to sleep before answering (or before the fault's answer)
     drop: bool = False  # close the connection without an answer
+    # Do the request, then close the connection without its answer: the write landed and the
+    # client never hears of it (a proxy or load balancer cutting the line after the server
+    # committed). For a create, the lost answer calsync's recorded intents exist for.
+    drop_after: bool = False
     query_contains: str = ""  # only requests with a query parameter value containing this
     # The answer's body repeats the raw request (query string and form body), the way some
     # gateways and token endpoints put what they refused in their error text.
@@ -196,6 +201,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:  # an emulator bug must answer like a server, not kill the thread
             log.exception("emulator error on %s %s", request.method, request.path)
             response = emulator.internal_error()
+        if fault is not None and fault.drop_after:
+            emulator.log_answer(request, response.status)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         if fault is not None and fault.patch is not None and isinstance(response.body, dict):
             body = {**response.body, **fault.patch}
             response.body = {k: v for k, v in body.items() if v is not None}

@@ -198,3 +198,63 @@ def test_an_opportunity_edit_reports_its_roles_with_the_opportunity_stamp(org, s
     (role,) = org.roles_changed_since(since)
     assert role.linked == (company.contact_ids["peter@initech.test"], company.opportunity_ids["Initech pilot"])
     assert role.stamp == later.replace(microsecond=later.microsecond // 1000 * 1000)
+
+
+# -- issue 16: who calsync writes as, and Salesforce's own clock --------------------------------
+
+def test_a_jwt_or_password_login_names_calsyncs_own_user_without_a_call(sf_emu, company):
+    private, public = _rsa_pair()
+    sf_emu.backend.register_connected_app("calsync-app", public)
+    org = SalesforceOrg(sf_emu.url, auth="jwt", login_url=sf_emu.url, consumer_key="calsync-app",
+                        private_key=private, username="alice@acme.test", ca_bundle=sf_emu.ca_file)
+    assert org.own_user_id() == company.sf_user_ids["alice@acme.test"] and org.calls == 0
+    sf_emu.backend.register_connected_app("pw-app", None, consumer_secret="s3cret")
+    sf_emu.backend.set_password("bob@acme.test", "hunter2", "TOKEN")
+    org = SalesforceOrg(sf_emu.url, auth="password", login_url=sf_emu.url, client_id="pw-app",
+                        client_secret="s3cret", username="bob@acme.test", password="hunter2",
+                        security_token="TOKEN", ca_bundle=sf_emu.ca_file)
+    assert org.own_user_id() == company.sf_user_ids["bob@acme.test"] and org.calls == 0
+
+
+def test_an_access_token_asks_userinfo_once(org, sf_emu, company):
+    assert org.own_user_id() == company.sf_user_ids["alice@acme.test"]
+    assert org.own_user_id() == company.sf_user_ids["alice@acme.test"]
+    assert org.calls == 1
+    assert sum(1 for _, path in sf_emu.requests_seen if path.endswith("/oauth2/userinfo")) == 1
+
+
+def test_without_userinfo_a_configured_username_is_looked_up(sf_emu, company):
+    from calsync.sandbox.server import Fault
+
+    sf_emu.faults.add(Fault(status=403, body="insufficient_scope", path_prefix="/services/oauth2/userinfo"))
+    token = sf_emu.backend.create_session("carol@acme.test")
+    org = SalesforceOrg(sf_emu.url, access_token=token, username="Carol@acme.test", ca_bundle=sf_emu.ca_file)
+    assert org.own_user_id() == company.sf_user_ids["carol@acme.test"]
+    sf_emu.faults.add(Fault(status=403, body="insufficient_scope", path_prefix="/services/oauth2/userinfo"))
+    nameless = SalesforceOrg(sf_emu.url, access_token=token, ca_bundle=sf_emu.ca_file)
+    assert nameless.own_user_id() is None  # judged without it (ownership.py)
+
+
+@pytest.mark.parametrize("minutes", [-15, 15])
+def test_server_now_is_salesforces_clock_whatever_ours_says(org, sf_emu, minutes):
+    sf_emu.backend.clock_offset = dt.timedelta(minutes=minutes)
+    assert org.server_now() is None  # nothing answered yet
+    org.find_contacts(["hank@globex.test"])
+    theirs = sf_emu.backend.clock()
+    estimate = org.server_now()
+    assert estimate is not None and dt.timedelta(0) <= theirs - estimate < dt.timedelta(seconds=2)
+
+
+def test_events_created_since_reads_salesforces_time_and_the_creator(org, sf_emu, company):
+    sf_emu.backend.clock_offset = dt.timedelta(minutes=-10)
+    rep = sf_emu.backend.create_user("rep@acme.test")
+    alice = company.sf_user_ids["alice@acme.test"]
+    body = {"OwnerId": alice, "Subject": "x", "StartDateTime": "2026-11-26T15:00:00Z",
+            "EndDateTime": "2026-11-26T16:00:00Z"}
+    (ours,) = org.create([body])
+    sf_emu.backend.create_record("Event", body, user_id=rep)
+    since = org.server_now() - dt.timedelta(minutes=2)
+    rows = org.events_created_since([alice], since, org.own_user_id(), ["Description"])
+    assert [r["Id"] for r in rows] == [ours.id]
+    assert rows[0]["CreatedById"] == alice and "Description" in rows[0] and "DurationInMinutes" in rows[0]
+    assert len(org.events_created_since([alice], since)) == 2

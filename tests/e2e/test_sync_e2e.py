@@ -356,7 +356,9 @@ def test_org_refusing_the_adoption_query_still_syncs(sync, make_config, sf_emu):
     assert len(events(sf_emu)) == 7
 
 
-def test_org_refusing_the_reconcile_query_goes_on_rather_than_stay_stuck(make_config, sync, sf_emu):
+def test_org_refusing_the_reconcile_query_holds_only_that_calendar_and_creates_nothing_twice(
+    make_config, sync, sf_emu
+):
     from calsync import config as config_module
     from calsync.runtime import open_cycle
     from calsync.sandbox.salesforce.errors import error_body
@@ -370,4 +372,9 @@ def test_org_refusing_the_reconcile_query_goes_on_rather_than_stay_stuck(make_co
                                     query_contains="CreatedDate >", times=1))
     result = sync(path)
     assert fault.times == 0
-    assert result.ok and len(events(sf_emu)) == 7
+    # Issue 16: creating again could double an Event that landed; the intent waits instead.
+    assert not result.calendars["alice@acme.test"].ok
+    assert "cannot reconcile earlier creates" in (result.calendars["alice@acme.test"].error or "")
+    assert all(result.calendars[u].ok for u in ("bob@acme.test", "carol@acme.test"))
+    again = sync(path)  # Salesforce answers again: nothing of it landed, Alice's calendar goes on
+    assert again.ok and len(events(sf_emu)) == 7

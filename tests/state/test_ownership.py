@@ -100,16 +100,80 @@ def test_an_event_deleted_in_salesforce_is_removed_not_recreated() -> None:
     assert type(restored.operations[0]).__name__ == "Create"
 
 
-def test_an_old_event_modified_after_calsync_wrote_it_is_taken_as_a_persons() -> None:
+CALSYNC = "005000000000009AAA"  # calsync's own Salesforce user
+REP = "005000000000007AAA"
+
+
+def test_an_old_event_modified_by_someone_else_is_taken_as_theirs_however_soon() -> None:
+    # Issue 16: an Event written before per-field hashes has no record of what calsync wrote.
+    # A rep's edit seconds after calsync's write is still the rep's; LastModifiedDate says nothing.
     old = fields().to_salesforce()
     legacy = Written("k1", "a@x.test", "uid", SF_ID, "fp", written_at=NOW)  # no per-field hashes
-    row = salesforce_row(old, Description="notes", LastModifiedDate="2026-03-02T13:00:00.000+0000")
-    settled = ownership.settle([update(fields(subject="Renamed"))], {"k1": legacy}, {SF_ID[:15]: row})
-    # Without hashes, every field that differs is taken as the person's: the safe side.
+    row = salesforce_row(old, Description="notes", LastModifiedDate="2026-03-02T12:00:05.000+0000",
+                         LastModifiedById=REP)
+    settled = ownership.settle([update(fields(subject="Renamed"))], {"k1": legacy}, {SF_ID[:15]: row},
+                               own_user=CALSYNC)
+    # Without hashes, every field that differs from what calsync writes now is theirs: the safe side.
     assert settled.kept == {"k1": frozenset({"Description", "Subject"})}
-    row["LastModifiedDate"] = "2026-03-02T12:00:30.000+0000"  # calsync's own write
-    (op,) = ownership.settle([update(fields(subject="Renamed"))], {"k1": legacy}, {SF_ID[:15]: row}).operations
-    assert isinstance(op, Update) and op.kept == frozenset() and op.body()["Subject"] == "Renamed"
+    op = settled.unchanged["k1"]  # nothing of calsync's left to send
+    assert "Subject" not in op.body() and "Description" not in op.body()
+    delete = Delete("k1", SF_ID, "a@x.test", "cancelled")
+    (gone,) = ownership.settle([delete], {"k1": legacy}, {SF_ID[:15]: row}, own_user=CALSYNC).operations
+    assert isinstance(gone, Retire) and gone.subject == "Canceled: Demo"
+
+
+def test_an_old_event_last_modified_by_calsync_is_calsyncs_whatever_it_holds() -> None:
+    old = fields().to_salesforce()
+    legacy = Written("k1", "a@x.test", "uid", SF_ID, "fp", written_at=NOW)
+    # Hours after calsync's write, but by calsync's own user (a trigger on its update, say).
+    row = salesforce_row(old, Description="rewritten by a Flow", LastModifiedDate="2026-03-02T18:00:00.000+0000",
+                         LastModifiedById=CALSYNC[:15])
+    (op,) = ownership.settle([update(fields(subject="Renamed"))], {"k1": legacy}, {SF_ID[:15]: row},
+                             own_user=CALSYNC).operations
+    assert isinstance(op, Update) and op.kept == frozenset()
+    assert op.body()["Subject"] == "Renamed" and op.body()["Description"] == "Agenda"
+    delete = Delete("k1", SF_ID, "a@x.test", "cancelled")
+    assert ownership.settle([delete], {"k1": legacy}, {SF_ID[:15]: row}, own_user=CALSYNC).operations == (delete,)
+
+
+def test_an_old_event_is_a_persons_when_who_wrote_last_is_unknown() -> None:
+    old = fields().to_salesforce()
+    legacy = Written("k1", "a@x.test", "uid", SF_ID, "fp", written_at=NOW)
+    row = salesforce_row(old, Description="notes", LastModifiedById=CALSYNC)
+    settled = ownership.settle([update(fields())], {"k1": legacy}, {SF_ID[:15]: row}, own_user=None)
+    assert settled.kept == {"k1": frozenset({"Description"})}
+
+
+def test_what_a_trigger_did_to_calsyncs_own_write_is_not_an_edit() -> None:
+    old = fields().to_salesforce()
+    row = salesforce_row(old, Subject="[Meeting] Demo", WhoId="003000000000002AAA", LastModifiedById=CALSYNC)
+    moved = fields(start=NOW + dt.timedelta(days=1), end=NOW + dt.timedelta(days=1, hours=1))
+    settled = ownership.settle([update(moved)], {"k1": written(old)}, {SF_ID[:15]: row}, own_user=CALSYNC)
+    (op,) = settled.operations
+    assert isinstance(op, Update) and op.kept == frozenset() and settled.newly_kept == {}
+    assert op.body()["Subject"] == "Demo" and op.body()["StartDateTime"] == "2026-03-03T12:00:00.000+0000"
+
+
+def test_shared_contacts_are_judged_by_their_hash_whoever_modified_the_event() -> None:
+    # EventRelation rows change without the Event's LastModifiedById (reference B3).
+    body = fields(who_ids=("003000000000001AAA", "003000000000002AAA")).to_salesforce()
+    row = salesforce_row(body, EventWhoIds=["003000000000001AAA", "003000000000003AAA"],
+                         LastModifiedById=CALSYNC)
+    settled = ownership.settle([update(fields(who_ids=("003000000000001AAA", "003000000000002AAA")))],
+                               {"k1": written(body)}, {SF_ID[:15]: row}, own_user=CALSYNC)
+    assert settled.kept == {"k1": frozenset({"EventWhoIds"})}
+
+
+def test_the_baseline_of_an_adopted_event_is_what_calsyncs_own_insert_left() -> None:
+    sent = fields().to_salesforce()
+    row = salesforce_row(sent, Subject="[Meeting] Demo", LastModifiedById=CALSYNC)
+    stored = ownership.as_stored(sent, row, CALSYNC)
+    assert stored["Subject"] == ownership.digest("Subject", "[Meeting] Demo")
+    assert stored["Description"] == ownership.hashes(sent)["Description"]
+    # Changed by someone else before calsync heard of it: their change stays theirs.
+    row["LastModifiedById"] = REP
+    assert ownership.as_stored(sent, row, CALSYNC) == ownership.hashes(sent)
+    assert ownership.as_stored(sent, row, None) == ownership.hashes(sent)
 
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
@@ -393,3 +457,29 @@ def test_a_conversion_is_never_taken_for_a_persons_edit(opportunity, made_accoun
     op = settled.unchanged.get("k1") or settled.operations[0]
     assert isinstance(op, Update) and op.kept == persons
     assert op.body()["WhatId"] == "006000000000001AAA"
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(["Subject", "Description", "Location", "WhatId", "ShowAs"]),
+                               TEXT, max_size=3),
+       by_calsync=st.booleans(), legacy=st.booleans(), delete=st.booleans(), new_subject=TEXT)
+def test_the_last_modifier_decides_whose_change_it_is(changes, by_calsync, legacy, delete, new_subject) -> None:
+    """Issue 16, the whole class: a change calsync's own user made (its automation included) is
+    never a person's; one anyone else made is never written over, hashes or not, however soon."""
+    old = fields().to_salesforce()
+    row = salesforce_row(old, **changes, LastModifiedById=CALSYNC if by_calsync else REP)
+    before = Written("k1", "a@x.test", "uid", SF_ID, "fp", written_at=NOW) if legacy else written(old)
+    wanted = fields(subject=new_subject or "x")
+    op_in = Delete("k1", SF_ID, "a@x.test", "cancelled") if delete else update(wanted)
+    settled = ownership.settle([op_in], {"k1": before}, {SF_ID[:15]: row}, own_user=CALSYNC)
+    (op,) = settled.operations
+    changed = {f for f, v in changes.items() if not ownership.same(f, v, old[f])}
+    if by_calsync:
+        assert settled.newly_kept == {}
+        assert op == op_in or isinstance(op, Skip)
+    elif delete:
+        assert op == op_in if not changed and not legacy else isinstance(op, Retire)
+    else:
+        sent = op.body() if isinstance(op, Update) else {}
+        for name in changed:
+            assert name not in sent or ownership.same(name, sent[name], row[name])

@@ -200,3 +200,20 @@ def test_user_cache_and_meta_round_trip(tmp_path_factory, users, meta):
     store.save_meta("x", meta, NOW)
     assert store.meta("x") == (meta, NOW)
     store.close()
+
+
+def test_a_create_intent_keeps_salesforces_time_until_answered(tmp_path):
+    # m009: where the search for a lost create's Event starts, in Salesforce's own clock.
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    theirs = NOW - dt.timedelta(minutes=10, microseconds=250_000)
+    store.record_create_intents([("k", "a@x.test", "u", {"Subject": "Demo"})], NOW, theirs)
+    store.record_create_intents([("old", "a@x.test", "u", {})], NOW)  # Salesforce not heard yet
+    store.close()
+    again = StateStore(path)
+    pending = {p.key: p for p in again.pending_creates()}
+    assert pending["k"].intent_sf_at == theirs and pending["k"].intent_at == NOW
+    assert pending["old"].intent_sf_at is None
+    again.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
+    again.record_create_intents([("k", "a@x.test", "u", {})], NOW)
+    assert {p.key: p.intent_sf_at for p in again.pending_creates()} == {"k": None, "old": None}

@@ -28,7 +28,7 @@ import secrets
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from calsync.sandbox.salesforce.errors import (
@@ -186,11 +186,27 @@ class _Plan:
     what_changed: bool = False
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """Org automation that rewrites records before they are saved (`add_trigger`)."""
+
+    object_name: str
+    on: frozenset[str]  # "insert", "update"
+    subject_prefix: str = ""
+    subject_suffix: str = ""
+    set_fields: dict[str, Any] = field(default_factory=dict)
+
+
 class SalesforceBackend:
     """State of one emulated org. Thread-safe; every public method takes the lock."""
 
     def __init__(self, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or _utcnow
+        self._base_clock: Clock = clock or _utcnow
+        # Salesforce's clock is its own (reference B10, "Clocks"): CreatedDate, LastModifiedDate,
+        # SystemModstamp and the Date header of every answer follow it, and a client's clock may
+        # be minutes away from it (a VM resumed before NTP caught up). The offset moves it.
+        self.clock_offset = dt.timedelta(0)
+        self._triggers: list[Trigger] = []
         self.lock = threading.RLock()
         self.objects: dict[str, ObjectDef] = standard_objects()
         self._rows: dict[str, dict[str, Row]] = {name: {} for name in self.objects}
@@ -222,6 +238,50 @@ class SalesforceBackend:
         )
 
     # ------------------------------------------------------------------ settings
+
+    @property
+    def clock(self) -> Clock:
+        """The org's clock: the base clock (wall time, or a test's) plus `clock_offset`."""
+        return self._shifted_now
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self._base_clock = value
+
+    def _shifted_now(self) -> dt.datetime:
+        return self._base_clock() + self.clock_offset
+
+    def add_trigger(self, object_name: str, *, on: Iterable[str] = ("insert",), subject_prefix: str = "",
+                    subject_suffix: str = "", set_fields: dict[str, Any] | None = None) -> Trigger:
+        """Org automation (an Apex trigger, a record-triggered Flow) on `object_name`: before each
+        insert (and/or update) it rewrites the Subject and sets fields, as the user who made the
+        write (reference B10, "Triggers, Flows": what is read back may differ from what was sent).
+        """
+        with self.lock:
+            obj = self._object(object_name)
+            events = frozenset(on)
+            if not events or events - {"insert", "update"}:
+                raise ValueError(f"a trigger runs on insert and/or update, not {sorted(events)}")
+            values = self.parse_fields(obj.name, dict(set_fields or {}))
+            trigger = Trigger(obj.name, events, subject_prefix, subject_suffix, values)
+            self._triggers.append(trigger)
+            return trigger
+
+    def clear_triggers(self) -> None:
+        with self.lock:
+            self._triggers.clear()
+
+    def _run_triggers(self, obj: ObjectDef, event: str, row: Row, parsed: dict[str, Any]) -> None:
+        """Before-save automation: its changes are part of the write, so they are validated
+        with it and recorded under the same user (LastModifiedById) as the rest of it."""
+        for trigger in self._triggers:
+            if trigger.object_name != obj.name or event not in trigger.on:
+                continue
+            changes = dict(trigger.set_fields)
+            if (trigger.subject_prefix or trigger.subject_suffix) and obj.field("Subject") is not None:
+                changes["Subject"] = f"{trigger.subject_prefix}{row.get('Subject') or ''}{trigger.subject_suffix}"
+            row.update(changes)
+            parsed.update(changes)
 
     @property
     def shared_activities(self) -> bool:
@@ -1000,6 +1060,7 @@ class SalesforceBackend:
                 row[name] = value
         if obj.field("OwnerId") is not None and row.get("OwnerId") is None:
             row["OwnerId"] = user_id  # defaults to the session's user (reference B3)
+        self._run_triggers(obj, "insert", row, parsed)
         self._check_row(obj, row, parsed, insert=True)
         plan = self._derive(obj, row, parsed, None)
         now = self._now()
@@ -1024,6 +1085,7 @@ class SalesforceBackend:
         for name, value in parsed.items():
             if name in row:
                 row[name] = value
+        self._run_triggers(obj, "update", row, parsed)
         self._check_row(obj, row, parsed, insert=False)
         plan = self._derive(obj, row, parsed, existing)
         now = self._now()

@@ -97,6 +97,23 @@ def password(backend: SalesforceBackend, form: dict[str, str]) -> dict[str, Any]
     return _grant(backend, user["Username"], scope=None)
 
 
+def userinfo(backend: SalesforceBackend, username: str) -> dict[str, Any]:
+    """The UserInfo answer for a session's user (OpenID Connect Basic Client Profile fields plus
+    Salesforce's `user_id` and `organization_id`; Help, "Query for User Information")."""
+    user = backend.user_by_username(username)
+    assert user is not None
+    return {
+        "sub": f"{backend.instance_url}/id/{backend.org_id}/{user['Id']}",
+        "user_id": user["Id"],
+        "organization_id": backend.org_id,
+        "preferred_username": user["Username"],
+        "name": user.get("Name"),
+        "email": user.get("Email"),
+        "active": bool(user["IsActive"]),
+        "user_type": "STANDARD",
+    }
+
+
 def _grant(backend: SalesforceBackend, username: str, scope: str | None) -> dict[str, Any]:
     access_token = backend.create_session(username)
     user = backend.user_by_username(username)

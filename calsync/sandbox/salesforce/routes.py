@@ -4,12 +4,12 @@
 URI/header size limits (414/431, reference B1), bearer session (401 INVALID_SESSION_ID, B7),
 the daily allocation (403 REQUEST_LIMIT_EXCEEDED, counted per call, B6) and the
 `Sforce-Limit-Info` header on every answer. `GET /services/data/` (versions), the token
-endpoint and `/_control/` are neither authenticated nor counted.
+endpoint, the UserInfo endpoint (bearer, but not an API call) and `/_control/` are not counted.
 
 `/_control/` is the test and sandbox API (JSON over HTTP): records of any object, lead
-conversion, custom fields, users, sessions, connected apps, passwords, limits, settings, faults,
-per-record failures and stats. Its errors are `{"error": "..."}` (400) or the Salesforce list
-body of the refused write.
+conversion, custom fields, users, sessions, connected apps, passwords, limits, settings (the
+org's clock offset among them), org automation (triggers), faults, per-record failures and
+stats. Its errors are `{"error": "..."}` (400) or the Salesforce list body of the refused write.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class SalesforceApi:
         r = self.emulator.route
         r("GET", r"/services/data/?", self.versions)
         r("POST", r"/services/oauth2/token/?", self.token)
+        r("GET", r"/services/oauth2/userinfo/?", self.userinfo)
         r("GET", API + r"/?", self.resources)
         r("GET", API + r"/limits/?", self.limits)
         r("GET", API + r"/sobjects/?", self.describe_global)
@@ -374,6 +375,15 @@ class SalesforceApi:
         except oauth.OAuthError as exc:
             return Response(exc.status, exc.body())
 
+    def userinfo(self, request: Request, match: "re.Match[str]") -> Response:
+        """The OpenID Connect UserInfo endpoint: who the access token's user is (Help, "Query for
+        User Information": `user_id`, `organization_id`, `preferred_username`, ...)."""
+        session = self.backend.authenticate(request.bearer)
+        if session is None:
+            # Not an API resource: an OAuth-style 403 rather than INVALID_SESSION_ID's list.
+            return Response(403, "Bad_OAuth_Token", content_type="text/plain; charset=UTF-8")
+        return Response(200, oauth.userinfo(self.backend, session.username))
+
 
 def _lookup_reference(results: dict[str, Any], ref: str, path: str) -> Any:
     value = results.get(ref)
@@ -440,6 +450,8 @@ class ControlApi:
         r("GET", c + r"/faults/?", self._wrap(self.list_faults))
         r("POST", c + r"/faults/?", self._wrap(self.add_fault))
         r("DELETE", c + r"/faults/?", self._wrap(self.clear_faults))
+        r("POST", c + r"/triggers/?", self._wrap(self.add_trigger))
+        r("DELETE", c + r"/triggers/?", self._wrap(self.clear_triggers))
         r("POST", c + r"/fail-records/?", self._wrap(self.fail_records))
         r("DELETE", c + r"/fail-records/?", self._wrap(self.clear_fail_records))
 
@@ -560,12 +572,31 @@ class ControlApi:
             self.backend.multiday_events = bool(b["multiday_events"])
         if "session_lifetime_seconds" in b:
             self.backend.session_lifetime = dt.timedelta(seconds=float(b["session_lifetime_seconds"]))
+        if "clock_offset_seconds" in b:
+            # Salesforce's clock ahead (+) or behind (-) the machine's (reference B10, "Clocks").
+            self.backend.clock_offset = dt.timedelta(seconds=float(b["clock_offset_seconds"]))
         return Response(200, self.backend.stats())
+
+    def add_trigger(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
+        """Org automation on insert/update (reference B10, "Triggers, Flows"). Body: object,
+        on (["insert"]), subject_prefix, subject_suffix, set ({field: value})."""
+        b = dict(self._dict(body))
+        unknown = set(b) - {"object", "on", "subject_prefix", "subject_suffix", "set"}
+        if unknown:
+            raise ValueError(f"unknown trigger options: {sorted(unknown)}")
+        trigger = self.backend.add_trigger(
+            b["object"], on=tuple(b.get("on") or ("insert",)), subject_prefix=str(b.get("subject_prefix") or ""),
+            subject_suffix=str(b.get("subject_suffix") or ""), set_fields=b.get("set") or {})
+        return Response(201, {"object": trigger.object_name, "on": sorted(trigger.on)})
+
+    def clear_triggers(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
+        self.backend.clear_triggers()
+        return Response(204)
 
     def list_faults(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
         return Response(200, [
             {"status": f.status, "method": f.method, "path_prefix": f.path_prefix, "times": f.times,
-             "delay": f.delay, "drop": f.drop}
+             "delay": f.delay, "drop": f.drop, "drop_after": f.drop_after}
             for f in self.emulator.faults.pending()
         ])
 
