@@ -23,14 +23,15 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from calsync import logs
+from calsync import display, logs
 from calsync.config import Config
 from calsync.errors import CalsyncError, NetworkError, StateError
 from calsync.model import Written
+from calsync.history import Fate, fates
 from calsync.parked import Parked, named
 from calsync.state import StateStore
 
@@ -83,6 +84,14 @@ class CalendarStatus:
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
     deleted_in_salesforce: tuple[Written, ...] = ()  # Events people deleted: not re-created
     push_expires_at: dt.datetime | None = None  # the latest live push channel's expiration
+    # Records refused in the last 30 days that left the retry queue: dropped, written since, or
+    # no longer needing a write (history.py).
+    record_history: tuple[Fate, ...] = ()
+
+    @property
+    def needs_attention(self) -> bool:
+        """`status --failing`: its last attempt failed, or records wait for a retry."""
+        return self.consecutive_failures > 0 or self.last_attempt_failed or bool(self.retries)
 
     @property
     def last_attempt_failed(self) -> bool:
@@ -104,6 +113,16 @@ class StatusReport:
     @property
     def never_synced(self) -> bool:
         return all(c.last_attempt_at is None for c in self.calendars)
+
+    def only(self, users: Sequence[str] = (), failing: bool = False) -> StatusReport:
+        """The report of some calendars: these users, and/or those that need attention
+        (`status --user U`, `status --failing`)."""
+        chosen = [
+            c for c in self.calendars
+            if (not users or c.user in users)
+            and (not failing or c.needs_attention or c.user in self.unmapped)
+        ]
+        return replace(self, calendars=tuple(chosen))
 
     def to_json(self) -> dict[str, Any]:
         def iso(value: dt.datetime | None) -> str | None:
@@ -154,6 +173,7 @@ class StatusReport:
                         for w in c.deleted_in_salesforce
                     ],
                     "push_channel_expires_at": iso(c.push_expires_at),
+                    "record_history": [fate.to_json() for fate in c.record_history],
                 }
                 for c in self.calendars
             ],
@@ -204,6 +224,8 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     next_run_at=next_run,
                     deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
                     push_expires_at=channels.get(user),
+                    record_history=tuple(f for f in fates(store, now, owner=user)
+                                         if f.outcome != "waiting"),
                 )
             )
         mapping = store.sf_users()
@@ -243,13 +265,33 @@ def _ago(now: dt.datetime, then: dt.datetime) -> str:
 
 
 def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return display.moment(value)
 
 
-def render_status(report: StatusReport) -> list[str]:
-    """The text form of `status` (one block per calendar)."""
-    lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)")]
-    if report.never_synced:
+def summary(report: StatusReport, total: StatusReport | None = None) -> str:
+    """One line over every calendar: `3 calendars: 2 ok, 1 failing, 0 never synced; 1 record
+    waiting for a retry; 1 user without a Salesforce User`."""
+    whole = total or report
+    calendars = [c for c in whole.calendars if c.configured]
+    failing = sum(1 for c in calendars if c.consecutive_failures > 0)
+    never = sum(1 for c in calendars if c.last_attempt_at is None)
+    ok = len(calendars) - failing - never
+    waiting = sum(len(c.retries) for c in calendars)
+    line = (f"{len(calendars)} calendar{'s' if len(calendars) != 1 else ''}: {ok} ok, {failing} failing,"
+            f" {never} never synced; {waiting} record{'s' if waiting != 1 else ''} waiting for a retry")
+    if whole.unmapped:
+        line += f"; {len(whole.unmapped)} without a Salesforce User"
+    if total is not None and len(report.calendars) != len(total.calendars):
+        line += f" (showing {len(report.calendars)})"
+    return line
+
+
+def render_status(report: StatusReport, total: StatusReport | None = None) -> list[str]:
+    """The text form of `status`: a summary line, then one block per calendar (`total`: the
+    whole report when `report` is a part of it)."""
+    lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)"),
+             summary(report, total)]
+    if report.never_synced and report.calendars:
         lines.append("never synced: no calendar has been synced yet (run `calsync sync` or start the daemon)")
     for c in report.calendars:
         head = c.user + ("" if c.configured else " (no longer configured)")
@@ -264,6 +306,9 @@ def render_status(report: StatusReport) -> list[str]:
                 f"  last attempt FAILED {_when(c.last_attempt_at)} "
                 f"({c.consecutive_failures} in a row): {logs.redact(c.last_error or '')}"
             )
+        if c.user in report.unmapped:
+            lines.append("  no active Salesforce User for this address: add it to [sync] user_map "
+                         "or activate the User (calsync doctor names it)")
         if c.token_saved_at:
             lines.append(f"  sync token: saved {_ago(report.now, c.token_saved_at)}")
         elif c.last_attempt_at is not None:
@@ -291,6 +336,10 @@ def render_status(report: StatusReport) -> list[str]:
                 )
         else:
             lines.append("  waiting for retry: none")
+        if c.record_history:
+            lines.append(f"  refused in the last 30 days, no longer waiting: {len(c.record_history)}")
+            for fate in c.record_history:
+                lines.append(f"    {fate.describe()}")
         lines.append(
             "  next run: " + ("now" if c.next_run_at is None else f"{_when(c.next_run_at)} (estimated)")
         )
