@@ -29,7 +29,7 @@ from typing import Any
 
 from calsync import display, logs
 from calsync.config import Config
-from calsync.errors import CalsyncError, NetworkError, StateError
+from calsync.errors import AuthError, CalsyncError, NetworkError, StateError
 from calsync.model import Written
 from calsync.history import Fate, fates
 from calsync.parked import Parked, named
@@ -385,8 +385,9 @@ class Check:
 
 def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
     """A check that failed on `exc`; a network failure brings its own remedy (network.py)."""
-    if isinstance(exc, NetworkError) and exc.remedy:
-        return Check(name, False, str(exc).removesuffix("; " + exc.remedy), exc.remedy)
+    remedy = getattr(exc, "remedy", "")
+    if isinstance(exc, (NetworkError, AuthError)) and remedy:
+        return Check(name, False, str(exc).removesuffix("; " + remedy), remedy)
     return Check(name, False, str(exc), advice)
 
 
