@@ -406,14 +406,33 @@ def doctor(
     yield from _check_salesforce(config, org_factory, now)
 
 
-def _check_state(config: Config) -> Check:
+SERVICE_STATE_ROOT = Path("/var/lib")  # where systemd's StateDirectory= creates directories
+
+
+def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Check:
     path = Path(config.state.path)
     if not path.exists():
         parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if not path.parent.exists() and path.parent.parent == state_root:
+            # The systemd install before its first start: the unit's StateDirectory= makes it,
+            # owned by the service's user (an admin's sync would make it theirs).
+            return Check(
+                "state database", True,
+                f"{path.parent} does not exist yet: systemd creates it (mode 0700, owned by the"
+                f" service's user) when calsync.service first starts, and the first sync then"
+                f" creates {path.name}",
+                "to create it now (the admin commands then work before the first start): install"
+                " systemd/calsync.tmpfiles as /etc/tmpfiles.d/calsync.conf and run"
+                " `systemd-tmpfiles --create /etc/tmpfiles.d/calsync.conf` (systemd/README.md, \"Install\")",
+                warn=True,
+            )
         if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
-            return Check("state database", True, f"{path} does not exist yet; the first sync creates it")
+            made = "" if parent == path.parent else f" (and the directory {path.parent}, mode 0700)"
+            return Check("state database", True,
+                         f"{path} does not exist yet; the first sync creates it{made}")
         return Check(
-            "state database", False, f"{path} does not exist and {path.parent} is not writable",
+            "state database", False, f"{path} does not exist and {parent or path.parent} is not"
+            f" writable, so calsync cannot create {path.parent if not path.parent.exists() else path}",
             "create the directory and give the calsync user write access, or change [state] path",
         )
     try:
@@ -475,7 +494,7 @@ def _check_push(config: Config) -> Iterator[Check]:
         return
     url = google.push_url
     proxy_advice = ("put a reverse proxy with a valid TLS certificate in front of push_listen and "
-                    "set push_url to its public https:// address (README: Push notifications)")
+                    "set push_url to its public https:// address (README.md, \"Push notifications (optional)\")")
     if url.startswith("https://"):
         yield Check("push URL", True, f"{url} (HTTPS)")
     else:
@@ -495,7 +514,7 @@ def _check_push(config: Config) -> Iterator[Check]:
         if problem:
             yield Check("push URL reaches the listener", False, f"{url}: {problem}",
                         f"make the reverse proxy forward {url} to {host}:{port} "
-                        "(README: Push notifications)")
+                        "(README.md, \"Push notifications (optional)\")")
         else:
             yield Check("push URL reaches the listener", True, f"{url} → {host}:{port}")
 
@@ -564,7 +583,7 @@ def _token_warning(config: Config) -> Check:
         f"{who} with auth = \"access_token\", a token that expires with its Salesforce session;"
         " a new one needs `systemctl restart calsync`",
         "use auth = \"jwt\" (a certificate on a connected app; it does not expire): "
-        "systemd/README.md, \"Salesforce credentials\"",
+        "systemd/README.md, \"Install\", step 4",
         warn=True,
     )
 
