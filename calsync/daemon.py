@@ -32,7 +32,13 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
 
 The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
 start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
-start, exit 75, while another calsync writes the database).
+start, exit 75, while another calsync writes the database). The admin's writing commands
+(`retry`, `retry --drop`, `resync`) are handed to it instead (handoff.py): the main loop looks
+for requests every second and runs each as a one-off job on the pool, holding the calendars it
+touches (their polls wait and run right after), then writes back the answer.
+
+Logs: a poll that found nothing logs at debug (cycle.py); one "daemon summary" line per interval
+counts the runs, those that changed something, failures and Salesforce calls.
 
 `CALSYNC_INTERVAL_SECONDS` (or the hidden `calsync run --interval-seconds`) overrides
 `sync.interval_minutes` without touching the configuration: a testing aid, not for production.
