@@ -108,6 +108,8 @@ def fates(
     what became of it; by the last refusal, newest first."""
     since = now - dt.timedelta(days=HISTORY_DAYS)
     entries = history(store, since, owner=owner, keys=keys)
+    if not entries:  # the usual case: one indexed query per calendar (`status`, the metrics)
+        return []
     by_key: dict[str, list[HistoryEntry]] = {}
     for entry in entries:
         by_key.setdefault(entry.key, []).append(entry)
