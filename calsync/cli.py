@@ -120,28 +120,17 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
 
 def print_cycle(result: Any) -> None:
     """One line per calendar of a cycle, the refused records, the Salesforce calls."""
-    for outcome in result.calendars.values():
-        status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
-        echo(
-            f"{outcome.user}: created {outcome.created}, updated {outcome.updated}, "
-            f"deleted {outcome.deleted}, failed {outcome.failed} "
-            f"({'full' if outcome.full_sync else 'incremental'}, {outcome.google_calls} Google calls)"
-            f" {status}"
-        )
-    refused = sum(c.failed for c in result.calendars.values())
-    if refused:
-        echo(f"{refused} record{'s' if refused != 1 else ''} refused by Salesforce, parked for a "
-             "retry: `calsync status` names them, `calsync retry` tries again now")
-    echo(f"Salesforce API calls: {result.salesforce_calls}")
+    from calsync.admin import cycle_lines
+
+    for line in cycle_lines(result):
+        echo(line)
 
 
 def cycle_exit(result: Any) -> int:
     """1 when a calendar failed; else 65 when Salesforce refused a record; else 0."""
-    if not result.ok:
-        return EXIT_FAILURE
-    if any(c.failed for c in result.calendars.values()):
-        return EXIT_REFUSED
-    return EXIT_OK
+    from calsync.admin import cycle_exit as exit_of
+
+    return exit_of(result)
 
 
 @main.command()
@@ -211,20 +200,29 @@ def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--user", "users", multiple=True, help="Only this configured user's calendar (repeatable).")
+@click.option("--failing", is_flag=True,
+              help="Only the calendars that need attention: last attempt failed, records waiting "
+              "for a retry, or no Salesforce User.")
 @click.option("--check", is_flag=True,
-              help="One line and a monitoring-plugin exit status: 0 OK, 1 WARNING (records waiting "
-              "for a retry), 2 CRITICAL (a calendar not synced within --max-age, a user without a "
-              "Salesforce User), 3 UNKNOWN.")
+              help="One line and a monitoring-plugin exit status: 0 OK, 1 WARNING (a calendar failed "
+              "--max-failures times in a row, records waiting for a retry), 2 CRITICAL (a calendar "
+              "not synced within --max-age, a user without a Salesforce User), 3 UNKNOWN.")
 @click.option("--max-age", metavar="DURATION",
               help="With --check: how old a calendar's last successful sync may be (90m, 2h, 1d; "
               "default three [sync] interval_minutes).")
+@click.option("--max-failures", type=click.IntRange(min=1), metavar="N",
+              help="With --check: WARNING when a calendar failed N or more times in a row "
+              "(default 3).")
 @click.pass_obj
-def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> None:
+def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, check: bool,
+           max_age: str | None, max_failures: int | None) -> None:
     """Show each calendar's last sync, token age, counts, retries waiting and next run.
 
     Reads only the state database: no network, nothing written, no secret needed. The next run
-    is an estimate (last attempt + interval, with the daemon's backoff after failures). Exit
-    status 0, also when a calendar's last attempt failed (the output says so); 74 when the
+    is an estimate (last attempt + interval, with the daemon's backoff after failures). Records
+    refused in the last 30 days that no longer wait (dropped, written since) are listed too.
+    Exit status 0, also when a calendar's last attempt failed (the output says so); 74 when the
     state database cannot be read, 78 when the configuration is wrong. With --check: 0-3 as a
     monitoring plugin (Nagios, Icinga, ...), one line.
     """
@@ -232,8 +230,10 @@ def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> Non
 
     from calsync import monitoring, ops
 
-    if max_age is not None and not check:
-        raise click.UsageError("--max-age goes with --check")
+    if (max_age is not None or max_failures is not None) and not check:
+        raise click.UsageError("--max-age and --max-failures go with --check")
+    if check and (users or failing or as_json):
+        raise click.UsageError("--check reports every calendar: not with --user, --failing or --json")
     if check:
         try:
             limit = monitoring.parse_duration(max_age) if max_age else None
@@ -241,20 +241,27 @@ def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> Non
             echo(monitoring.unknown(f"--max-age: {exc}")[1])
             sys.exit(monitoring.UNKNOWN)
         try:
-            code, line = monitoring.check(ops.status(obj.config(secrets=False)), limit)
+            code, line = monitoring.check(ops.status(obj.config(secrets=False)), limit,
+                                          max_failures=max_failures or monitoring.MAX_FAILURES)
         except CalsyncError as exc:
             code, line = monitoring.unknown(str(exc))
         echo(line)
         sys.exit(code)
     try:
-        report = ops.status(obj.config(secrets=False))
+        cfg = obj.config(secrets=False)
+        chosen = [u.strip().lower() for u in users]
+        unknown = [u for u in chosen if u not in cfg.sync.users]
+        if unknown:
+            raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
+        whole = ops.status(cfg)
     except CalsyncError as exc:
         _fail(exc)
         return
+    report = whole.only(chosen, failing) if chosen or failing else whole
     if as_json:
         echo(json.dumps(report.to_json(), indent=2))
     else:
-        for line in ops.render_status(report):
+        for line in ops.render_status(report, whole):
             echo(line)
     sys.exit(EXIT_OK)
 
@@ -318,13 +325,12 @@ def resync(
     reports, and leaves alone, fields people changed and Events people deleted in Salesforce
     unless --overwrite-edits / --restore-deleted say otherwise. Running it twice changes nothing
     the second time. Exit status 0 when every calendar resynced, 1 when any failed, 65 when
-    Salesforce refused a record (parked for a retry), 75 when another calsync process writes
-    the state database (a dry run does not need it).
+    Salesforce refused a record (parked for a retry). While the daemon runs, the resync is
+    handed to it and waits for its answer (same output and exit status); 75 when the daemon
+    does not take it up within 30 s, or another calsync process (a hand-run sync) writes the
+    state database (a dry run does not need it).
     """
-    from contextlib import nullcontext
-
     from calsync import resync as resync_module
-    from calsync.lock import WriterLock
 
     if all_users and users:
         raise click.UsageError("--all and --user exclude each other")
@@ -338,47 +344,45 @@ def resync(
     if start and end and end <= start:
         raise click.UsageError("--until must be after --since")
     try:
-        cfg = obj.config()
+        cfg = obj.config(secrets=False)  # the daemon has its own; read below when run here
         unknown = [u for u in users if u.lower() not in cfg.sync.users]
         if unknown:
             raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
         chosen = [u.lower() for u in users] or list(cfg.sync.users)
         import datetime as dt
 
+        from calsync import admin, handoff
+
         now = dt.datetime.now(dt.timezone.utc)
-        window = resync_module.Window(
-            start or now - dt.timedelta(days=cfg.sync.lookback_days), end
-        )
-        kwargs: dict[str, Any] = {"window": window, "event_id": event_id, "dry_run": dry_run,
-                                  "now": now, "overwrite_edits": overwrite_edits,
-                                  "restore_deleted": restore_deleted}
-        lock = None if dry_run else WriterLock(cfg.state.path, "resync")
-        if lock is not None:
-            lock.acquire(wait)
-        with lock or nullcontext():
-            result = _resync(resync_module, cfg, chosen, kwargs)
+        arguments = admin.resync_arguments(
+            [u.lower() for u in users], start or now - dt.timedelta(days=cfg.sync.lookback_days),
+            end, event_id, overwrite_edits, restore_deleted)
+
+        def here() -> Any:
+            return _resync(admin, obj.config(), chosen, arguments, dry_run)
+
+        if dry_run:  # writes nothing: no lock, beside the daemon too
+            answer = here()
+        else:
+            answer = handoff.run_writer(cfg, admin.RESYNC, arguments, here, lock_name="resync",
+                                        wait=wait, say=lambda line: echo(line, err=True),
+                                        progress=echo)
     except CalsyncError as exc:
         _fail(exc)
         return
-    for line in resync_module.render(result):
+    for line in answer.lines:
         echo(line)
-    refused = any(u.failed for u in result.users.values())
-    sys.exit(EXIT_FAILURE if not result.ok else (EXIT_REFUSED if refused else EXIT_OK))
+    sys.exit(answer.exit_code)
 
 
-def _resync(resync_module: Any, cfg: Any, chosen: list[str], kwargs: dict[str, Any]) -> Any:
-    """Run the resync with a progress bar on a terminal, one line per calendar otherwise."""
+def _resync(admin: Any, cfg: Any, chosen: list[str], arguments: Any, dry_run: bool) -> Any:
+    """Run the resync here with a progress bar on a terminal, one line per calendar otherwise."""
     if sys.stdout.isatty():
         with click.progressbar(length=len(chosen), label="Listing calendars",
                                item_show_func=lambda user: user) as bar:
-            return resync_module.resync(
-                cfg, chosen, progress=lambda user, meetings: bar.update(1, user), **kwargs
-            )
-    return resync_module.resync(
-        cfg, chosen,
-        progress=lambda user, meetings: echo(f"listed {user}: {meetings} meetings"),
-        **kwargs,
-    )
+            return admin.resync(cfg, arguments, dry_run=dry_run,
+                                progress=lambda line: bar.update(1, line.split(":")[0].removeprefix("listed ")))
+    return admin.resync(cfg, arguments, dry_run=dry_run, progress=echo)
 
 
 @main.group()

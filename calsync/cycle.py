@@ -519,7 +519,11 @@ class Cycle:
                 self.store.index_meetings(entries)
                 self.store.clear_replans(p.user, p.replans)
                 self.store.save_meta(_indexed(p.user), True, now)
-            log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
+            # A poll that found nothing logs at debug: 10,000 calendars every 5 minutes would be
+            # 120,000 INFO lines an hour. The daemon's summary line counts them (daemon.py).
+            quiet = p.outcome.items == 0 and not p.outcome.full_sync and not _wrote(p.outcome)
+            log_event(log, "calendar synced", level=logging.DEBUG if quiet else logging.INFO,
+                      user=p.user, **p.outcome.counts())
 
     def plan_operations(
         self,
@@ -777,8 +781,9 @@ class Cycle:
         for op in skipped:
             outcomes[op.owner].skipped += 1
             if op.reason != "unchanged":
+                copy = run.by_key.get(op.key)
                 log_event(log, "skipped", user=op.owner, reason=op.reason,
-                          event_id=_google_id(run.by_key.get(op.key)), key=op.key)
+                          event_id=_google_id(copy), key=op.key, **self._named(op.owner, copy))
         creates = [op for op in operations if isinstance(op, Create)]
         updates = [op for op in operations if isinstance(op, Update)]
         self._delete([op for op in operations if isinstance(op, Delete)], run)
@@ -821,8 +826,9 @@ class Cycle:
             # Already gone counts as done: a replay after a crash, or removed by hand.
             if res.ok or res.status_code in GONE:
                 run.outcomes[op.owner].deleted += 1
+                copy = run.by_key.get(op.key)
                 log_event(log, "deleted", user=op.owner, sf_id=op.sf_id, reason=op.reason,
-                          event_id=_google_id(run.by_key.get(op.key)), key=op.key)
+                          event_id=_google_id(copy), key=op.key, **self._named(op.owner, copy))
             else:
                 self._refused(run, op.key, op.owner, "delete", res)
 
@@ -879,9 +885,10 @@ class Cycle:
                 hashes["Subject"] = ownership.digest("Subject", op.subject)
             run.outcomes[op.owner].canceled += 1
             self.store.mark_canceled(op.key, hashes, run.now, prefixed=op.subject is not None)
+            copy = run.by_key.get(op.key)
             log_event(log, "kept an Event a person changed, marked canceled", user=op.owner,
                       sf_id=op.sf_id, reason=op.reason, kept=",".join(sorted(op.kept)),
-                      event_id=_google_id(run.by_key.get(op.key)), key=op.key)
+                      event_id=_google_id(copy), key=op.key, **self._named(op.owner, copy))
 
     def _update(self, updates: list[Update], run: "_WritePass") -> None:
         records = [{"Id": op.sf_id, **op.body()} for op in updates]
@@ -901,12 +908,13 @@ class Cycle:
             if res.ok:
                 run.outcomes[owner].updated += 1
                 log_event(log, "updated", user=owner, sf_id=op.sf_id,
-                          event_id=_google_id(op.copy), key=op.key)
+                          event_id=_google_id(op.copy), key=op.key, **explain.named(op.copy))
             elif res.status_code in GONE:
                 # Deleted in Salesforce by someone since it was read: it stays deleted.
                 self.store.mark_removed([op.key], run.now)
                 log_event(log, "deleted in Salesforce, not re-created", user=owner,
-                          sf_id=op.sf_id, event_id=_google_id(op.copy), key=op.key)
+                          sf_id=op.sf_id, event_id=_google_id(op.copy), key=op.key,
+                          **explain.named(op.copy))
             else:
                 self._refused(run, op.key, owner, "update", res)
 
@@ -944,11 +952,25 @@ class Cycle:
             owner = op.copy.owner
             if res.ok and res.id:
                 run.outcomes[owner].created += 1
-                log_event(log, "created", user=owner, sf_id=res.id,
-                          event_id=_google_id(op.copy), key=op.key)
+                # An upsert on the External ID that found the Event already there (a lost state,
+                # an earlier calsync) took it over: Salesforce says so with created=false (B4).
+                verb = "adopted" if self._upsert_field and res.created is False else "created"
+                log_event(log, verb, user=owner, sf_id=res.id,
+                          event_id=_google_id(op.copy), key=op.key, **explain.named(op.copy))
             else:
                 self.store.abandon_create(op.key)
                 self._refused(run, op.key, owner, "create", res)
+
+    def _named(self, owner: str, copy: MeetingCopy | None) -> dict[str, str | None]:
+        """Subject and start for a log line; for a meeting gone from the calendar (nothing left
+        to read them from), the ones its decision kept (explain.record)."""
+        found = explain.named(copy)
+        if found.get("subject") is None and found.get("start") is None and copy is not None:
+            known = next(iter(self.store.decisions(owner, ical_uids=[copy.ical_uid])), None)
+            if known is not None:
+                found = {"subject": known.subject,
+                         "start": known.start.isoformat(timespec="minutes") if known.start else None}
+        return found
 
     def _refused(
         self,
@@ -1085,6 +1107,11 @@ def _record(op: Update) -> Record:
     body = op.body()
     return Record(op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, op.fields.fingerprint(omit=op.kept),
                   ownership.hashes(body), op.kept)
+
+
+def _wrote(outcome: CalendarOutcome) -> bool:
+    return bool(outcome.created or outcome.updated or outcome.deleted or outcome.failed
+                or outcome.canceled)
 
 
 def _indexed(user: str) -> str:

@@ -32,7 +32,13 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
 
 The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
 start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
-start, exit 75, while another calsync writes the database).
+start, exit 75, while another calsync writes the database). The admin's writing commands
+(`retry`, `retry --drop`, `resync`) are handed to it instead (handoff.py): the main loop looks
+for requests every second and runs each as a one-off job on the pool, holding the calendars it
+touches (their polls wait and run right after), then writes back the answer.
+
+Logs: a poll that found nothing logs at debug (cycle.py); one "daemon summary" line per interval
+counts the runs, those that changed something, failures and Salesforce calls.
 
 `CALSYNC_INTERVAL_SECONDS` (or the hidden `calsync run --interval-seconds`) overrides
 `sync.interval_minutes` without touching the configuration: a testing aid, not for production.
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 import select
 import signal
@@ -243,9 +250,41 @@ class CalendarRun:
     waiting: int = 0  # records of this calendar parked for a retry after the run
     items: int = 0  # items Google listed (changes found)
     full: bool = False  # a full listing (first sync, after a 410)
+    salesforce_calls: int = 0
+    writes: int = 0  # Events created, updated, deleted or refused
+
+    @property
+    def changed(self) -> bool:
+        return self.items > 0 or self.writes > 0 or self.full
 
 
 SyncOne = Callable[[Config, str], CalendarRun]
+
+
+@dataclass(frozen=True)
+class IntervalCounts:
+    """What the calendar runs of one interval did, for the "daemon summary" line."""
+
+    runs: int = 0
+    changed: int = 0  # runs that found changes in Google or wrote to Salesforce
+    failed: int = 0
+    salesforce_calls: int = 0
+
+    def add(self, run: CalendarRun) -> IntervalCounts:
+        return IntervalCounts(self.runs + 1, self.changed + (1 if run.changed else 0),
+                              self.failed + (0 if run.ok else 1),
+                              self.salesforce_calls + run.salesforce_calls)
+
+
+def handoff_poll_seconds() -> float:
+    from calsync.handoff import POLL_SECONDS
+
+    return POLL_SECONDS
+
+
+def _field(value: Any) -> Any:
+    """A request argument in a log line: lists joined."""
+    return ",".join(map(str, value)) if isinstance(value, list) else value
 
 
 def sync_calendar(config: Config, user: str) -> CalendarRun:
@@ -266,7 +305,9 @@ def sync_calendar(config: Config, user: str) -> CalendarRun:
     failures = saved.consecutive_failures if saved is not None else (0 if ok else 1)
     items = outcome.items if outcome is not None else 0
     full = outcome.full_sync if outcome is not None else False
-    return CalendarRun(user, ok, error, failures, waiting, items, full)
+    writes = (outcome.created + outcome.updated + outcome.deleted + outcome.failed
+              + outcome.canceled) if outcome is not None else 0
+    return CalendarRun(user, ok, error, failures, waiting, items, full, result.salesforce_calls, writes)
 
 
 def interval_of(config: Config, override: dt.timedelta | None) -> dt.timedelta:
@@ -362,6 +403,16 @@ class Daemon:
         self._notified: dict[str, dt.datetime] = {}
         self._last_start: dict[str, dt.datetime] = {}
         self.runs = 0  # calendar runs finished since start (the "daemon load" line)
+        # Admin commands handed over by the CLI (handoff.py): the calendars a running command
+        # holds (their polls wait for it), polls skipped meanwhile (run right after), the
+        # requests running, and the main thread's own connection to look for new ones.
+        self._claimed: set[str] = set()
+        self._after_claim: set[str] = set()
+        self._requests_running: set[int] = set()
+        self._request_store: StateStore | None = None
+        # The summary of each interval (one INFO line): calendar runs, runs that found changes,
+        # failures, Salesforce calls.
+        self._interval_counts = IntervalCounts()
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -398,6 +449,7 @@ class Daemon:
         self._writers.append(self._take_lock(config, self.lock_wait))
         self._open_state(config)  # migrations run here, once, before any worker opens it
         self._config = config
+        self._open_requests(config)
         self._status = self._known_status(config, config.sync.users)
         schedule = self.schedule
         logging.getLogger("apscheduler").setLevel(logging.ERROR)  # its events are logged below
@@ -460,6 +512,7 @@ class Daemon:
         self._reload_error = None
         if writer is not None:
             self._writers.append(writer)
+            self._open_requests(new)
         old_schedule = self.schedule
         self._config = new
         schedule = self.schedule
@@ -520,6 +573,7 @@ class Daemon:
                       " redone next run", level=logging.WARNING, running=",".join(left))
         else:
             self._close_stores()
+            self._close_requests()
             self._release_locks()
             log_event(log, "daemon stopped")
         return not left
@@ -542,6 +596,7 @@ class Daemon:
             if self._scheduler is not None:  # started (a start that failed has nothing to stop)
                 self.stop()
             else:  # perhaps locked, then the start failed
+                self._close_requests()
                 self._release_locks()
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
@@ -557,17 +612,25 @@ class Daemon:
         next_ping = time.monotonic()
         refreshed = 0.0
         load = (time.monotonic(), time.process_time(), self.runs)
+        next_requests = time.monotonic()
+        summary_at = time.monotonic()
         while True:
             now = time.monotonic()
             if now - load[0] >= LOAD_EVERY:
                 load = self._log_load(load)
+            if now - summary_at >= self.schedule.interval.total_seconds():
+                summary_at = now
+                self._log_summary()
+            if now >= next_requests:
+                next_requests = now + handoff_poll_seconds()
+                self._take_requests()
             if self.watchdog_seconds is not None and now >= next_ping:
                 if not self.healthy:
                     log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
                     return EXIT_FAILURE
                 self.notifier.watchdog()
                 next_ping = now + self.watchdog_seconds
-            timeout = STATUS_REFRESH
+            timeout = min(STATUS_REFRESH, max(0.0, next_requests - now))
             if self.watchdog_seconds is not None:
                 timeout = min(timeout, max(0.0, next_ping - now))
             if self._status_dirty:
@@ -582,7 +645,9 @@ class Daemon:
                 log_event(log, "scheduler thread died, exiting", level=logging.ERROR)
                 return EXIT_FAILURE
             now = time.monotonic()
-            if now - refreshed >= STATUS_MIN_GAP or not self._status_dirty:
+            # STATUS= after runs ended (at most every STATUS_MIN_GAP), else every STATUS_REFRESH:
+            # not on each wake-up to look for requests, which would walk every calendar a second.
+            if (self._status_dirty and now - refreshed >= STATUS_MIN_GAP) or now - refreshed >= STATUS_REFRESH:
                 changed = self._status_dirty
                 self._status_dirty = False
                 refreshed = now
@@ -640,9 +705,9 @@ class Daemon:
         """Until no job runs or `deadline`; a second SIGTERM/SIGINT stops waiting."""
         while True:
             with self._lock:
-                if not self._running:
+                if not self._running and not self._requests_running:
                     return []
-                left = sorted(self._running)
+                left = sorted(self._running) + [f"request {r}" for r in sorted(self._requests_running)]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return left
@@ -652,7 +717,7 @@ class Daemon:
             for signum in self._wait_for_wakeup(min(remaining, 0.1)):
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     with self._lock:
-                        return sorted(self._running)
+                        return sorted(self._running) + [f"request {r}" for r in sorted(self._requests_running)]
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -741,6 +806,9 @@ class Daemon:
         config = self.config
         started = dt.datetime.now(dt.timezone.utc)
         with self._lock:
+            if user in self._claimed:  # an admin command works on this calendar: run after it
+                self._after_claim.add(user)
+                return
             self._running.add(user)
             previous = self._status.get(user, CalendarStatus(user))
             notified_run = user in self._push_due
@@ -773,6 +841,8 @@ class Daemon:
             self._wake()
 
     def _record(self, user: str, previous: CalendarStatus, outcome: CalendarRun) -> None:
+        with self._lock:
+            self._interval_counts = self._interval_counts.add(outcome)
         if outcome.ok:
             status = CalendarStatus(user, "ok", 0, None, outcome.waiting)
             if previous.state == "failing":
@@ -889,6 +959,142 @@ class Daemon:
                           error=str(exc))
         elif self.push is not None:
             self.push.reload(new)
+
+    # -- admin commands handed over by the CLI (handoff.py) ---------------------------------------
+
+    def _open_requests(self, config: Config) -> None:
+        """The main thread's connection to look for requests; requests a previous daemon took
+        but never finished are marked abandoned (their CLI, if still waiting, exits 75)."""
+        from calsync import handoff
+
+        self._close_requests()
+        store = StateStore(config.state.path)
+        self._request_store = store
+        left = handoff.abandon_unfinished(store)
+        if left:
+            log_event(log, "admin requests of a previous daemon abandoned", level=logging.WARNING,
+                      requests=left)
+
+    def _close_requests(self) -> None:
+        store, self._request_store = self._request_store, None
+        if store is not None:
+            store.close()
+
+    def _take_requests(self) -> None:
+        """Every POLL_SECONDS: requests pending in the state database become one-off jobs."""
+        from calsync import handoff
+
+        store = self._request_store
+        if store is None or self._stopping.is_set() or self._scheduler is None:
+            return
+        try:
+            if not handoff.any_pending(store):
+                return
+            taken = handoff.take(store, os.getpid())
+        except CalsyncError as exc:  # the state database is busy or failing: the runs say so
+            log_event(log, "cannot read admin requests", level=logging.WARNING, error=str(exc))
+            return
+        for request in taken:
+            log_event(log, "admin request taken", request=request.id, command=request.command,
+                      by=request.requested_by, **{k: _field(v) for k, v in request.arguments.items()})
+            with self._lock:
+                self._requests_running.add(request.id)
+            self.scheduler.add_job(self._run_request, args=(request,), id=f"request:{request.id}",
+                                   name=f"request:{request.id}", misfire_grace_time=None)
+
+    def _run_request(self, request: Any) -> None:
+        """One admin command on a pool thread, once the calendars it touches are free."""
+        from calsync import admin, handoff
+        from calsync.runtime import reused_cycle, thread_store
+
+        config = self.config
+        users = admin.users_of(request.arguments) or list(config.sync.users)
+        started = time.monotonic()
+        try:
+            store = thread_store(config)
+            if not self._claim(users):
+                handoff.abandon(store, request.id, "the daemon is stopping")
+                return
+            try:
+                answer = admin.run(
+                    config, request.command, request.arguments, by=request.requested_by,
+                    progress=lambda line: handoff.note_progress(store, request.id, line),
+                    cycle_factory=reused_cycle,
+                )
+            except CalsyncError as exc:
+                answer = admin.Answer(exc.exit_code, (f"calsync: {exc}",))
+            except Exception as exc:  # noqa: BLE001 - a bug in one request must not stop the daemon
+                log_event(log, "admin request crashed", level=logging.ERROR, exc_info=True,
+                          request=request.id, error=f"{type(exc).__name__}: {exc}")
+                answer = admin.Answer(EXIT_FAILURE, (f"calsync: {type(exc).__name__}: {exc}",))
+            finally:
+                self._release(users)
+            handoff.finish(store, request.id, answer)
+            log_event(log, "admin request done", request=request.id, command=request.command,
+                      exit_code=answer.exit_code, seconds=round(time.monotonic() - started, 3))
+        except CalsyncError as exc:  # the state database failed under the request itself
+            log_event(log, "admin request failed", level=logging.ERROR, request=request.id,
+                      error=str(exc))
+        finally:
+            with self._lock:
+                self._requests_running.discard(request.id)
+                self._done.notify_all()
+            self._refresh_calendars(users)
+            self._wake()
+
+    def _claim(self, users: Sequence[str]) -> bool:
+        """Wait until none of `users` is syncing, then hold them; False when stopping."""
+        wanted = set(users)
+        with self._lock:
+            while (wanted & (self._running | self._claimed)) and not self._stopping.is_set():
+                self._done.wait(0.5)
+            if self._stopping.is_set():
+                return False
+            self._claimed |= wanted
+            return True
+
+    def _release(self, users: Sequence[str]) -> None:
+        with self._lock:
+            self._claimed -= set(users)
+            skipped = sorted(self._after_claim & set(users))
+            self._after_claim -= set(skipped)
+            self._done.notify_all()
+        for user in skipped:  # polls that came due meanwhile run now
+            self._run_soon(user)
+
+    def _run_soon(self, user: str) -> None:
+        if self._stopping.is_set():
+            return
+        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=PUSH_DEBOUNCE)
+        try:
+            self.scheduler.modify_job(_job_id(user), next_run_time=when)
+        except JobLookupError:
+            pass
+
+    def _refresh_calendars(self, users: Sequence[str]) -> None:
+        """After an admin command: each calendar's status as the state now says (records it
+        wrote or dropped, a failure it met)."""
+        try:
+            known = self._known_status(self.config, users)
+        except CalsyncError:
+            return
+        with self._lock:
+            for user, status in known.items():
+                if user in self._status:
+                    self._status[user] = status
+
+    # -- the summary of each interval ----------------------------------------------------------
+
+    def _log_summary(self) -> None:
+        """One INFO line per interval: what the calendars' runs did (idle polls log at debug)."""
+        with self._lock:
+            counts, self._interval_counts = self._interval_counts, IntervalCounts()
+            failing = sorted(u for u, c in self._status.items() if c.state == "failing")
+        log_event(log, "daemon summary", calendars=len(self.config.sync.users), polled=counts.runs,
+                  changed=counts.changed, failed_runs=counts.failed, failing=len(failing),
+                  failing_users=",".join(failing[:5]) + (f",+{len(failing) - 5}" if len(failing) > 5 else "") or None,
+                  salesforce_calls=counts.salesforce_calls,
+                  minutes=round(self.schedule.interval.total_seconds() / 60, 1))
 
     # -- state -----------------------------------------------------------------------------------
 

@@ -51,9 +51,14 @@ class StateError(CalsyncError):
 
 
 class AuthError(CalsyncError):
-    """Google or Salesforce refused a credential."""
+    """Google or Salesforce refused a credential. `remedy`: what an operator can do about it
+    (already in the message; `doctor` shows it on its own line)."""
 
     exit_code = EXIT_NOPERM
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        super().__init__(message)
+        self.remedy = remedy
 
 
 class TransientError(CalsyncError):

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from calsync import display
 from calsync.identity import key_address
 from calsync.model import (
     Contact,
@@ -330,6 +331,9 @@ class Found:
     written: Written | None
     retry: Retry | None
     live: bool = False
+    # What became of refusals of this record in the last 30 days when it no longer waits for a
+    # retry (history.Fate: dropped, written since, no longer needed), filled by the command.
+    fate: Any = None
 
 
 def uids_of_event(store: StateStore, user: str, event_id: str) -> set[str]:
@@ -368,7 +372,7 @@ def outcome(store: StateStore, decision: StoredDecision, *, live: bool = False) 
 
 
 def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "no start"
+    return display.moment(value) if value else "no start"
 
 
 def render(found: Found) -> list[str]:
@@ -380,6 +384,8 @@ def render(found: Found) -> list[str]:
     lines.append(f"  {source}: {_verdict_line(found)}")
     if d.action in ("skip", "cancel") or (d.action == "delete" and d.reason):
         lines.append(f"  rule: {rule_text(d.reason or '')}")
+    if found.fate is not None and found.fate.outcome in ("written", "no longer needed"):
+        lines.append(f"  earlier refused by Salesforce: {found.fate.describe()}")
     if detail.get("private"):
         lines.append('  private meeting, logged without its content ([sync] private_events = "sync")')
     people = detail.get("people") or []
@@ -411,6 +417,15 @@ def render(found: Found) -> list[str]:
 
 def _verdict_line(found: Found) -> str:
     d = found.decision
+    fate = found.fate
+    if found.retry is None and fate is not None and fate.outcome == "dropped":
+        event = found.written.sf_id if found.written and found.written.sf_id else None
+        last = fate.last
+        refused = (f"Salesforce refused the {last.operation or 'write'} ({last.status_code or '?'}:"
+                   f" {(last.message or '')[:200]})")
+        kept = (f"its Event {event} keeps what was written before" if event
+                else "no Event was written")
+        return (f"NOT logged as planned: {refused}; {fate.verdict()}; {kept}")
     if found.retry is not None:
         r = found.retry
         return (f"NOT logged yet: Salesforce refused the {r.operation} ({r.status_code or '?'}: "

@@ -42,7 +42,9 @@ from calsync.errors import (
     SyncTokenRefused,
     TransientError,
 )
+from calsync.config import DEFAULT_SCOPES
 from calsync.google_clients import GoogleClients, clients_for
+from calsync.google_errors import calendar_refusal, token_refusal
 from calsync.model import EventTime, GoogleEvent, Person
 
 log = logging.getLogger(__name__)
@@ -239,11 +241,10 @@ class GoogleCalendar:
         except HttpError as exc:
             if missing_ok and exc.resp.status in (404, 410):
                 raise _Missing() from exc
-            raise _map_http_error(exc, self.user, incremental) from exc
+            raise _map_http_error(exc, self.user, incremental, **self._who()) from exc
         except google.auth.exceptions.RefreshError as exc:
-            raise AuthError(
-                f"Google refused the credentials for {self.user}: {_refresh_reason(exc)}"
-            ) from exc
+            what, remedy = token_refusal(_refresh_reason(exc), self.user, **self._who())
+            raise AuthError(f"{what}; {remedy}", remedy=remedy) from exc
         except google.auth.exceptions.TransportError as exc:
             creds = self._clients.credentials(self.user)
             token_uri = (getattr(creds, "_token_uri", None)  # service account
@@ -259,6 +260,12 @@ class GoogleCalendar:
         if not isinstance(result, dict):
             raise TransientError("Google Calendar answered with something that is not JSON")
         return result
+
+    def _who(self) -> dict[str, Any]:
+        """How calsync gets its Google credentials, for the remedies (google_errors.py)."""
+        cfg = self._clients.cfg
+        return {"mode": getattr(cfg, "mode", "service_account"),
+                "scopes": tuple(getattr(cfg, "scopes", None) or DEFAULT_SCOPES)}
 
     def _unreachable(self, exc: BaseException, service: str, url: str, setting: str) -> CalsyncError:
         """Host, cause and remedy of a request that got no answer (network.py)."""
@@ -324,20 +331,34 @@ def _reason(exc: HttpError) -> str:
         return ""
 
 
-def _map_http_error(exc: HttpError, user: str, incremental: bool = False) -> CalsyncError:
+def _message(exc: HttpError) -> str:
+    """Google's own message (`error.message`), or ''."""
+    try:
+        return str(json.loads(exc.content)["error"]["message"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
+def _map_http_error(
+    exc: HttpError, user: str, incremental: bool = False, *, mode: str = "service_account",
+    scopes: tuple[str, ...] = (),
+) -> CalsyncError:
     status = exc.resp.status
     reason = _reason(exc)
     text = f"Google Calendar answered {status} {reason or ''} for {user}".strip()
+    rate_limit = status == 403 and ("Limit" in reason or reason == "quotaExceeded")
+    if status in (401, 404) or (status == 403 and not rate_limit):
+        # Credentials, delegation, the API or the user: the cause and the remedy, with Google's
+        # own words (google_errors.py).
+        what, remedy = calendar_refusal(status, reason, _message(exc), user, mode=mode,
+                                        scopes=scopes or DEFAULT_SCOPES)
+        return AuthError(f"{what}; {remedy}", remedy=remedy)
     if status == 410:
         return SyncTokenExpired(text)
     if status == 400 and incremental:
         # Our parameters are the same as on the full listing that gave the token, so the token
         # is what Google refuses: waiting will not mend it (reference A2).
         return SyncTokenRefused(f"{text}: the stored sync token was refused")
-    if status in (401,) or (status == 403 and reason in ("forbidden", "insufficientPermissions")):
-        return AuthError(text)
-    if status == 404:
-        return AuthError(f"{text}: the calendar is not visible to these credentials")
     if status == 429 or status >= 500 or (status == 403 and "Limit" in reason) or reason in (
         "rateLimitExceeded",
         "userRateLimitExceeded",

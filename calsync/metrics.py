@@ -6,13 +6,16 @@ modules add their own with `counter()`/`gauge()`, which return the existing metr
 already registered (the daemon's push listener, for instance, can count notifications).
 
 Two kinds of values:
-- per calendar, from the state database (`refresh`, after every cycle): the last successful sync,
+- per calendar, from the state database (`refresh`, after every cycle): the last successful sync
+  (0 for a calendar never synced: every configured user has a sample from the start),
   consecutive failures, the next run (the daemon's own schedule, else the `status` estimate),
-  and records parked for retry by Salesforce statusCode. Read from the store, they survive a
-  restart and agree with `calsync status`;
+  and records parked for retry by Salesforce statusCode; the number of users without a
+  Salesforce User. Read from the store, they survive a restart and agree with `calsync status`;
 - counters of this process (`observe_cycle`): Events created, updated and deleted, records
   refused, Google and Salesforce API calls, cycle durations; and the org's daily API allowance
-  from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`).
+  from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`), absent
+  until the first such answer;
+- `calsync_build_info{version}`, always 1.
 
 `write_textfile(path)` writes the exposition format the way node_exporter's textfile collector
 wants it: the whole file at once (atomic.py: a temporary file in the same directory, fsync,
@@ -92,13 +95,25 @@ CYCLES = Histogram(
     "calsync_cycle_duration_seconds", "Time one sync cycle took (a daemon run is one calendar).",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800), registry=REGISTRY,
 )
-# The org's daily API allowance (Sforce-Limit-Info: api-usage=USED/LIMIT).
-API_USED = gauge("calsync_salesforce_api_requests_used",
-                 "The org's API requests used in the last 24 hours (Sforce-Limit-Info).")
-API_LEFT = gauge("calsync_salesforce_api_requests_remaining",
-                 "The org's API requests left of its 24-hour allowance (Sforce-Limit-Info).")
-API_LIMIT = gauge("calsync_salesforce_api_requests_limit",
-                  "The org's 24-hour API request allowance (Sforce-Limit-Info).")
+# The configured users the last user mapping found no active Salesforce User for (their
+# calendars cannot sync until one is mapped).
+UNMAPPED = gauge("calsync_unmapped_users",
+                 "Configured users without an active Salesforce User (see [sync] user_map).")
+# Which calsync runs: one sample of 1, the version as a label (the Prometheus `*_build_info`
+# convention), so a dashboard or an alert can tell versions apart.
+BUILD_INFO = gauge("calsync_build_info", "calsync's version (the value is always 1).", ("version",))
+# The org's daily API allowance (Sforce-Limit-Info: api-usage=USED/LIMIT): made on the first
+# answer that carries it, so the gauges are absent until calsync knows them. A 0 before the
+# first Salesforce call (which can be an hour away on an idle daemon) would fire an alert on
+# `_remaining < N` after every restart.
+ALLOWANCE = {
+    "used": ("calsync_salesforce_api_requests_used",
+             "The org's API requests used in the last 24 hours (Sforce-Limit-Info)."),
+    "remaining": ("calsync_salesforce_api_requests_remaining",
+                  "The org's API requests left of its 24-hour allowance (Sforce-Limit-Info)."),
+    "limit": ("calsync_salesforce_api_requests_limit",
+              "The org's 24-hour API request allowance (Sforce-Limit-Info)."),
+}
 # Push notifications (push.py) and Google's throttles (google_clients.py).
 NOTIFICATIONS_RECEIVED = counter("calsync_push_notifications_received",
                                  "Push notifications received by the listener (every POST).")
@@ -132,9 +147,8 @@ def note_limit_info(header: str | None) -> None:
     if match is None:
         return
     used, limit = int(match.group(1)), int(match.group(2))
-    API_USED.set(used)
-    API_LIMIT.set(limit)
-    API_LEFT.set(max(limit - used, 0))
+    for kind, number in (("used", used), ("limit", limit), ("remaining", max(limit - used, 0))):
+        gauge(*ALLOWANCE[kind]).set(number)
 
 
 def observe_cycle(result: Any, seconds: float) -> None:
@@ -157,18 +171,37 @@ def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = No
 
     report = ops.status(config)
     with _lock:
+        BUILD_INFO.labels(version()).set(1)
         for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN, PARKED):
             metric.clear()  # a calendar removed from the configuration disappears
+        UNMAPPED.set(len(report.unmapped))
         for c in report.calendars:
             if not c.configured:
                 continue
-            if c.last_success_at is not None:
-                LAST_SUCCESS.labels(c.user).set(c.last_success_at.timestamp())
+            # Every configured user has a sample from the start: a calendar never synced is
+            # 0 (1970), so `time() - calsync_last_success_timestamp_seconds > N` fires for it too.
+            LAST_SUCCESS.labels(c.user).set(c.last_success_at.timestamp() if c.last_success_at else 0)
             FAILURES.labels(c.user).set(c.consecutive_failures)
             planned = (next_runs or {}).get(c.user) or c.next_at(report.now)
             NEXT_RUN.labels(c.user).set(planned.timestamp())
             for parked in c.retries:
                 PARKED.labels(c.user, parked.retry.status_code or "unknown").inc()
+
+
+def version() -> str:
+    """calsync's version: `calsync.__version__` (its one source), else the installed package's
+    metadata, else "unknown"."""
+    import calsync
+
+    found = getattr(calsync, "__version__", None)
+    if isinstance(found, str) and found:
+        return found
+    try:
+        from importlib.metadata import version as installed
+
+        return installed("calsync")
+    except Exception:  # noqa: BLE001 - not installed (a checkout on sys.path)
+        return "unknown"
 
 
 def render() -> bytes:

@@ -9,7 +9,9 @@ What calsync reports, read from the state database only (no network, no lock):
 - CRITICAL: a configured calendar without a successful sync for longer than `max_age` (default:
   three intervals), never synced at all, or a user the last mapping found no active Salesforce
   User for (its calendar can never sync);
-- WARNING: records Salesforce refused, parked for a retry (each named: owner, subject, start);
+- WARNING: a calendar that failed `max_failures` (3) or more times in a row, while it is not
+  yet stale (failures show at once, not only when `max_age` has passed); records Salesforce
+  refused, parked for a retry (each named: owner, subject, start);
 - UNKNOWN: the configuration or the state database cannot be read.
 """
 
@@ -23,6 +25,7 @@ from calsync.ops import StatusReport
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 SHOWN = 3  # calendars or records named on the line; the rest are counted
+MAX_FAILURES = 3  # failed runs in a row that make a WARNING
 
 _DURATION = re.compile(r"(\d+)\s*(min|d|h|m|s)?", re.IGNORECASE)
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "min": 60, "s": 1, None: 1}
@@ -49,7 +52,9 @@ def _age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[int, str]:
+def check(
+    report: StatusReport, max_age: dt.timedelta | None = None, *, max_failures: int = MAX_FAILURES
+) -> tuple[int, str]:
     """The exit status and the one line for `report`."""
     max_age = max_age or report.interval * 3
     calendars = [c for c in report.calendars if c.configured]
@@ -69,6 +74,8 @@ def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[in
             why = f": {c.last_error}" if c.last_attempt_failed and c.last_error else ""
             stale.append(f"{c.user} last synced {_age(age)} ago{why}")
     parked = [p for c in calendars for p in c.retries]
+    failing = sorted((c for c in calendars if c.consecutive_failures >= max_failures),
+                     key=lambda c: (-c.consecutive_failures, c.user))
 
     problems = []
     if stale:
@@ -76,14 +83,19 @@ def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[in
                         f"{_age(max_age.total_seconds())} ({_some(stale)})")
     if unmapped:
         problems.append(f"users without a Salesforce User: {_some(sorted(unmapped))}")
+    if failing:
+        problems.append(
+            f"{len(failing)} calendar{'s' if len(failing) != 1 else ''} failing {max_failures}+ times"
+            " in a row (" + _some([f"{c.user} ×{c.consecutive_failures}: {c.last_error or '?'}"
+                                   for c in failing]) + ")")
     if parked:
         problems.append(f"{len(parked)} record{'s' if len(parked) != 1 else ''} refused by "
                         "Salesforce, waiting for a retry ("
                         + _some([f"{p.describe()}: {p.retry.status_code or '?'}" for p in parked]) + ")")
-    code = CRITICAL if stale or unmapped else (WARNING if parked else OK)
+    code = CRITICAL if stale or unmapped else (WARNING if parked or failing else OK)
     text = "; ".join(problems) or (
         f"{len(calendars)} calendars synced within {_age(max_age.total_seconds())}, "
-        "no record waiting for a retry"
+        f"none failing {max_failures} times in a row, no record waiting for a retry"
     )
     limit = int(max_age.total_seconds())
     perf = [
@@ -91,6 +103,7 @@ def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[in
         f"stale={len(stale)};;0;0",
         f"unmapped={len(unmapped)};;0;0",
         f"parked={len(parked)};0;;0",
+        f"failing={len(failing)};0;;0",
     ]
     if oldest != float("inf") and calendars:
         perf.append(f"oldest_sync_age={int(oldest)}s;;{limit};0")

@@ -23,14 +23,15 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from calsync import logs
+from calsync import display, logs
 from calsync.config import Config
-from calsync.errors import CalsyncError, NetworkError, StateError
+from calsync.errors import AuthError, CalsyncError, NetworkError, StateError
 from calsync.model import Written
+from calsync.history import Fate, fates
 from calsync.parked import Parked, named
 from calsync.state import StateStore
 
@@ -83,6 +84,14 @@ class CalendarStatus:
     next_run_at: dt.datetime | None  # None: now (never ran, or overdue)
     deleted_in_salesforce: tuple[Written, ...] = ()  # Events people deleted: not re-created
     push_expires_at: dt.datetime | None = None  # the latest live push channel's expiration
+    # Records refused in the last 30 days that left the retry queue: dropped, written since, or
+    # no longer needing a write (history.py).
+    record_history: tuple[Fate, ...] = ()
+
+    @property
+    def needs_attention(self) -> bool:
+        """`status --failing`: its last attempt failed, or records wait for a retry."""
+        return self.consecutive_failures > 0 or self.last_attempt_failed or bool(self.retries)
 
     @property
     def last_attempt_failed(self) -> bool:
@@ -104,6 +113,16 @@ class StatusReport:
     @property
     def never_synced(self) -> bool:
         return all(c.last_attempt_at is None for c in self.calendars)
+
+    def only(self, users: Sequence[str] = (), failing: bool = False) -> StatusReport:
+        """The report of some calendars: these users, and/or those that need attention
+        (`status --user U`, `status --failing`)."""
+        chosen = [
+            c for c in self.calendars
+            if (not users or c.user in users)
+            and (not failing or c.needs_attention or c.user in self.unmapped)
+        ]
+        return replace(self, calendars=tuple(chosen))
 
     def to_json(self) -> dict[str, Any]:
         def iso(value: dt.datetime | None) -> str | None:
@@ -154,6 +173,7 @@ class StatusReport:
                         for w in c.deleted_in_salesforce
                     ],
                     "push_channel_expires_at": iso(c.push_expires_at),
+                    "record_history": [fate.to_json() for fate in c.record_history],
                 }
                 for c in self.calendars
             ],
@@ -204,6 +224,8 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     next_run_at=next_run,
                     deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
                     push_expires_at=channels.get(user),
+                    record_history=tuple(f for f in fates(store, now, owner=user)
+                                         if f.outcome != "waiting"),
                 )
             )
         mapping = store.sf_users()
@@ -243,13 +265,33 @@ def _ago(now: dt.datetime, then: dt.datetime) -> str:
 
 
 def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return display.moment(value)
 
 
-def render_status(report: StatusReport) -> list[str]:
-    """The text form of `status` (one block per calendar)."""
-    lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)")]
-    if report.never_synced:
+def summary(report: StatusReport, total: StatusReport | None = None) -> str:
+    """One line over every calendar: `3 calendars: 2 ok, 1 failing, 0 never synced; 1 record
+    waiting for a retry; 1 user without a Salesforce User`."""
+    whole = total or report
+    calendars = [c for c in whole.calendars if c.configured]
+    failing = sum(1 for c in calendars if c.consecutive_failures > 0)
+    never = sum(1 for c in calendars if c.last_attempt_at is None)
+    ok = len(calendars) - failing - never
+    waiting = sum(len(c.retries) for c in calendars)
+    line = (f"{len(calendars)} calendar{'s' if len(calendars) != 1 else ''}: {ok} ok, {failing} failing,"
+            f" {never} never synced; {waiting} record{'s' if waiting != 1 else ''} waiting for a retry")
+    if whole.unmapped:
+        line += f"; {len(whole.unmapped)} without a Salesforce User"
+    if total is not None and len(report.calendars) != len(total.calendars):
+        line += f" (showing {len(report.calendars)})"
+    return line
+
+
+def render_status(report: StatusReport, total: StatusReport | None = None) -> list[str]:
+    """The text form of `status`: a summary line, then one block per calendar (`total`: the
+    whole report when `report` is a part of it)."""
+    lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)"),
+             summary(report, total)]
+    if report.never_synced and report.calendars:
         lines.append("never synced: no calendar has been synced yet (run `calsync sync` or start the daemon)")
     for c in report.calendars:
         head = c.user + ("" if c.configured else " (no longer configured)")
@@ -264,6 +306,9 @@ def render_status(report: StatusReport) -> list[str]:
                 f"  last attempt FAILED {_when(c.last_attempt_at)} "
                 f"({c.consecutive_failures} in a row): {logs.redact(c.last_error or '')}"
             )
+        if c.user in report.unmapped:
+            lines.append("  no active Salesforce User for this address: add it to [sync] user_map "
+                         "or activate the User (calsync doctor names it)")
         if c.token_saved_at:
             lines.append(f"  sync token: saved {_ago(report.now, c.token_saved_at)}")
         elif c.last_attempt_at is not None:
@@ -291,6 +336,10 @@ def render_status(report: StatusReport) -> list[str]:
                 )
         else:
             lines.append("  waiting for retry: none")
+        if c.record_history:
+            lines.append(f"  refused in the last 30 days, no longer waiting: {len(c.record_history)}")
+            for fate in c.record_history:
+                lines.append(f"    {fate.describe()}")
         lines.append(
             "  next run: " + ("now" if c.next_run_at is None else f"{_when(c.next_run_at)} (estimated)")
         )
@@ -336,8 +385,9 @@ class Check:
 
 def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
     """A check that failed on `exc`; a network failure brings its own remedy (network.py)."""
-    if isinstance(exc, NetworkError) and exc.remedy:
-        return Check(name, False, str(exc).removesuffix("; " + exc.remedy), exc.remedy)
+    remedy = getattr(exc, "remedy", "")
+    if isinstance(exc, (NetworkError, AuthError)) and remedy:
+        return Check(name, False, str(exc).removesuffix("; " + remedy), remedy)
     return Check(name, False, str(exc), advice)
 
 
@@ -356,14 +406,33 @@ def doctor(
     yield from _check_salesforce(config, org_factory, now)
 
 
-def _check_state(config: Config) -> Check:
+SERVICE_STATE_ROOT = Path("/var/lib")  # where systemd's StateDirectory= creates directories
+
+
+def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Check:
     path = Path(config.state.path)
     if not path.exists():
         parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if not path.parent.exists() and path.parent.parent == state_root:
+            # The systemd install before its first start: the unit's StateDirectory= makes it,
+            # owned by the service's user (an admin's sync would make it theirs).
+            return Check(
+                "state database", True,
+                f"{path.parent} does not exist yet: systemd creates it (mode 0700, owned by the"
+                f" service's user) when calsync.service first starts, and the first sync then"
+                f" creates {path.name}",
+                "to create it now (the admin commands then work before the first start): install"
+                " systemd/calsync.tmpfiles as /etc/tmpfiles.d/calsync.conf and run"
+                " `systemd-tmpfiles --create /etc/tmpfiles.d/calsync.conf` (systemd/README.md, \"Install\")",
+                warn=True,
+            )
         if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
-            return Check("state database", True, f"{path} does not exist yet; the first sync creates it")
+            made = "" if parent == path.parent else f" (and the directory {path.parent}, mode 0700)"
+            return Check("state database", True,
+                         f"{path} does not exist yet; the first sync creates it{made}")
         return Check(
-            "state database", False, f"{path} does not exist and {path.parent} is not writable",
+            "state database", False, f"{path} does not exist and {parent or path.parent} is not"
+            f" writable, so calsync cannot create {path.parent if not path.parent.exists() else path}",
             "create the directory and give the calsync user write access, or change [state] path",
         )
     try:
@@ -425,7 +494,7 @@ def _check_push(config: Config) -> Iterator[Check]:
         return
     url = google.push_url
     proxy_advice = ("put a reverse proxy with a valid TLS certificate in front of push_listen and "
-                    "set push_url to its public https:// address (README: Push notifications)")
+                    "set push_url to its public https:// address (README.md, \"Push notifications (optional)\")")
     if url.startswith("https://"):
         yield Check("push URL", True, f"{url} (HTTPS)")
     else:
@@ -445,7 +514,7 @@ def _check_push(config: Config) -> Iterator[Check]:
         if problem:
             yield Check("push URL reaches the listener", False, f"{url}: {problem}",
                         f"make the reverse proxy forward {url} to {host}:{port} "
-                        "(README: Push notifications)")
+                        "(README.md, \"Push notifications (optional)\")")
         else:
             yield Check("push URL reaches the listener", True, f"{url} → {host}:{port}")
 
@@ -514,7 +583,7 @@ def _token_warning(config: Config) -> Check:
         f"{who} with auth = \"access_token\", a token that expires with its Salesforce session;"
         " a new one needs `systemctl restart calsync`",
         "use auth = \"jwt\" (a certificate on a connected app; it does not expire): "
-        "systemd/README.md, \"Salesforce credentials\"",
+        "systemd/README.md, \"Install\", step 4",
         warn=True,
     )
 

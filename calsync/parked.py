@@ -18,10 +18,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from calsync import explain
+from calsync import display, explain, logs
 from calsync.logs import event as log_event
 from calsync.model import MeetingCopy
-from calsync.state import Retry, StateStore
+from calsync.state import Retry, StateStore, record_history
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +41,35 @@ class Parked:
 
     def describe(self) -> str:
         """`'Intro call' 2026-11-26 15:00 UTC (Google event abc), owner bob@acme.test`."""
-        when = self.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if self.start else "no start"
-        title = repr(self.subject) if self.subject else "(no title)"
-        return f"{title} {when} (Google event {self.event_id or '?'}), owner {self.owner}"
+        return (f"{display.meeting(self.subject, self.start)} (Google event {self.event_id or '?'}),"
+                f" owner {self.owner}")
+
+    def refusal(self) -> str:
+        """`update refused, FIELD_CUSTOM_VALIDATION_EXCEPTION: <Salesforce's message>`."""
+        r = self.retry
+        text = f"{r.operation} refused, {r.status_code or '?'}"
+        return text + (f": {logs.redact((r.message or '')[:200])}" if r.message else "")
+
+
+def meeting_of(store: StateStore, owner: str, ical_uid: str) -> tuple[str | None, dt.datetime | None, str | None]:
+    """(subject, start, Google event id) of one meeting of `owner`'s calendar: from its stored
+    decision (explain.py), else from the mirror of Google items."""
+    decision = next(iter(store.decisions(owner, ical_uids=[ical_uid])), None)
+    if decision is not None:
+        return decision.subject, decision.start, decision.event_id
+    rows = store.mirror_by_uids(owner, [ical_uid]).get(ical_uid, [])
+    from calsync.mirror import meeting_copy
+
+    copy: MeetingCopy = meeting_copy(owner, ical_uid, rows)
+    meeting = explain.named(copy)
+    start = dt.datetime.fromisoformat(meeting["start"]) if meeting.get("start") else None
+    event_id = copy.items[0].id if copy.items else None
+    return meeting.get("subject"), start, event_id
 
 
 def named(store: StateStore, retries: Iterable[Retry]) -> list[Parked]:
     """Each retry with the meeting's subject, start and Google event id."""
-    found = []
-    for retry in retries:
-        decision = next(iter(store.decisions(retry.owner, ical_uids=[retry.ical_uid])), None)
-        if decision is not None:
-            found.append(Parked(retry, decision.subject, decision.start, decision.event_id))
-            continue
-        rows = store.mirror_by_uids(retry.owner, [retry.ical_uid]).get(retry.ical_uid, [])
-        from calsync.mirror import meeting_copy
-
-        copy: MeetingCopy = meeting_copy(retry.owner, retry.ical_uid, rows)
-        meeting = explain.named(copy)
-        start = dt.datetime.fromisoformat(meeting["start"]) if meeting.get("start") else None
-        event_id = copy.items[0].id if copy.items else None
-        found.append(Parked(retry, meeting.get("subject"), start, event_id))
-    return found
+    return [Parked(retry, *meeting_of(store, retry.owner, retry.ical_uid)) for retry in retries]
 
 
 def select(
@@ -80,15 +87,23 @@ def select(
     return named(store, chosen)
 
 
-def drop(store: StateStore, records: Sequence[Parked]) -> None:
-    """Stop retrying these records: gone from the table, one log line each."""
-    store.clear_retries(p.retry.key for p in records)
+def drop(store: StateStore, records: Sequence[Parked], by: str | None = None,
+         now: dt.datetime | None = None) -> None:
+    """Stop retrying these records: gone from the table, kept in the record history for 30 days
+    (with `by`, who asked), one log line each."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    with store.transaction():
+        store.clear_retries(p.retry.key for p in records)
+        for p in records:
+            r = p.retry
+            record_history(store, r.key, r.owner, r.ical_uid, "dropped", now, operation=r.operation,
+                           status_code=r.status_code, message=r.message, attempts=r.attempts, by=by)
     for p in records:
         log_event(log, "stopped retrying", level=logging.WARNING, user=p.owner,
                   event_id=p.event_id, subject=p.subject,
                   start=p.start.isoformat(timespec="minutes") if p.start else None,
                   operation=p.retry.operation, status_code=p.retry.status_code,
-                  attempts=p.retry.attempts, key=p.retry.key)
+                  attempts=p.retry.attempts, key=p.retry.key, by=by)
 
 
 def make_due(store: StateStore, records: Sequence[Parked], now: dt.datetime) -> None:

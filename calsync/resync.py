@@ -90,6 +90,19 @@ class Change:
     reason: str
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A record Salesforce refused during the resync (parked for a retry, like a cycle's)."""
+
+    user: str
+    key: str
+    subject: str | None
+    start: dt.datetime | None
+    operation: str | None
+    status_code: str | None
+    message: str | None
+
+
 @dataclass
 class UserResult:
     user: str
@@ -113,6 +126,8 @@ class ResyncResult:
     users: dict[str, UserResult] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     salesforce_calls: int = 0
+    owners: dict[str, str | None] = field(default_factory=dict)  # address -> User Id (display)
+    refused: list[Refusal] = field(default_factory=list)  # records Salesforce refused
 
     @property
     def ok(self) -> bool:
@@ -205,6 +220,7 @@ class Resync:
                 self._fail(user, f"cannot map users to Salesforce: {exc}")
             result.salesforce_calls = cycle.salesforce_calls - calls_before
             return result
+        result.owners = dict(owners)
         active = [u for u in users if owners.get(u)]
         owner_ids: dict[str, str] = {u: owners[u] for u in active}  # type: ignore[misc]
         for user in users:
@@ -338,6 +354,7 @@ class Resync:
         outcomes = {user: CalendarOutcome(user) for user in self.result.users}
         writes = [op for op in operations if not isinstance(op, Skip)]
         failed = cycle.write(writes, copies, self.now, outcomes, doubles) if writes or doubles else {}
+        self._refusals([op.key for op in writes])
         for user, outcome in outcomes.items():
             counts = self.result.users[user]
             counts.created += outcome.created
@@ -351,6 +368,18 @@ class Resync:
             k: sum(getattr(u, k) for u in self.result.users.values())
             for k in ("created", "updated", "deleted", "unchanged", "failed")
         })
+
+    def _refusals(self, keys: Sequence[str]) -> None:
+        """The records Salesforce refused in this resync's writes, with the meeting they are."""
+        from calsync.parked import meeting_of
+        from calsync.state import history
+
+        for entry in history(self.store, self.now, keys=keys):
+            if entry.kind != "refused":
+                continue
+            subject, start, _ = meeting_of(self.store, entry.owner, entry.ical_uid)
+            self.result.refused.append(Refusal(entry.owner, entry.key, subject, start,
+                                               entry.operation, entry.status_code, entry.message))
 
     def _duplicates(
         self, planned: list[Operation], written: Mapping[str, Written], owners: Mapping[str, str]
@@ -469,13 +498,26 @@ class Resync:
     ) -> None:
         record = record or {}
         start = record.get("StartDateTime") if not record.get("IsAllDayEvent") else record.get("ActivityDate")
+        subject = record.get("Subject")
+        if subject is None or not start:
+            # An Event a person deleted, or one not read back: the meeting as calsync knows it.
+            from calsync.parked import meeting_of
+
+            uid = copy.ical_uid if copy is not None else None
+            if uid is None:
+                known = self.store.written([key]).get(key)
+                uid = known.ical_uid if known is not None else None
+            if uid is not None:
+                known_subject, known_start, _ = meeting_of(self.store, user, uid)
+                subject = subject if subject is not None else known_subject
+                start = start or known_start
         self.result.changes.append(
             Change(
                 user=user,
                 action=action,
                 key=key,
-                subject=record.get("Subject"),
-                start=str(start) if start else None,
+                subject=subject,
+                start=start.isoformat() if isinstance(start, dt.datetime) else (str(start) if start else None),
                 owner_id=record.get("OwnerId"),
                 sf_id=sf_id,
                 event_id=copy.items[0].id if copy is not None and copy.items else None,
@@ -517,7 +559,11 @@ def parse_moment(text: str) -> dt.datetime:
 
 
 def render(result: ResyncResult) -> list[str]:
-    """The text lines `calsync resync` prints after the progress display."""
+    """The text lines `calsync resync` prints after the progress display: one per change (the
+    start as `status` shows it, the owner by calendar address), the records Salesforce refused
+    and why, then one line per calendar."""
+    from calsync import display
+
     verb = {"create": "would create", "update": "would update", "delete": "would delete",
             "cancel": "would cancel", "kept": "kept", "removed": "not restored"}
     done = {"cancel": "canceled", "removed": "not restored"}
@@ -527,9 +573,16 @@ def render(result: ResyncResult) -> list[str]:
         where = ""
         if c.sf_id:
             where = f" (was {c.sf_id})" if c.action in ("create", "removed") else f" {c.sf_id}"
+        owner = display.owner(c.owner_id, result.owners) if c.owner_id else c.user
         lines.append(
-            f"{action:<12} {c.user}  {c.start or '-'}  {c.subject or '(no subject)'!r}"
-            f"  owner {c.owner_id or '-'}{where}  ({c.reason})"
+            f"{action:<12} {c.user}  {display.meeting(c.subject, c.start)}"
+            f"  owner {owner}{where}  ({c.reason})"
+        )
+    for r in result.refused:
+        why = f"{r.status_code or '?'}" + (f": {r.message}" if r.message else "")
+        lines.append(
+            f"{'refused':<12} {r.user}  {display.meeting(r.subject, r.start)}  {r.operation or 'write'}"
+            f" refused by Salesforce, {why} (parked for a retry: `calsync retry`)"
         )
     for u in result.users.values():
         tail = "ok" if u.ok else f"FAILED: {u.error}"

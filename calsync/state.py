@@ -34,6 +34,10 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   renamed user's rows to the new address.
 - `written.intent_sf_at` (m009): Salesforce's clock at a create intent, where the search for
   the Event that landed starts (`cycle.reconcile_creates`, `landed.py`).
+- `record_history` (m010): each refusal and each `retry --drop` of a record, kept 30 days, so a
+  record that left the retry queue stays visible (`status`, `explain`; history.py).
+- `requests` (m010): admin commands (`retry`, `resync`) handed to the running daemon
+  (handoff.py).
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -334,6 +338,51 @@ def m009_intent_clock(db: sqlite_utils.Database) -> None:
     db.executescript(
         """
         ALTER TABLE written ADD COLUMN intent_sf_at TEXT;
+        """
+    )
+
+
+@migrations()
+def m010_record_history(db: sqlite_utils.Database) -> None:
+    # record_history: what became of records Salesforce refused, kept 30 days (HISTORY_DAYS)
+    # after the retry queue forgot them: each refusal (kind 'refused', with its statusCode,
+    # message and attempt) and each `calsync retry --drop` (kind 'dropped', with who asked), so
+    # `status` and `explain` can still say what happened (history.py).
+    # requests: an admin command handed to the running daemon (handoff.py): the CLI inserts a
+    # row, the daemon takes it up, runs it and writes the exit status and the lines to print.
+    db.executescript(
+        """
+        CREATE TABLE record_history (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            ical_uid TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            operation TEXT,
+            status_code TEXT,
+            message TEXT,
+            attempts INTEGER,
+            at TEXT NOT NULL,
+            by TEXT
+        );
+        CREATE INDEX record_history_owner ON record_history (owner, at);
+        CREATE INDEX record_history_key ON record_history (key, at);
+        CREATE INDEX record_history_at ON record_history (at);
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            requested_by TEXT,
+            requested_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            daemon_pid INTEGER,
+            taken_at TEXT,
+            finished_at TEXT,
+            progress TEXT,
+            exit_code INTEGER,
+            output TEXT
+        );
+        CREATE INDEX requests_state ON requests (state);
         """
     )
 
@@ -907,6 +956,11 @@ class StateStore:
                     " pending_hashes = NULL",
                     [r.key, r.owner, r.ical_uid, r.sf_id, r.fingerprint, _iso(at), hashes, kept],
                 )
+                # A parked record written at last: its history says so (m010, history.py).
+                self._exec(
+                    "INSERT INTO record_history (key, owner, ical_uid, kind, operation, status_code,"
+                    " attempts, at) SELECT key, owner, ical_uid, 'written', operation, status_code,"
+                    " attempts, ? FROM retries WHERE key = ?", [_iso(at), r.key])
                 self._exec("DELETE FROM retries WHERE key = ?", [r.key])
 
     def record_update_intents(self, pending: Mapping[str, Mapping[str, str]]) -> None:
@@ -1035,6 +1089,8 @@ class StateStore:
                 [key, owner, ical_uid, operation, status_code, logs.redact(message or "")[:2000],
                  attempts, _iso(at), _iso(next_at)],
             )
+            record_history(self, key, owner, ical_uid, "refused", at, operation=operation,
+                           status_code=status_code, message=message, attempts=attempts)
         return Retry(key, owner, ical_uid, operation, status_code, message, attempts, next_at)
 
     def clear_retries(self, keys: Iterable[str]) -> None:
@@ -1397,6 +1453,70 @@ def move_user(store: "StateStore", old: str, new: str) -> None:
             store._exec(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
             store._exec(f"DELETE FROM {table} WHERE {column} = ?", [old])
         store._exec("UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE user = ?", [new])
+
+
+# -- what became of refused records (m010_record_history, history.py) ----------------------------
+
+HISTORY_DAYS = 30  # refused and dropped records stay visible this long
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One thing that happened to a record Salesforce refused: `refused` (with the attempt
+    number), `dropped` (`calsync retry --drop`, with who asked) or `written` (at last)."""
+
+    key: str
+    owner: str
+    ical_uid: str
+    kind: str
+    operation: str | None
+    status_code: str | None
+    message: str | None
+    attempts: int | None
+    at: dt.datetime
+    by: str | None = None
+
+
+def record_history(
+    store: "StateStore", key: str, owner: str, ical_uid: str, kind: str, at: dt.datetime, *,
+    operation: str | None = None, status_code: str | None = None, message: str | None = None,
+    attempts: int | None = None, by: str | None = None,
+) -> None:
+    """Add one entry (inside the caller's transaction when there is one); entries older than
+    HISTORY_DAYS go at the same time (an indexed delete)."""
+    with store.transaction():
+        store._exec(
+            "INSERT INTO record_history (key, owner, ical_uid, kind, operation, status_code,"
+            " message, attempts, at, by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [key, owner, ical_uid, kind, operation, status_code,
+             logs.redact(message or "")[:2000] if message else None, attempts, _iso(at), by],
+        )
+        store._exec("DELETE FROM record_history WHERE at < ?",
+                    [_iso(at - dt.timedelta(days=HISTORY_DAYS))])
+
+
+def history(
+    store: "StateStore", since: dt.datetime, *, owner: str | None = None,
+    keys: Iterable[str] | None = None,
+) -> list[HistoryEntry]:
+    """Entries from `since` on (of one owner, or of these keys), oldest first."""
+    sql, params = "SELECT * FROM record_history WHERE at >= ?", [_iso(since)]
+    if owner is not None:
+        sql += " AND owner = ?"
+        params.append(owner)
+    rows: list[dict[str, Any]] = []
+    if keys is not None:
+        for part in _chunks(sorted(set(keys)), 500):
+            rows += store._rows(sql + f" AND key IN ({','.join('?' * len(part))})", [*params, *part])
+    else:
+        rows = store._rows(sql, params)
+    rows.sort(key=lambda r: r["id"])  # in the order they happened (ids only grow)
+    return [
+        HistoryEntry(key=r["key"], owner=r["owner"], ical_uid=r["ical_uid"], kind=r["kind"],
+                     operation=r["operation"], status_code=r["status_code"], message=r["message"],
+                     attempts=r["attempts"], at=_parse(r["at"]) or dt.datetime.min, by=r["by"])
+        for r in rows
+    ]
 
 
 def _iso_exact(value: dt.datetime) -> str:

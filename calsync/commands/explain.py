@@ -44,6 +44,7 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
         start = parse_moment(since) if since else None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    calendar = None
     try:
         cfg = obj.config(secrets=live)
         user = user.strip().lower()
@@ -60,17 +61,27 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
             try:
                 results = [(found, None) for found in explaining.stored(
                     store, user, event_id=event_id, subject=subject, since=start)]
+                results = [(_with_fate(store, found), changed) for found, changed in results]
+                calendar = store.calendar(user)
             finally:
                 store.close()
     except CalsyncError as exc:
         _fail(exc)
         return
+    failing = _failing(user, calendar)
     if not results:
         what = f"Google event {event_id}" if event_id else f"a meeting whose subject contains {subject!r}"
         where = "on Google" if live else "in the decisions calsync kept (from its first cycle on this version)"
+        if failing and not live:
+            echo(f"no decision about {what} on {user}'s calendar: {failing}; meetings made or"
+                 " changed since its last successful sync are not planned until it syncs again")
+            sys.exit(EXIT_FAILURE)
         echo(f"no decision about {what} on {user}'s calendar {where}"
              + ("" if live else "; try --live, or check the id with the meeting's owner"))
         sys.exit(EXIT_FAILURE)
+    if failing:
+        echo(f"note: {failing}; what follows is the decision of the last run that got this far")
+        echo()
     for index, (found, changed) in enumerate(results):
         if index:
             echo()
@@ -79,3 +90,34 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
         if changed is not None:
             echo("  compared with the stored decision: " + ("; ".join(changed) if changed else "the same"))
     sys.exit(EXIT_OK)
+
+
+def _with_fate(store: object, found: object) -> object:
+    """The record's refusals of the last 30 days and what became of them (history.py)."""
+    import dataclasses
+    import datetime as dt
+
+    from calsync.history import fates
+    from calsync.model import event_key
+
+    decision = found.decision  # type: ignore[attr-defined]
+    key = event_key(decision.user, decision.ical_uid)
+    fate = next(iter(fates(store, dt.datetime.now(dt.timezone.utc), keys=[key])), None)  # type: ignore[arg-type]
+    if fate is None or fate.outcome == "waiting":
+        return found
+    return dataclasses.replace(found, fate=fate)  # type: ignore[type-var]
+
+
+def _failing(user: str, calendar: object) -> str | None:
+    """`alice@acme.test's calendar is FAILING (3 runs in a row, last 2026-12-01 10:00 UTC: why)`."""
+    from calsync import display
+
+    failures = getattr(calendar, "consecutive_failures", 0)
+    if not failures:
+        return None
+    since = getattr(calendar, "last_success_at", None)
+    last = getattr(calendar, "last_attempt_at", None)
+    error = getattr(calendar, "last_error", None) or "?"
+    return (f"{user}'s calendar is FAILING ({failures} run{'s' if failures != 1 else ''} in a row,"
+            f" last {display.moment(last) if last else '?'}: {error}; last successful sync"
+            f" {display.moment(since) if since else 'never'}; `calsync status --user {user}`)")

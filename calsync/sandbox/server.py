@@ -98,9 +98,14 @@ class Fault:
     # Let the real answer through with these top-level JSON fields replaced (a page whose
     # `items` is a string, a bogus `nextSyncToken`, ...); a None value removes the field.
     patch: dict[str, Any] | None = None
+    # Only requests made for this user (one salesperson's calendar, or their token): the
+    # emulator says whose a request is (`Emulator.request_user`). Empty: anyone's.
+    user: str = ""
 
-    def matches(self, request: Request) -> bool:
+    def matches(self, request: Request, user_of: Callable[[Request], str | None] | None = None) -> bool:
         if self.method and self.method.upper() != request.method:
+            return False
+        if self.user and (user_of is None or (user_of(request) or "").lower() != self.user.lower()):
             return False
         if self.query_contains and not any(
             self.query_contains in value for values in request.query.values() for value in values
@@ -125,10 +130,10 @@ class FaultQueue:
         with self._lock:
             self._faults.clear()
 
-    def take(self, request: Request) -> Fault | None:
+    def take(self, request: Request, user_of: Callable[[Request], str | None] | None = None) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.times != 0 and fault.matches(request):
+                if fault.times != 0 and fault.matches(request, user_of):
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
@@ -180,7 +185,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         emulator = self.server.emulator
         emulator.count_request(request)
-        fault = None if request.path.startswith("/_control") else emulator.faults.take(request)
+        fault = (None if request.path.startswith("/_control")
+                 else emulator.faults.take(request, emulator.request_user))
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -304,6 +310,10 @@ class Emulator:
 
     def not_found(self, request: Request, method_not_allowed: bool = False) -> Response:
         return Response(405 if method_not_allowed else 404, {"error": "not found"})
+
+    def request_user(self, request: Request) -> str | None:
+        """Whose request this is, for faults aimed at one user (`Fault.user`); None: unknown."""
+        return None
 
     def internal_error(self) -> Response:
         return Response(500, {"error": "internal error"})

@@ -133,8 +133,11 @@ def test_documented_command_lines_parse():
 
     docs = README + (Path(__file__).parents[2] / "systemd" / "README.md").read_text()
     blocks = re.findall(r"^\s*```[a-z]*\n(.*?)^\s*```", docs, re.M | re.S)
-    lines = {m.group(1) for block in blocks
-             for m in re.finditer(r"^\s*(?:\$ )?(?:sudo -u calsync )?(calsync .*)$", block, re.M)}
+    # `calsync ...`, `/opt/calsync/bin/calsync ...` and `$C ...` (systemd/README.md's
+    # C=/opt/calsync/bin/calsync), under sudo or not.
+    lines = {"calsync " + (m.group(1) or m.group(2)) for block in blocks
+             for m in re.finditer(r"^\s*(?:\$ )?(?:sudo -u calsync )?(?:(?:/opt/calsync/bin/)?calsync (.*)|\$C (.*))$",
+                                  block, re.M)}
     assert len(lines) >= 20, lines
     for line in sorted(lines):
         text = re.split(r"\s#", line)[0].replace("...", "")

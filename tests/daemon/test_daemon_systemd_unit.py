@@ -125,3 +125,29 @@ def test_sysusers_file_creates_the_calsync_user(tmp_path):
                if l.startswith("calsync:")]
     assert user[5] == "/var/lib/calsync" and int(user[2]) < 1000  # a system user, home = state
     assert any(l.startswith("calsync:") for l in (tmp_path / "etc/group").read_text().splitlines())
+
+
+def test_journald_keeps_the_lines_of_a_first_sync():
+    """journald's default (10,000 lines per 30 s) would drop lines of a 100,000-meeting first sync
+    (~17,000 per 30 s): the unit raises the service's own limit."""
+    found = settings()
+    assert found["LogRateLimitIntervalSec"] == ["30s"]
+    assert int(found["LogRateLimitBurst"][0]) >= 20_000
+
+
+@pytest.mark.skipif(shutil.which("systemd-tmpfiles") is None or shutil.which("systemd-sysusers") is None,
+                    reason="systemd-tmpfiles/systemd-sysusers not installed")
+def test_tmpfiles_creates_the_state_directory_before_the_first_start(tmp_path):
+    (tmp_path / "etc").mkdir()
+    for tool, name in (("systemd-sysusers", "calsync.sysusers"), ("systemd-tmpfiles", "calsync.tmpfiles")):
+        args = [tool, f"--root={tmp_path}", str(UNIT.parent / name)]
+        if tool == "systemd-tmpfiles":
+            args.insert(1, "--create")
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    state = tmp_path / "var/lib/calsync"
+    (user,) = [l.split(":") for l in (tmp_path / "etc/passwd").read_text().splitlines()
+               if l.startswith("calsync:")]
+    info = state.stat()
+    assert state.is_dir() and (info.st_mode & 0o777) == 0o700 and info.st_uid == int(user[2])
+    assert settings()["StateDirectory"] == ["calsync"] and settings()["StateDirectoryMode"] == ["0700"]

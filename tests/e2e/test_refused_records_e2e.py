@@ -113,7 +113,10 @@ def test_retry_drop_stops_retrying_and_logs_it(cli, make_config, sync, sf_emu, g
     assert state.exists()
 
 
-def test_retry_is_a_writer_refused_beside_the_daemon(make_config, sync, sf_emu, google_emu, company):
+def test_retry_is_refused_beside_a_lock_holder_that_is_no_running_daemon(make_config, sync, sf_emu, google_emu, company):
+    """The lock names `run` but no daemon process answers for it (this test holds it): nothing
+    to hand the command to, so 75 as before (tests/daemon/test_daemon_admin_e2e.py: beside a
+    real daemon the command is handed over)."""
     path = make_config()
     refuse_bobs_intro_call(path, sync, sf_emu, google_emu, company)
     sync(path)

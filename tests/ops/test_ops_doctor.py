@@ -94,3 +94,22 @@ def test_configuration_that_does_not_load_exits_78(tmp_path):
     result = doctor(bad)
     assert result.exit_code == 78
     assert result.stdout.startswith("FAIL configuration")
+
+
+def test_before_the_first_start_doctor_says_what_systemd_will_create(make_config, tmp_path):
+    """The systemd install before `systemctl start`: /var/lib/calsync does not exist yet. doctor
+    says systemd creates it (or tmpfiles.d now), a warning, not a FAIL."""
+    from calsync import config as config_module
+    from calsync import ops
+
+    root = tmp_path / "var-lib"
+    root.mkdir()
+    cfg = config_module.load(make_config(state={"path": str(root / "calsync" / "state.db")}))
+    check = ops._check_state(cfg, state_root=root)
+    assert check.ok and check.warn
+    assert f"{root / 'calsync'} does not exist yet: systemd creates it" in check.detail
+    assert "systemd-tmpfiles --create /etc/tmpfiles.d/calsync.conf" in (check.advice or "")
+    assert not (root / "calsync").exists()  # doctor writes nothing
+    elsewhere = config_module.load(make_config(state={"path": str(tmp_path / "a" / "b" / "state.db")}))
+    assert ops._check_state(elsewhere, state_root=root).detail.endswith(
+        f"the first sync creates it (and the directory {tmp_path / 'a' / 'b'}, mode 0700)")

@@ -4,6 +4,7 @@ deletions in Salesforce alone unless told otherwise, idempotently."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import os
 import subprocess
 import sys
@@ -258,3 +259,32 @@ def test_resync_on_a_terminal_shows_a_progress_bar(synced):
     text = screen.decode(errors="replace")
     assert "Listing calendars" in text
     assert "listed alice@acme.test" not in text  # the bar replaces the plain lines
+
+
+def test_resync_lines_name_the_meeting_its_start_and_owner_and_say_why_salesforce_refused(
+    synced, sf_emu, company
+):
+    """The meeting of an Event a person deleted is named (not '(no subject)'), every start reads
+    as in `status`, owners are calendar addresses (not 005... Ids), and a record Salesforce
+    refuses is on stdout with its statusCode and message."""
+    alice = company.sf_user_ids["alice@acme.test"]
+    gone = the_event(sf_emu, "Globex renewal: pricing review", alice)
+    drifted = the_event(sf_emu, "Umbrella weekly check-in", alice)
+    sf_emu.backend.delete_record("Event", gone["Id"])
+    sf_emu.backend.update_record("Event", drifted["Id"], {"DurationInMinutes": 5}, system=True)
+    sf_emu.backend.fail_records(lambda record: record.get("Subject") == "Umbrella weekly check-in",
+                                status_code="FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                                message="no check-ins this week", times=-1)
+    result = resync(synced, "--user", "alice@acme.test")
+    assert result.exit_code == 65, result.output
+    lines = result.stdout.splitlines()
+    removed = next(line for line in lines if line.startswith("not restored"))
+    start = dt.datetime.fromisoformat(gone["StartDateTime"].replace("+0000", "+00:00"))
+    assert f"'Globex renewal: pricing review' {start:%Y-%m-%d %H:%M} UTC" in removed
+    assert "(no subject)" not in result.stdout and "owner 005" not in result.stdout
+    update = next(line for line in lines if line.startswith("update") and drifted["Id"] in line)
+    assert "owner alice@acme.test" in update
+    assert re.search(r"'Umbrella weekly check-in' \d{4}-\d\d-\d\d \d\d:\d\d UTC", update)
+    refused = next(line for line in lines if line.startswith("refused"))
+    assert "'Umbrella weekly check-in'" in refused
+    assert "update refused by Salesforce, FIELD_CUSTOM_VALIDATION_EXCEPTION: no check-ins this week" in refused

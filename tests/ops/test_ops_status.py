@@ -116,7 +116,7 @@ def test_check_is_ok_after_a_clean_sync(sync, make_config):
     assert sync(path).ok
     result = check(path)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("CALSYNC OK - 3 calendars synced within 2h, no record waiting for a retry |")
+    assert result.stdout.startswith("CALSYNC OK - 3 calendars synced within 2h, none failing 3 times in a row, no record waiting for a retry |")
     assert "oldest_sync_age=" in result.stdout and ";;7200;0" in result.stdout  # 3 × 40 min
 
 

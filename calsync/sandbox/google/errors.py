@@ -28,6 +28,20 @@ _REASONS: dict[str, tuple[int, str, str, str | None, str | None]] = {
     "rateLimitExceeded": (403, "usageLimits", "Rate Limit Exceeded", None, None),
     "quotaExceeded": (403, "usageLimits", "Calendar usage limits exceeded.", None, None),
     "forbidden": (403, "global", "Forbidden", None, None),
+    # The Calendar API not enabled in the credentials' Cloud project, as observed from a real
+    # events.list (googleworkspace/python-samples#17, taylorwilsdon/google_workspace_mcp#126):
+    # domain usageLimits, reason accessNotConfigured; the project number stands for a real one.
+    "accessNotConfigured": (
+        403,
+        "usageLimits",
+        "Google Calendar API has not been used in project 253222910799 before or it is disabled."
+        " Enable it by visiting https://console.developers.google.com/apis/api/"
+        "calendar-json.googleapis.com/overview?project=253222910799 then retry. If you enabled"
+        " this API recently, wait a few minutes for the action to propagate to our systems and"
+        " retry.",
+        None,
+        None,
+    ),
     "insufficientPermissions": (403, "global", "Insufficient Permission", None, None),
     "notFound": (404, "global", "Not Found", None, None),
     "fullSyncRequired": (

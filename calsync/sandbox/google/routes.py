@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+import jwt
+
 from calsync.sandbox.google.backend import (
     DEFAULT_MAX_RESULTS,
     MAX_MAX_RESULTS,
@@ -98,16 +100,36 @@ class GoogleEmulator(Emulator):
         status: int | None = None,
         method: str | None = "GET",
         message: str | None = None,
+        user: str = "",
     ) -> Fault:
         """Answer the next `times` matching requests with Google's error for `reason`.
 
         `method` defaults to GET so the POST /token of a fresh credential is not hit; `status`
-        picks a variant (429 rateLimitExceeded, 503 backendError; reference A7).
+        picks a variant (429 rateLimitExceeded, 503 backendError; reference A7). `user`: only
+        the requests of that user's calendar (`request_user`).
         """
         code, body = google_error(status, reason, message)
         return self.faults.add(
-            Fault(status=code, body=body, method=method, path_prefix=path_prefix, times=times)
+            Fault(status=code, body=body, method=method, path_prefix=path_prefix, times=times,
+                  user=user)
         )
+
+    def request_user(self, request: Request) -> str | None:
+        """The user a request is for: the owner of its access token (Calendar API), or the `sub`
+        of the JWT assertion it trades for one (POST /token with delegation, reference A9)."""
+        token = self.backend.auth.authenticate(request.bearer)
+        if token is not None:
+            return token.user
+        if request.method == "POST" and request.path.endswith("/token"):
+            try:
+                assertion = request.form().get("assertion")
+                if assertion:
+                    claims = jwt.decode(assertion, options={"verify_signature": False})
+                    subject = claims.get("sub")
+                    return subject.lower() if isinstance(subject, str) else None
+            except (jwt.PyJWTError, UnicodeDecodeError, ValueError):
+                return None
+        return None
 
 
 def _google(error: GoogleError) -> Response:
@@ -481,10 +503,11 @@ class GoogleRoutes:
 
     def c_add_fault(self, request: Request, match: re.Match[str]) -> Any:
         """Either a Fault's fields, or `{"reason": ..., "status"?, "times"?, "path_prefix"?,
-        "method"?}` for Google's body of that reason."""
+        "method"?, "message"?, "user"?}` for Google's body of that reason (`user`: only that
+        user's calendar)."""
         data = self._json(request)
         if "reason" in data:
-            allowed = {"reason", "status", "times", "path_prefix", "method", "message"}
+            allowed = {"reason", "status", "times", "path_prefix", "method", "message", "user"}
             unknown = set(data) - allowed
             if unknown:
                 raise ValueError(f"unknown fault fields: {sorted(unknown)}")
