@@ -123,7 +123,7 @@ def newer_schema_message(path: Path, unknown: Sequence[str], written_by: str | N
     return (
         f"{path}: written by a newer calsync ({which}migrations {', '.join(sorted(unknown))}) "
         f"than this one ({__version__}), which cannot know what that schema means and refuses "
-        f"it: run {run}, or {restore} (README: Upgrading)"
+        f"it: run {run}, or {restore} (README.md, \"Upgrading\")"
     )
 
 
