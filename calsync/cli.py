@@ -63,8 +63,10 @@ def main(ctx: click.Context, config_path: str, log_format: str | None, log_level
 
 
 def echo(text: str = "", *, err: bool = False) -> None:
-    """Print one line, redacted like every log line: whatever calsync prints passes here."""
-    click.echo(logs.redact(text), err=err)
+    """Print one line, redacted like every log line, its control characters escaped
+    (`logs.printable`: a subject, a display name or an error body never reaches the terminal
+    raw): whatever calsync prints passes here, one line at a time."""
+    click.echo(logs.printable(logs.redact(text)), err=err)
 
 
 WAIT = click.option(
@@ -252,7 +254,8 @@ def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> Non
         _fail(exc)
         return
     if as_json:
-        echo(json.dumps(report.to_json(), indent=2))
+        for line in json.dumps(report.to_json(), indent=2).splitlines():
+            echo(line)
     else:
         for line in ops.render_status(report):
             echo(line)
