@@ -243,7 +243,7 @@ def status(obj: Context, as_json: bool, check: bool, max_age: str | None) -> Non
             echo(monitoring.unknown(f"--max-age: {exc}")[1])
             sys.exit(monitoring.UNKNOWN)
         try:
-            code, line = monitoring.check(ops.status(obj.config(secrets=False)), limit)
+            code, line = monitoring.check(ops.status(obj.config(secrets=False), details=False), limit)
         except CalsyncError as exc:
             code, line = monitoring.unknown(str(exc))
         echo(line)

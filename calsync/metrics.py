@@ -149,13 +149,14 @@ def observe_cycle(result: Any, seconds: float) -> None:
 
 
 def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
-    """Set the per-calendar gauges from the state database (`ops.status`, a read-only copy).
+    """Set the per-calendar gauges from the state database (`ops.status` without its details:
+    one row per calendar and the parked records, read-only, whatever the size of the file).
 
     `next_runs`: the daemon's scheduled runs by user, which beat the estimate.
     """
     from calsync import ops
 
-    report = ops.status(config)
+    report = ops.status(config, details=False)
     with _lock:
         for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN, PARKED):
             metric.clear()  # a calendar removed from the configuration disappears

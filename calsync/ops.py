@@ -1,7 +1,8 @@
 """The operator commands' logic: `calsync status` (read the state) and `calsync doctor` (check it all).
 
-`status` reads only the state database, through a private in-memory copy (`StateStore.snapshot`), so it
-needs no network, changes nothing on disk and never creates a missing database. Per calendar it
+`status` reads only the state database, opened read-only (`StateStore.reader`: no copy, only the
+queries of what it shows), so it needs no network, changes nothing on disk and never creates a
+missing database. Per calendar it
 reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
 the records parked for retry, its push channel's expiration and an estimate of the next run: the daemon records nothing of its
 schedule, so the estimate is the last attempt plus the interval, stretched by the daemon's own
@@ -160,8 +161,13 @@ class StatusReport:
         }
 
 
-def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
-    """What the state database says about each calendar. Raises StateError if it is unreadable."""
+def status(config: Config, *, now: dt.datetime | None = None, details: bool = True) -> StatusReport:
+    """What the state database says about each calendar. Raises StateError if it is unreadable.
+
+    `details=False` (`status --check`, the metrics) leaves out what only the full report shows:
+    the counts of Events written, the Events people deleted and the push channels, whose
+    queries read every `written` row of each calendar. What is left reads one row per
+    calendar, the parked records and the user mapping."""
     from calsync.daemon import backoff_delay
 
     now = now or _utcnow()
@@ -171,15 +177,22 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
     if not path.exists():
         calendars = tuple(_never(user) for user in configured)
         return StatusReport(str(path), False, now, interval, calendars)
-    store = StateStore.snapshot(path)
+    store = StateStore.reader(path)
     try:
         saved = {c.user: c for c in store.calendars()}
-        channels = _channel_expiry(store)
+        channels = _channel_expiry(store) if details else {}
+
+        def written(user: str) -> int:
+            return store.count_written(user) if details else 0
+
+        def removed(user: str) -> tuple[Written, ...]:
+            return tuple(store.removed_in_salesforce(user)) if details else ()
+
         found: list[CalendarStatus] = []
         for user in configured + sorted(set(saved) - set(configured)):
             state = saved.get(user)
             if state is None:
-                found.append(_never(user, written=store.count_written(user),
+                found.append(_never(user, written=written(user),
                                     retries=tuple(named(store, store.retries(user)))))
                 continue
             next_run: dt.datetime | None = None
@@ -199,10 +212,10 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     has_sync_token=bool(state.sync_token),
                     token_saved_at=state.token_saved_at,
                     last_result=dict(state.last_result),
-                    events_written=store.count_written(user),
+                    events_written=written(user),
                     retries=tuple(named(store, store.retries(user))),
                     next_run_at=next_run,
-                    deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
+                    deleted_in_salesforce=removed(user),
                     push_expires_at=channels.get(user),
                 )
             )
@@ -367,8 +380,9 @@ def _check_state(config: Config) -> Check:
             "create the directory and give the calsync user write access, or change [state] path",
         )
     try:
-        store = StateStore.snapshot(path)
+        store = StateStore.reader(path)
         try:
+            store.check_intact()  # doctor reads every page once (no copy of the file)
             calendars = len(store.calendars())
             written = store.count_written()
         finally:
