@@ -88,6 +88,12 @@ STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
 # STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
 # after each of the dozens of runs a second that end.
 STATUS_MIN_GAP = 1.0
+# The gauges and the textfile are worked out over every calendar (a read of one row each, and
+# the exposition of all of them): after runs end, at most once per tenth of the interval,
+# between 1 s and a minute, so that publishing costs a small share of the polls it reports
+# (issue 17: with [metrics] the daemon must stay within 1.2 x the CPU it uses without).
+METRICS_MIN_GAP = 1.0
+METRICS_MAX_GAP = 60.0
 LOAD_EVERY = 600.0  # seconds between two "daemon load" lines (runs, CPU per run)
 
 CalendarState = Literal["pending", "ok", "failing"]
@@ -353,6 +359,8 @@ class Daemon:
         self._reload_error: str | None = None  # the last reload failed: STATUS= says so
         self._metrics_server: Any = None  # [metrics] listen
         self._status_dirty = False  # a job ended since STATUS= was last worked out
+        self._metrics_dirty = False  # a job ended since the metrics were last published
+        self._published = float("-inf")  # time.monotonic() of the last publish
         # Push notifications (push.py): the service when [google] push_url is set; calendars
         # whose notified run is scheduled, whose run must be redone (a notification came while
         # it ran), and when each was last notified and last started (wall clock).
@@ -572,6 +580,8 @@ class Daemon:
                 timeout = min(timeout, max(0.0, next_ping - now))
             if self._status_dirty:
                 timeout = min(timeout, max(0.0, refreshed + STATUS_MIN_GAP - now))
+            if self._metrics_dirty:
+                timeout = min(timeout, max(0.0, self._published + self._metrics_gap() - now))
             for signum in self._wait_for_wakeup(timeout):
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     log_event(log, "signal received", signal=signal.Signals(signum).name)
@@ -583,14 +593,14 @@ class Daemon:
                 return EXIT_FAILURE
             now = time.monotonic()
             if now - refreshed >= STATUS_MIN_GAP or not self._status_dirty:
-                changed = self._status_dirty
+                self._metrics_dirty |= self._status_dirty
                 self._status_dirty = False
                 refreshed = now
                 status = self.status()  # taken first: the metrics published next show it all
-                if changed:
-                    # Not after every run: the gauges read every calendar's state, which with
+                if self._metrics_dirty and now - self._published >= self._metrics_gap():
+                    # Not after every run: the gauges read every calendar's row, which with
                     # thousands of calendars polled every few minutes would cost more than the
-                    # polls.
+                    # polls (METRICS_MIN_GAP).
                     self._publish_metrics()
                 self._refresh_status(status)
 
@@ -689,10 +699,17 @@ class Daemon:
             return
         log_event(log, "serving metrics", listen=f"{host}:{port}", path="/metrics")
 
+    def _metrics_gap(self) -> float:
+        """Seconds between two publishes: a tenth of the interval, within the bounds."""
+        tenth = self.schedule.interval.total_seconds() / 10
+        return min(max(tenth, METRICS_MIN_GAP), METRICS_MAX_GAP)
+
     def _publish_metrics(self) -> None:
         """Gauges from the state, the daemon's own next runs, the textfile (metrics.py)."""
         from calsync import metrics
 
+        self._metrics_dirty = False
+        self._published = time.monotonic()
         if self.config.metrics.textfile is None and self._metrics_server is None:
             return  # nothing to publish to: skip walking 10,000 jobs
         scheduler = self._scheduler

@@ -148,28 +148,37 @@ def observe_cycle(result: Any, seconds: float) -> None:
         REFUSED.inc(outcome.failed)
 
 
+_labelled: set[str] = set()  # the users the per-calendar gauges have samples for
+
+
 def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
-    """Set the per-calendar gauges from the state database (`ops.status` without its details:
-    one row per calendar and the parked records, read-only, whatever the size of the file).
+    """Set the per-calendar gauges from the state database (`ops.gauges`: one row per calendar
+    and the parked records counted, read-only, whatever the size of the file).
 
     `next_runs`: the daemon's scheduled runs by user, which beat the estimate.
     """
     from calsync import ops
 
-    report = ops.status(config, details=False)
+    found = ops.gauges(config)
+    planned = next_runs or {}
     with _lock:
-        for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN, PARKED):
-            metric.clear()  # a calendar removed from the configuration disappears
-        for c in report.calendars:
-            if not c.configured:
-                continue
+        users = {c.user for c in found.calendars}
+        for gone in _labelled - users:  # a calendar removed from the configuration disappears
+            for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN):
+                try:
+                    metric.remove(gone)
+                except KeyError:
+                    pass
+        _labelled.clear()
+        _labelled.update(users)
+        for c in found.calendars:
             if c.last_success_at is not None:
                 LAST_SUCCESS.labels(c.user).set(c.last_success_at.timestamp())
             FAILURES.labels(c.user).set(c.consecutive_failures)
-            planned = (next_runs or {}).get(c.user) or c.next_at(report.now)
-            NEXT_RUN.labels(c.user).set(planned.timestamp())
-            for parked in c.retries:
-                PARKED.labels(c.user, parked.retry.status_code or "unknown").inc()
+            NEXT_RUN.labels(c.user).set((planned.get(c.user) or c.next_run_at).timestamp())
+        PARKED.clear()
+        for (user, code), count in found.parked.items():
+            PARKED.labels(user, code).set(count)
 
 
 def render() -> bytes:

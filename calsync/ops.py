@@ -195,12 +195,7 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
                 found.append(_never(user, written=written(user),
                                     retries=tuple(named(store, store.retries(user)))))
                 continue
-            next_run: dt.datetime | None = None
-            if state.last_attempt_at is not None:
-                delay = backoff_delay(interval, state.consecutive_failures, jitter=0.0)
-                next_run = state.last_attempt_at + delay
-                if next_run <= now:
-                    next_run = None
+            next_run = _estimated_next_run(state, interval, now)
             found.append(
                 CalendarStatus(
                     user=user,
@@ -224,6 +219,61 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
     finally:
         store.close()
     return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
+
+
+def _estimated_next_run(state: Any, interval: dt.timedelta, now: dt.datetime) -> dt.datetime | None:
+    """The last attempt plus the interval, stretched by the daemon's backoff after failures
+    (without jitter); None: now (never ran, or overdue)."""
+    from calsync.daemon import backoff_delay
+
+    if state.last_attempt_at is None:
+        return None
+    planned: dt.datetime = state.last_attempt_at + backoff_delay(
+        interval, state.consecutive_failures, jitter=0.0)
+    return planned if planned > now else None
+
+
+@dataclass(frozen=True)
+class CalendarGauge:
+    """One configured calendar as the metrics show it (`gauges`)."""
+
+    user: str
+    last_success_at: dt.datetime | None
+    consecutive_failures: int
+    next_run_at: dt.datetime  # the estimate (`status`), now when overdue or never run
+
+
+@dataclass(frozen=True)
+class Gauges:
+    calendars: tuple[CalendarGauge, ...]
+    parked: Mapping[tuple[str, str], int]  # (owner, statusCode) → records waiting for a retry
+
+
+def gauges(config: Config, *, now: dt.datetime | None = None) -> Gauges:
+    """What the per-calendar metrics show, in two queries whatever the size of the state: one
+    row per calendar, and the parked records counted by owner and statusCode."""
+    now = now or _utcnow()
+    interval = dt.timedelta(minutes=config.sync.interval_minutes)
+    path = Path(config.state.path)
+    configured = list(config.sync.users)
+    if not path.exists():
+        return Gauges(tuple(CalendarGauge(u, None, 0, now) for u in configured), {})
+    store = StateStore.reader(path)
+    try:
+        saved = {c.user: c for c in store.calendars()}
+        parked = store.parked_counts()
+    finally:
+        store.close()
+    found = []
+    for user in configured:
+        state = saved.get(user)
+        if state is None:
+            found.append(CalendarGauge(user, None, 0, now))
+            continue
+        found.append(CalendarGauge(user, state.last_success_at, state.consecutive_failures,
+                                   _estimated_next_run(state, interval, now) or now))
+    wanted = set(configured)
+    return Gauges(tuple(found), {key: n for key, n in parked.items() if key[0] in wanted})
 
 
 def _channel_expiry(store: StateStore) -> dict[str, dt.datetime]:

@@ -971,6 +971,13 @@ class StateStore:
             for r in self._rows(sql, [owner] if owner else [])
         ]
 
+    def parked_counts(self) -> dict[tuple[str, str], int]:
+        """Records waiting for a retry by (owner, statusCode) ("unknown" when none): the
+        metrics' gauge, read without the records themselves."""
+        rows = self._rows("SELECT owner, COALESCE(status_code, 'unknown') AS code, COUNT(*) AS n"
+                          " FROM retries GROUP BY owner, code")
+        return {(r["owner"], r["code"]): int(r["n"]) for r in rows}
+
     def due_retries(self, owner: str, now: dt.datetime) -> list[Retry]:
         return [r for r in self.retries(owner) if r.next_attempt_at <= now]
 
