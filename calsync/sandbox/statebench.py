@@ -10,7 +10,7 @@ invitation with a description, a location and a few attendees with display names
 written for it with its per-field hashes, the decision `explain` reads, the meeting index, and
 a few records parked for a retry. Then, each as its own process:
 
-- `calsync status`, `status --check` and `explain --subject`: CPU (user + system) and peak RSS
+- `calsync status`, `status --check` and `explain --event-id`: CPU (user + system) and peak RSS
   (`wait4`'s rusage);
 - one metrics publish (`metrics.publish`: the gauges from the state and the node_exporter
   textfile), the mean CPU of 20 in one process;
@@ -60,7 +60,7 @@ def _meeting(user: str, index: int, now: dt.datetime, rng: random.Random) -> dic
     guests = [{"email": f"{name}.{index}@{company}", "displayName": f"{name.title()} {company[:8]}",
                "responseStatus": rng.choice(["accepted", "needsAction", "tentative"])}
               for name in ("ada", "grace", "linus")[: 1 + index % 3]]
-    event_id = hashlib.sha1(f"{user}/{index}".encode()).hexdigest()[:26]
+    event_id = padded_event_id(user, index)
     iso = "%Y-%m-%dT%H:%M:%SZ"
     return {
         "kind": "calendar#event", "etag": f'"{3000000000000000 + index}"', "id": event_id,
@@ -94,6 +94,11 @@ def _decision(user: str, item: dict[str, Any], now: dt.datetime) -> StoredDecisi
     start = dt.datetime.fromisoformat(item["start"]["dateTime"].replace("Z", "+00:00"))
     return StoredDecision(user, item["iCalUID"], item["id"], item["summary"], start, "unchanged",
                           None, now, detail)
+
+
+def padded_event_id(user: str, index: int) -> str:
+    """The Google event id of `user`'s `index`-th padded meeting."""
+    return hashlib.sha1(f"{user}/{index}".encode()).hexdigest()[:26]
 
 
 def pad(path: str | Path, users: list[str], megabytes: float, *, now: dt.datetime | None = None,
@@ -209,12 +214,12 @@ ops.status(cfg)
 """
 
 
-def measure_commands(config: Path, user: str, subject: str, publishes: int = 20) -> dict[str, Any]:
+def measure_commands(config: Path, user: str, event_id: str, publishes: int = 20) -> dict[str, Any]:
     """status, status --check, explain, one metrics publish, and status the old way."""
     calsync = [sys.executable, "-m", "calsync", "--config", str(config)]
     figures: dict[str, Any] = {}
     for name, args in (("status", ["status"]), ("status_check", ["status", "--check"]),
-                       ("explain", ["explain", "--user", user, "--subject", subject])):
+                       ("explain", ["explain", "--user", user, "--event-id", event_id])):
         figures[name] = run_measured(calsync + args)
     publish = subprocess.run([sys.executable, "-c", _PUBLISH, str(config), str(publishes)],
                              capture_output=True, text=True, check=True)
@@ -279,7 +284,7 @@ def run(megabytes: float, calendars: int, interval: float, daemon_seconds: float
         began = time.monotonic()
         figures["state"] = pad(state, reps, megabytes)
         figures["state"]["build_seconds"] = round(time.monotonic() - began, 1)
-        figures["commands"] = measure_commands(box.config, reps[0], "pricing")
+        figures["commands"] = measure_commands(box.config, reps[0], padded_event_id(reps[0], 0))
         if daemon_seconds:
             plain = box.config
             with_metrics = box.directory / "with-metrics.toml"

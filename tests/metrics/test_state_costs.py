@@ -11,7 +11,6 @@ must not need more memory on the larger one. The full figures at 300 MB are in t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 
 from calsync import config as config_module
 from calsync import explain, metrics, ops
-from calsync.sandbox.statebench import pad, run_measured
+from calsync.sandbox.statebench import pad, padded_event_id, run_measured
 from calsync.state import StateStore
 
 USERS = [f"rep{i:05d}@acme.test" for i in range(20)]
@@ -90,7 +89,7 @@ def test_a_metrics_publish_costs_the_same_on_a_state_ten_times_larger(states):
 
 def test_status_check_and_explain_cost_the_same_on_a_state_ten_times_larger(states):
     _flat(*_compare(states, lambda cfg: ops.status(cfg, details=False)))
-    event_id = hashlib.sha1(f"{USERS[3]}/7".encode()).hexdigest()[:26]  # a padded meeting
+    event_id = padded_event_id(USERS[3], 7)
 
     def explain_one(cfg) -> None:
         store = StateStore.reader(cfg.state.path)
