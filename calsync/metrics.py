@@ -111,6 +111,15 @@ NOTIFICATIONS_ACTED = counter("calsync_push_notifications_acted",
 CHANNELS_OPENED = counter("calsync_push_channels_opened", "Notification channels opened (events.watch).")
 CHANNELS_STOPPED = counter("calsync_push_channels_stopped",
                            "Notification channels stopped (channels.stop).")
+# The daemon's listeners (listener.py): up or down (a port that cannot be bound), and the
+# connections their limits closed (idle, slow, evicted to make room, out of descriptors).
+LISTENER_UP = gauge("calsync_listener_up",
+                    "1 while the daemon's listener (push, metrics) listens, 0 while it cannot bind.",
+                    ("listener",))
+CONNECTIONS_CLOSED = counter(
+    "calsync_listener_connections_closed",
+    "Connections the listener's limits closed: idle, slow (request not whole in time), evicted"
+    " (room for a new one), out_of_file_descriptors.", ("listener", "reason"))
 GOOGLE_THROTTLED = counter("calsync_google_throttled",
                            "Google answers saying too many requests (429, 403 rate limits), by limit.",
                            ("scope",))
@@ -208,9 +217,27 @@ def publish(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = No
             "textfile": str(config.metrics.textfile), "error": f"{type(exc).__name__}: {exc}"}})
 
 
-def serve(host: str, port: int) -> Any:
-    """Serve /metrics on host:port in a daemon thread; returns the server (`.shutdown()`)."""
-    from prometheus_client import start_http_server
+def serve(host: str, port: int, on_state: Any = None) -> Any:
+    """Serve /metrics on host:port (listener.py: bounded connections and threads, deadlines;
+    a port that cannot be bound is retried, never fatal); returns the `listener.Server`
+    (`.stop()`, `.up`, `.error`). `on_state(up, error)` is told of every change."""
+    from prometheus_client import make_wsgi_app
 
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    from calsync.listener import Limits, OncePerMinute, Server
+
+    app = make_wsgi_app(REGISTRY)
+    closed = OncePerMinute(log, "metrics listener closed connections")
+
+    def state(up: bool, error: str | None) -> None:
+        LISTENER_UP.labels("metrics").set(1 if up else 0)
+        if on_state is not None:
+            on_state(up, error)
+
+    def refused(cause: str) -> None:
+        CONNECTIONS_CLOSED.labels("metrics", cause.replace(" ", "_")).inc()
+        closed.note(cause)
+
+    server = Server("metrics", (host, port), app, Limits(connections=20, max_body=1024),
+                    on_state=state, on_refusal=refused, on_tick=closed.flush)
+    LISTENER_UP.labels("metrics").set(1 if server.start() else 0)
     return server

@@ -10,6 +10,7 @@ What calsync reports, read from the state database only (no network, no lock):
   three intervals), never synced at all, or a user the last mapping found no active Salesforce
   User for (its calendar can never sync);
 - WARNING: records Salesforce refused, parked for a retry (each named: owner, subject, start);
+  a listener of the running daemon (push, metrics) that cannot listen (polling goes on);
 - UNKNOWN: the configuration or the state database cannot be read.
 """
 
@@ -76,11 +77,13 @@ def check(report: StatusReport, max_age: dt.timedelta | None = None) -> tuple[in
                         f"{_age(max_age.total_seconds())} ({_some(stale)})")
     if unmapped:
         problems.append(f"users without a Salesforce User: {_some(sorted(unmapped))}")
+    for name, why in report.listeners_down.items():
+        problems.append(f"{name} listener down: {why}")
     if parked:
         problems.append(f"{len(parked)} record{'s' if len(parked) != 1 else ''} refused by "
                         "Salesforce, waiting for a retry ("
                         + _some([f"{p.describe()}: {p.retry.status_code or '?'}" for p in parked]) + ")")
-    code = CRITICAL if stale or unmapped else (WARNING if parked else OK)
+    code = CRITICAL if stale or unmapped else (WARNING if parked or report.listeners_down else OK)
     text = "; ".join(problems) or (
         f"{len(calendars)} calendars synced within {_age(max_age.total_seconds())}, "
         "no record waiting for a retry"

@@ -20,6 +20,7 @@ detail goes through `logs.redact` so no secret reaches the screen.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import stat
@@ -101,6 +102,9 @@ class StatusReport:
     interval: dt.timedelta
     calendars: tuple[CalendarStatus, ...]
     unmapped: tuple[str, ...] = ()  # configured users the last mapping found no active User for
+    # The running daemon's listeners (push, metrics) that cannot listen: name → why (the
+    # daemon records them in the state, `Daemon._record_listeners`).
+    listeners_down: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def never_synced(self) -> bool:
@@ -120,6 +124,7 @@ class StatusReport:
             "interval_minutes": int(self.interval.total_seconds() // 60),
             "never_synced": self.never_synced,
             "users_without_salesforce_user": list(self.unmapped),
+            "listeners_down": dict(self.listeners_down),
             "calendars": [
                 {
                     "user": c.user,
@@ -216,9 +221,26 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
             )
         mapping = store.sf_users()
         unmapped = tuple(u for u in configured if u in mapping and mapping[u][0] is None)
+        down = _listeners_down(store, path)
     finally:
         store.close()
-    return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
+    return StatusReport(str(path), True, now, interval, tuple(found), unmapped, down)
+
+
+def _listeners_down(store: StateStore, path: Path) -> dict[str, str]:
+    """The listeners the running daemon recorded as down (none when no daemon runs)."""
+    from calsync.lock import daemon_holder
+
+    saved = store.meta("listeners")
+    if saved is None or not isinstance(saved[0], dict):
+        return {}
+    record = saved[0]
+    if record.get("pid") is None or daemon_holder(path) != record.get("pid"):
+        return {}  # written by a daemon that no longer runs
+    listeners = record.get("listeners") or {}
+    return {name: str(state.get("error") or "not listening")
+            for name, state in sorted(listeners.items())
+            if isinstance(state, dict) and not state.get("up")}
 
 
 def _estimated_next_run(state: Any, interval: dt.timedelta, now: dt.datetime) -> dt.datetime | None:
@@ -312,6 +334,9 @@ def _when(value: dt.datetime) -> str:
 def render_status(report: StatusReport) -> list[str]:
     """The text form of `status` (one block per calendar)."""
     lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)")]
+    for name, why in report.listeners_down.items():
+        lines.append(f"{name} listener: DOWN ({why}); the daemon retries it and polls every"
+                     " calendar meanwhile")
     if report.never_synced:
         lines.append("never synced: no calendar has been synced yet (run `calsync sync` or start the daemon)")
     for c in report.calendars:

@@ -284,13 +284,13 @@ def run(megabytes: float, calendars: int, interval: float, daemon_seconds: float
         began = time.monotonic()
         figures["state"] = pad(state, reps, megabytes)
         figures["state"]["build_seconds"] = round(time.monotonic() - began, 1)
-        figures["commands"] = measure_commands(box.config, reps[0], padded_event_id(reps[0], 0))
+        plain = box.config
+        with_metrics = box.directory / "with-metrics.toml"
+        with_metrics.write_text(plain.read_text() + "\n[metrics]\n"
+                                f'textfile = "{box.directory / "calsync.prom"}"\n'
+                                f'listen = "127.0.0.1:{_free_port()}"\n')
+        figures["commands"] = measure_commands(with_metrics, reps[0], padded_event_id(reps[0], 0))
         if daemon_seconds:
-            plain = box.config
-            with_metrics = box.directory / "with-metrics.toml"
-            with_metrics.write_text(plain.read_text() + "\n[metrics]\n"
-                                    f'textfile = "{box.directory / "calsync.prom"}"\n'
-                                    f'listen = "127.0.0.1:{_free_port()}"\n')
             figures["daemon_without_metrics"] = measure_daemon(plain, reps, box, interval,
                                                                daemon_seconds, "plain")
             figures["daemon_with_metrics"] = measure_daemon(with_metrics, reps, box, interval,
@@ -305,9 +305,9 @@ def run(megabytes: float, calendars: int, interval: float, daemon_seconds: float
 
 
 def _state_path(config: Path) -> str:
-    import tomllib
+    from calsync import config as config_module
 
-    return str(tomllib.loads(config.read_text())["state"]["path"])
+    return str(config_module.load(config, secrets=False).state.path)
 
 
 def _free_port() -> int:
