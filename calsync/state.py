@@ -1255,14 +1255,29 @@ def private_directory(directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def refuse_symlinks(path: Path) -> None:
+    """StateError when the database file or its -wal, -shm or -journal is a symbolic link:
+    SQLite would write through it into whatever file it names (one planted there by someone
+    who could write the directory). [state] path must name the file itself."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        if candidate.is_symlink():
+            raise StateError(
+                f"{path}: cannot open the state database: {candidate} is a symbolic link, which"
+                " calsync does not follow (point [state] path at the file itself)"
+            )
+
+
 def _create_private(path: Path) -> None:
     """The database's directory (0700) and an empty file (0600) when calsync creates them;
-    SQLite gives its -wal and -shm files the database file's permissions."""
+    SQLite gives its -wal and -shm files the database file's permissions. None of the files
+    may be a symbolic link (`refuse_symlinks`); O_NOFOLLOW closes the race for the file."""
+    refuse_symlinks(path)
     if path.exists():
         return
     private_directory(path.parent)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:  # created meanwhile by another process
         pass
 
