@@ -280,7 +280,7 @@ def doctor(obj: Context) -> None:
         sys.exit(exc.exit_code)
     echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
     checks = []
-    for check in ops.doctor(cfg):
+    for check in ops.doctor(cfg, config_path=obj.config_path):
         checks.append(check)
         for line in check.lines():
             echo(line)

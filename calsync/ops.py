@@ -429,15 +429,61 @@ def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
     return Check(name, False, str(exc), advice)
 
 
+# Keys of [salesforce] whose value is a secret (config._SECRET_SOURCES); better as systemd
+# credentials or environment variables than in the file.
+SECRET_KEYS = ("access_token", "password", "client_secret", "security_token")
+ALL_ADDRESSES = frozenset({"", "0.0.0.0", "::", "*", "0:0:0:0:0:0:0:0"})
+
+
+def config_warnings(config: Config, config_path: str | Path) -> list[Check]:
+    """What `check-config` and `doctor` warn about in the configuration itself: a secret in
+    a file other users can read, a listener bound to all addresses. Warnings, not failures."""
+    import tomllib
+
+    found: list[Check] = []
+    path = Path(config_path)
+    try:
+        mode = path.stat().st_mode
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("salesforce") or {}
+    except (OSError, ValueError):
+        mode, table = 0, {}
+    secrets = [key for key in SECRET_KEYS if isinstance(table, dict) and table.get(key)]
+    readable = mode & (stat.S_IRGRP | stat.S_IROTH)
+    if secrets and readable:
+        who = "every user of this host" if mode & stat.S_IROTH else "its group"
+        found.append(Check(
+            "secret in a readable configuration", True,
+            f"{path} holds salesforce.{', salesforce.'.join(secrets)} and {who} can read it"
+            f" (mode {stat.S_IMODE(mode):04o})",
+            f"move the secret to the systemd credential (salesforce_{secrets[0]} in "
+            "/etc/credstore/calsync, systemd/README.md) or the environment, or at least "
+            f"chmod 600 {path}", warn=True))
+    listeners = {"google.push_listen": config.google.push_listen, "metrics.listen": config.metrics.listen}
+    for key, address in listeners.items():
+        if address is not None and address[0].strip("[]") in ALL_ADDRESSES:
+            what = ("Google's notifications (and anyone's forged ones)" if key.startswith("google")
+                    else "the metrics (user addresses, error counts)")
+            found.append(Check(
+                f"{key} on all addresses", True,
+                f"{key} = \"{address[0]}:{address[1]}\" listens on every address of this host:"
+                f" anyone who reaches it gets {what} straight to calsync",
+                "listen on 127.0.0.1 (or [::1]) and let the reverse proxy (push) or the local "
+                "Prometheus reach it there (README: Push notifications, Monitor)", warn=True))
+    return found
+
+
 def doctor(
     config: Config,
     *,
     calendar_for: Callable[[str], Any] | None = None,
     org_factory: Callable[[], Any] | None = None,
     now: dt.datetime | None = None,
+    config_path: str | Path | None = None,
 ) -> Iterator[Check]:
     """Yield each check as it completes. Writes nothing, anywhere."""
     now = now or _utcnow()
+    if config_path is not None:
+        yield from config_warnings(config, config_path)
     yield _check_state(config)
     yield from _check_google(config, calendar_for)
     yield from _check_push(config)
