@@ -125,3 +125,11 @@ def test_sysusers_file_creates_the_calsync_user(tmp_path):
                if l.startswith("calsync:")]
     assert user[5] == "/var/lib/calsync" and int(user[2]) < 1000  # a system user, home = state
     assert any(l.startswith("calsync:") for l in (tmp_path / "etc/group").read_text().splitlines())
+
+
+def test_open_files_and_memory_are_limited():
+    """LimitNOFILE= and MemoryMax= (systemd/README.md "Limits"): the listeners hold at most
+    120 connections and the daemon about 250 descriptors in all; its RSS was 74-138 MB."""
+    found = settings()
+    assert found["LimitNOFILE"] == ["1024"]
+    assert found["MemoryMax"] == ["512M"]
