@@ -27,8 +27,11 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
 - READY=1 once the first schedule is set up; WATCHDOG=1 every half $WATCHDOG_USEC while the
   scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, 1 record waiting for retry
   (bob@acme.test), next run 10:42:00 UTC").
-- Metrics (metrics.py): after every calendar run the gauges are refreshed from the state and the
-  `[metrics] textfile` rewritten; `[metrics] listen` serves /metrics for the daemon's life.
+- Metrics (metrics.py): after calendar runs, at most once per tenth of the interval (1-300 s),
+  the gauges are refreshed from the state (one row per calendar) and the `[metrics] textfile`
+  rewritten; `[metrics] listen` serves /metrics for the daemon's life (listener.py).
+- Listeners (push, metrics) that cannot bind never stop the daemon: they retry, and STATUS=,
+  the state (`meta` "listeners", for `calsync status`) and `calsync_listener_up` say so.
 
 The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
 start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
@@ -90,10 +93,10 @@ STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
 STATUS_MIN_GAP = 1.0
 # The gauges and the textfile are worked out over every calendar (a read of one row each, and
 # the exposition of all of them): after runs end, at most once per tenth of the interval,
-# between 1 s and a minute, so that publishing costs a small share of the polls it reports
+# between 1 s and 5 minutes, so that publishing costs a small share of the polls it reports
 # (issue 17: with [metrics] the daemon must stay within 1.2 x the CPU it uses without).
 METRICS_MIN_GAP = 1.0
-METRICS_MAX_GAP = 60.0
+METRICS_MAX_GAP = 300.0
 LOAD_EVERY = 600.0  # seconds between two "daemon load" lines (runs, CPU per run)
 
 CalendarState = Literal["pending", "ok", "failing"]

@@ -6,10 +6,11 @@ modules add their own with `counter()`/`gauge()`, which return the existing metr
 already registered (the daemon's push listener, for instance, can count notifications).
 
 Two kinds of values:
-- per calendar, from the state database (`refresh`, after every cycle): the last successful sync,
-  consecutive failures, the next run (the daemon's own schedule, else the `status` estimate),
-  and records parked for retry by Salesforce statusCode. Read from the store, they survive a
-  restart and agree with `calsync status`;
+- per calendar, from the state database (`refresh`, after a cycle; the daemon at most once per
+  tenth of its interval): the last successful sync, consecutive failures, the next run (the
+  daemon's own schedule, else the `status` estimate), and records parked for retry by
+  Salesforce statusCode. Read read-only in two queries (`ops.gauges`), whatever the size of
+  the state; they survive a restart and agree with `calsync status`;
 - counters of this process (`observe_cycle`): Events created, updated and deleted, records
   refused, Google and Salesforce API calls, cycle durations; and the org's daily API allowance
   from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`).
@@ -19,7 +20,11 @@ wants it: the whole file at once (atomic.py: a temporary file in the same direct
 rename(2)),
 named `*.prom`, readable by other users (node_exporter runs as its own user; the unit's
 UMask=0077 would otherwise make it 0600). No timestamps in the file: node_exporter adds its own
-and refuses samples that carry one (node_exporter README, "Textfile Collector").
+and refuses samples that carry one (node_exporter README, "Textfile Collector"). The rename
+replaces a symbolic link planted at the path rather than writing through it.
+
+`serve()` is the /metrics listener, on listener.py like the push listener (bounded, retried
+when its port cannot be bound, `calsync_listener_up{listener="metrics"}`).
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ what calsync does about it:
 - Google POSTs each notification with X-Goog-Channel-ID, X-Goog-Channel-Token,
   X-Goog-Resource-ID and X-Goog-Resource-State (`sync` first, then `exists`/`not_exists`).
   The listener (`Listener`) refuses an unknown channel id (404) and a wrong token or resource
-  (403), logging the channel and never the token; it acknowledges `sync` (200) and, for a
-  change, asks the daemon for a sync of that calendar (`on_change`, coalesced there) and
-  answers 200 at once.
+  (403), counting them and logging the channel (never the token) at most once a minute per
+  cause; it acknowledges `sync` (200) and, for a change, asks the daemon for a sync of that
+  calendar (`on_change`, coalesced there) and answers 200 at once. It is served by
+  listener.py, whose limits hold against hostile clients (bounded connections and threads,
+  deadlines, Content-Length checked first) and whose port, when it cannot be bound, is
+  retried while the daemon polls on.
 - Notifications can be lost, late, or stop when Google drops a channel: the daemon still polls
   every `interval_minutes`. A poll that finds changes no notification announced marks the
   calendar's channel suspect (`PushService.suspect`), and a new channel replaces it.
@@ -405,12 +408,14 @@ class Listener:
             return _answer(start_response, 200, HEALTH_TEXT, head=method == "HEAD")
         if method != "POST":
             metrics.NOTIFICATIONS_RECEIVED.inc()
-            return _answer(start_response, *self._refuse(405, "method", "", None)[:1])
+            status, _ = self._refuse(405, "method", "", None)
+            return _answer(start_response, status)
         if not environ.get("CONTENT_LENGTH"):
             # Google sends Content-Length (0: a notification has no body); without one there is
             # no telling where the body ends. Nothing is read.
             metrics.NOTIFICATIONS_RECEIVED.inc()
-            return _answer(start_response, *self._refuse(411, "no length", "", None)[:1])
+            status, _ = self._refuse(411, "no length", "", None)
+            return _answer(start_response, status)
         status, _ = self.handle(_Headers(environ))
         return _answer(start_response, status)
 
