@@ -11,6 +11,9 @@ Before storing, one events.list call on `primary` checks that the consent was gi
 primary calendar's `summary` is its owner's address), so a person signed in to the wrong Google
 account in their browser cannot file their calendar under someone else's name.
 
+Every HTTP exchange has a timeout (`google.timeout_seconds`): the token exchange, the probe, and
+the browser's request to the one-shot server (a connection that stays silent is dropped).
+
 oauthlib refuses plain-http token endpoints; the sandbox's emulator speaks http on loopback, so
 OAUTHLIB_INSECURE_TRANSPORT=1 is set for this process only when the token_uri is such a URL.
 """
@@ -21,6 +24,9 @@ import errno
 import ipaddress
 import json
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,6 +71,20 @@ def _client_secrets(path: Path) -> dict[str, Any]:
             "JSON of a Desktop app OAuth client from the Google Cloud console)"
         )
     return section
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Every socket made meanwhile times out after `seconds` of silence: the one-shot server's
+    connection from the browser (google-auth-oauthlib's wsgiref server reads it with no
+    timeout, so a client that connects and sends nothing would hold the command forever) and
+    any HTTP request that does not set its own timeout."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def save_user_token(path: Path, content: str) -> None:
@@ -112,22 +132,31 @@ def authorize_google(
         # oauthlib insists on https; a loopback emulator is not reachable by anyone else.
         os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     logs.register_secret(secrets.get("client_secret"))
+
+    class TimedFlow(InstalledAppFlow):  # type: ignore[misc,valid-type]
+        """The token exchange with a timeout (requests_oauthlib sends none by default)."""
+
+        def fetch_token(self, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", float(google.timeout_seconds))
+            return super().fetch_token(**kwargs)
+
     try:
-        flow = InstalledAppFlow.from_client_secrets_file(
+        flow = TimedFlow.from_client_secrets_file(
             str(google.oauth_client_file), scopes=list(google.scopes)
         )
-        credentials = flow.run_local_server(
-            host="localhost",
-            port=port,
-            open_browser=open_browser,
-            authorization_prompt_message=PROMPT.format(user=user),
-            success_message=SUCCESS,
-            timeout_seconds=timeout,
-            login_hint=user,
-            # A refresh token every time, even on a second consent (reference A9).
-            access_type="offline",
-            prompt="consent",
-        )
+        with _socket_timeout(float(google.timeout_seconds)):
+            credentials = flow.run_local_server(
+                host="localhost",
+                port=port,
+                open_browser=open_browser,
+                authorization_prompt_message=PROMPT.format(user=user),
+                success_message=SUCCESS,
+                timeout_seconds=timeout,
+                login_hint=user,
+                # A refresh token every time, even on a second consent (reference A9).
+                access_type="offline",
+                prompt="consent",
+            )
     except ValueError as exc:
         raise ConfigError(f"google.oauth_client_file: {exc}") from exc
     except WSGITimeoutError as exc:

@@ -63,8 +63,10 @@ def main(ctx: click.Context, config_path: str, log_format: str | None, log_level
 
 
 def echo(text: str = "", *, err: bool = False) -> None:
-    """Print one line, redacted like every log line: whatever calsync prints passes here."""
-    click.echo(logs.redact(text), err=err)
+    """Print one line, redacted like every log line, its control characters escaped
+    (`logs.printable`: a subject, a display name or an error body never reaches the terminal
+    raw): whatever calsync prints passes here, one line at a time."""
+    click.echo(logs.printable(logs.redact(text)), err=err)
 
 
 WAIT = click.option(
@@ -241,7 +243,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
             echo(monitoring.unknown(f"--max-age: {exc}")[1])
             sys.exit(monitoring.UNKNOWN)
         try:
-            code, line = monitoring.check(ops.status(obj.config(secrets=False)), limit,
+            code, line = monitoring.check(ops.status(obj.config(secrets=False), details=False), limit,
                                           max_failures=max_failures or monitoring.MAX_FAILURES)
         except CalsyncError as exc:
             code, line = monitoring.unknown(str(exc))
@@ -259,7 +261,8 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
         return
     report = whole.only(chosen, failing) if chosen or failing else whole
     if as_json:
-        echo(json.dumps(report.to_json(), indent=2))
+        for line in json.dumps(report.to_json(), indent=2).splitlines():
+            echo(line)
     else:
         for line in ops.render_status(report, whole):
             echo(line)
@@ -284,7 +287,7 @@ def doctor(obj: Context) -> None:
         sys.exit(exc.exit_code)
     echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
     checks = []
-    for check in ops.doctor(cfg):
+    for check in ops.doctor(cfg, config_path=obj.config_path):
         checks.append(check)
         for line in check.lines():
             echo(line)

@@ -27,8 +27,11 @@ signal machinery (`signal.set_wakeup_fd`) and finished jobs write to, so handler
 - READY=1 once the first schedule is set up; WATCHDOG=1 every half $WATCHDOG_USEC while the
   scheduler thread is alive; STATUS= one line ("3 calendars, 3 ok, 1 record waiting for retry
   (bob@acme.test), next run 10:42:00 UTC").
-- Metrics (metrics.py): after every calendar run the gauges are refreshed from the state and the
-  `[metrics] textfile` rewritten; `[metrics] listen` serves /metrics for the daemon's life.
+- Metrics (metrics.py): after calendar runs, at most once per tenth of the interval (1-300 s),
+  the gauges are refreshed from the state (one row per calendar) and the `[metrics] textfile`
+  rewritten; `[metrics] listen` serves /metrics for the daemon's life (listener.py).
+- Listeners (push, metrics) that cannot bind never stop the daemon: they retry, and STATUS=,
+  the state (`meta` "listeners", for `calsync status`) and `calsync_listener_up` say so.
 
 The daemon is the writer of its state database: it holds the single-writer lock (lock.py) from
 start to stop, so a hand-run `calsync sync` is refused while it runs (and the daemon does not
@@ -95,6 +98,12 @@ STATUS_REFRESH = 30.0  # seconds; the main loop wakes at least this often
 # STATUS= is worked out over every calendar and job (10,000 at scale): at most this often, not
 # after each of the dozens of runs a second that end.
 STATUS_MIN_GAP = 1.0
+# The gauges and the textfile are worked out over every calendar (a read of one row each, and
+# the exposition of all of them): after runs end, at most once per tenth of the interval,
+# between 1 s and 5 minutes, so that publishing costs a small share of the polls it reports
+# (issue 17: with [metrics] the daemon must stay within 1.2 x the CPU it uses without).
+METRICS_MIN_GAP = 1.0
+METRICS_MAX_GAP = 300.0
 LOAD_EVERY = 600.0  # seconds between two "daemon load" lines (runs, CPU per run)
 
 CalendarState = Literal["pending", "ok", "failing"]
@@ -198,10 +207,12 @@ def status_line(
     *,
     shown: int = 3,
     reload_error: str | None = None,
+    listeners_down: Sequence[tuple[str, str | None]] = (),
 ) -> str:
     """One line for systemd's STATUS=, e.g. "3 calendars, 2 ok, 1 failing (bob@acme.test ×4),
     2 records waiting for retry (bob@acme.test), next run 10:42:00 UTC". At most `shown`
-    calendars are named per part. A failed reload comes first, until a reload succeeds."""
+    calendars are named per part. A failed reload comes first, until a reload succeeds; a
+    listener that cannot listen ((name, why) in `listeners_down`) next, until it listens."""
     total = len(calendars)
     parts = [f"{total} calendar{'s' if total != 1 else ''}"]
     ok = sum(1 for c in calendars if c.state == "ok")
@@ -229,6 +240,8 @@ def status_line(
     else:
         parts.append("no run scheduled")
     line = ", ".join(parts)
+    for name, why in reversed(listeners_down):
+        line = f"{name} listener DOWN ({why or 'not listening'}; retrying), polling goes on; {line}"
     if reload_error:
         error = reload_error if len(reload_error) <= 160 else reload_error[:160] + "…"
         line = f"reload FAILED, running the previous configuration ({error}); {line}"
@@ -392,8 +405,11 @@ class Daemon:
         self.abandoned: tuple[str, ...] = ()  # calendars still running when stop() gave up
         self._last_status = ""
         self._reload_error: str | None = None  # the last reload failed: STATUS= says so
-        self._metrics_server: Any = None  # [metrics] listen
+        self._metrics_server: Any = None  # [metrics] listen (a listener.Server)
+        self._recorded_listeners: dict[str, Any] | None = None  # as last saved for `status`
         self._status_dirty = False  # a job ended since STATUS= was last worked out
+        self._metrics_dirty = False  # a job ended since the metrics were last published
+        self._published = float("-inf")  # time.monotonic() of the last publish
         # Push notifications (push.py): the service when [google] push_url is set; calendars
         # whose notified run is scheduled, whose run must be redone (a notification came while
         # it ran), and when each was last notified and last started (wall clock).
@@ -483,6 +499,7 @@ class Daemon:
         status = self.status()
         self._last_status = status
         self.notifier.ready(status)
+        self._record_listeners()
         self._publish_metrics()
 
     def reload(self) -> bool:
@@ -560,8 +577,7 @@ class Daemon:
             # the grace period below.
             self._scheduler.shutdown(wait=False)
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.stop()
             self._metrics_server = None
         left = self._wait_for_jobs(time.monotonic() + self.stop_grace)
         self.abandoned = tuple(left)
@@ -635,6 +651,8 @@ class Daemon:
                 timeout = min(timeout, max(0.0, next_ping - now))
             if self._status_dirty:
                 timeout = min(timeout, max(0.0, refreshed + STATUS_MIN_GAP - now))
+            if self._metrics_dirty:
+                timeout = min(timeout, max(0.0, self._published + self._metrics_gap() - now))
             for signum in self._wait_for_wakeup(timeout):
                 if signum in (signal.SIGTERM, signal.SIGINT):
                     log_event(log, "signal received", signal=signal.Signals(signum).name)
@@ -648,16 +666,19 @@ class Daemon:
             # STATUS= after runs ended (at most every STATUS_MIN_GAP), else every STATUS_REFRESH:
             # not on each wake-up to look for requests, which would walk every calendar a second.
             if (self._status_dirty and now - refreshed >= STATUS_MIN_GAP) or now - refreshed >= STATUS_REFRESH:
-                changed = self._status_dirty
+                self._metrics_dirty |= self._status_dirty
                 self._status_dirty = False
                 refreshed = now
                 status = self.status()  # taken first: the metrics published next show it all
-                if changed:
-                    # Not after every run: the gauges read every calendar's state, which with
+                if self._metrics_dirty and now - self._published >= self._metrics_gap():
+                    # Not after every run: the gauges read every calendar's row, which with
                     # thousands of calendars polled every few minutes would cost more than the
-                    # polls.
+                    # polls (METRICS_MIN_GAP).
                     self._publish_metrics()
                 self._refresh_status(status)
+                self._record_listeners()
+            elif self._metrics_dirty and now - self._published >= self._metrics_gap():
+                self._publish_metrics()  # runs ended before the gap: their gauges, now it is over
 
     def _log_load(self, since: tuple[float, float, int]) -> tuple[float, float, int]:
         """One line every LOAD_EVERY: runs finished and this process's CPU per run (an idle
@@ -733,31 +754,72 @@ class Daemon:
         except IndexError:  # the last job removed while we looked
             return None
 
+    def listeners(self) -> dict[str, tuple[bool, str | None]]:
+        """Each listener the daemon runs: (listening, why not)."""
+        found: dict[str, tuple[bool, str | None]] = {}
+        push = self.push
+        if push is not None:
+            found["push"] = (push.listener.up, push.listener.error)
+        served = self._metrics_server
+        if served is not None:
+            found["metrics"] = (served.up, served.error)
+        return found
+
     def status(self) -> str:
-        return status_line(self.calendars(), self.next_run(), reload_error=self._reload_error)
+        down = [(name, why) for name, (up, why) in self.listeners().items() if not up]
+        return status_line(self.calendars(), self.next_run(), reload_error=self._reload_error,
+                           listeners_down=down)
+
+    def _listener_changed(self, up: bool, error: str | None) -> None:
+        """A listener came up or went down (its own thread): STATUS= and the record follow."""
+        self._wake()
+
+    def _record_listeners(self) -> None:
+        """The listeners' state in the state database (`meta`, "listeners"), when it changed,
+        so that `calsync status` (another process) can say that push is down."""
+        import os
+
+        from calsync.runtime import thread_store
+
+        found = {name: {"up": up, "error": error} for name, (up, error) in self.listeners().items()}
+        if found == self._recorded_listeners:
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        value = {"pid": os.getpid(), "at": now.isoformat(timespec="seconds"), "listeners": found}
+        try:
+            thread_store(self.config).save_meta("listeners", value, now)
+        except CalsyncError as exc:
+            log_event(log, "cannot record the listeners' state", level=logging.WARNING,
+                      error=str(exc))
+            return
+        self._recorded_listeners = found
 
     # -- metrics ---------------------------------------------------------------------------------
 
     def _serve_metrics(self, config: Config) -> None:
         """`[metrics] listen`: /metrics for the daemon's life. A port that cannot be bound is
-        logged; the daemon syncs without it (the textfile, if any, still works)."""
+        logged and retried (listener.py); the daemon syncs without it meanwhile (the textfile,
+        if any, still works) and STATUS= says so."""
         if config.metrics.listen is None:
             return
         from calsync import metrics
 
         host, port = config.metrics.listen
-        try:
-            self._metrics_server = metrics.serve(host, port)
-        except OSError as exc:
-            log_event(log, "cannot serve metrics", level=logging.ERROR, listen=f"{host}:{port}",
-                      error=exc.strerror or str(exc))
-            return
-        log_event(log, "serving metrics", listen=f"{host}:{port}", path="/metrics")
+        self._metrics_server = metrics.serve(host, port, on_state=self._listener_changed)
+        if self._metrics_server.up:
+            log_event(log, "serving metrics", listen=f"{host}:{port}", path="/metrics")
+
+    def _metrics_gap(self) -> float:
+        """Seconds between two publishes: a tenth of the interval, within the bounds."""
+        tenth = self.schedule.interval.total_seconds() / 10
+        return min(max(tenth, METRICS_MIN_GAP), METRICS_MAX_GAP)
 
     def _publish_metrics(self) -> None:
         """Gauges from the state, the daemon's own next runs, the textfile (metrics.py)."""
         from calsync import metrics
 
+        self._metrics_dirty = False
+        self._published = time.monotonic()
         if self.config.metrics.textfile is None and self._metrics_server is None:
             return  # nothing to publish to: skip walking 10,000 jobs
         scheduler = self._scheduler
@@ -942,9 +1004,9 @@ class Daemon:
     def _start_push(self, config: Config) -> None:
         from calsync.push import PushService  # the adapters' imports stay out of `calsync --help`
 
-        service = PushService(config, self.notify_change)
-        service.start()
+        service = PushService(config, self.notify_change, on_state=self._listener_changed)
         self.push = service
+        service.start()  # a listener that cannot listen is down and retried, never fatal
 
     def _reload_push(self, old: Config, new: Config) -> None:
         before, after = old.google, new.google
@@ -952,11 +1014,7 @@ class Daemon:
             self.push.stop(time.monotonic() + PUSH_STOP_GRACE)  # off, or moved: start afresh
             self.push = None
         if after.push and self.push is None:
-            try:
-                self._start_push(new)
-            except CalsyncError as exc:
-                log_event(log, "push notifications not started", level=logging.ERROR,
-                          error=str(exc))
+            self._start_push(new)
         elif self.push is not None:
             self.push.reload(new)
 

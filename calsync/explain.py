@@ -9,7 +9,7 @@ delete, unchanged) or the rule that skipped it. It is rebuilt from the planner's
 (planner/selection.py, name.py, related_to.py) on the same data the planner had, so it cannot
 disagree with what was written.
 
-`calsync explain` reads those rows offline (a read-only copy of the state, no lock, no network)
+`calsync explain` reads those rows offline (the state opened read-only, no lock, no network)
 and adds what happened after: the Salesforce Event id from `written`, or the parked refusal from
 `retries`. With `--live` it fetches the meeting from Google again (events.get, then every item
 of its iCalUID), asks Salesforce about its people and plans it without writing anything, on a

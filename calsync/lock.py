@@ -20,6 +20,7 @@ open them. `sudo -u calsync calsync ...` is the way (systemd/README.md).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -115,10 +116,17 @@ class WriterLock:
         self.release()
 
     def _open(self) -> int:
+        """The lock file, created 0600; never through a symbolic link planted in its place
+        (O_NOFOLLOW: its target would be truncated by the holder note)."""
         try:
             private_directory(self.path.parent)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StateError(
+                    f"{self.path}: the lock file of the state database {self.state_path} is a"
+                    " symbolic link, which calsync does not follow; remove it"
+                ) from exc
             raise StateError(
                 f"{self.path}: cannot create the lock file of the state database"
                 f" {self.state_path}: {exc.strerror}"

@@ -347,7 +347,7 @@ def _clean_key(key: str) -> str:
 
 # Characters that force a value into quotes: space, quote, '=', backslash, controls, non-ASCII
 # whitespace (journald and `grep` users read these lines).
-_NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f]')
+_NEEDS_QUOTES = re.compile(r'[\s"=\\\x00-\x1f\x7f-\x9f]')
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -356,7 +356,29 @@ def _escape_char(match: re.Match[str]) -> str:
     return _ESCAPES.get(char) or f"\\x{ord(char):02x}"
 
 
-_TO_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]')
+_TO_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f]')
+
+# The control characters a terminal acts on: C0 (BEL rings, ESC starts a sequence that can
+# recolour, move the cursor, retitle the window or, with OSC 52, write the clipboard), DEL and
+# C1 (U+009B is a one-character CSI on terminals that take 8-bit controls). Names, subjects,
+# locations and error bodies come from people outside the company (an invitation's sender
+# writes its attendees' display names) and from servers: whatever calsync prints or logs
+# shows them escaped, never raw.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character (C0, DEL, C1) written as an escape: \\n, \\r, \\t,
+    or \\xNN (ESC is \\x1b). For everything calsync prints for a person (cli.echo, STATUS=);
+    log values get the same escapes (format_value)."""
+    return CONTROL.sub(_escape_char, text)
+
+
+def _json_escape_c1(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def format_value(value: Any, *, quote: bool = False) -> str:
@@ -427,7 +449,9 @@ class JsonFormatter(_CalsyncFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         body = dict(self._items(record))
-        return self._prefix(record) + json.dumps(body, ensure_ascii=False, default=str)
+        text = json.dumps(body, ensure_ascii=False, default=str)
+        # json.dumps escapes C0 but leaves DEL and C1 raw: escaped here (only strings hold them).
+        return self._prefix(record) + _C1.sub(_json_escape_c1, text)
 
 
 def is_journald(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:

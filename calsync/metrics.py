@@ -6,11 +6,13 @@ modules add their own with `counter()`/`gauge()`, which return the existing metr
 already registered (the daemon's push listener, for instance, can count notifications).
 
 Two kinds of values:
-- per calendar, from the state database (`refresh`, after every cycle): the last successful sync
-  (0 for a calendar never synced: every configured user has a sample from the start),
-  consecutive failures, the next run (the daemon's own schedule, else the `status` estimate),
-  and records parked for retry by Salesforce statusCode; the number of users without a
-  Salesforce User. Read from the store, they survive a restart and agree with `calsync status`;
+- per calendar, from the state database (`refresh`, after a cycle; the daemon at most once per
+  tenth of its interval): the last successful sync (0 for a calendar never synced: every
+  configured user has a sample from the start), consecutive failures, the next run (the
+  daemon's own schedule, else the `status` estimate), and records parked for retry by
+  Salesforce statusCode; the number of users without a Salesforce User. Read read-only in three
+  small queries (`ops.gauges`), whatever the size of the state; they survive a restart and
+  agree with `calsync status`;
 - counters of this process (`observe_cycle`): Events created, updated and deleted, records
   refused, Google and Salesforce API calls, cycle durations; and the org's daily API allowance
   from the `Sforce-Limit-Info` header of every Salesforce answer (`note_limit_info`), absent
@@ -22,7 +24,11 @@ wants it: the whole file at once (atomic.py: a temporary file in the same direct
 rename(2)),
 named `*.prom`, readable by other users (node_exporter runs as its own user; the unit's
 UMask=0077 would otherwise make it 0600). No timestamps in the file: node_exporter adds its own
-and refuses samples that carry one (node_exporter README, "Textfile Collector").
+and refuses samples that carry one (node_exporter README, "Textfile Collector"). The rename
+replaces a symbolic link planted at the path rather than writing through it.
+
+`serve()` is the /metrics listener, on listener.py like the push listener (bounded, retried
+when its port cannot be bound, `calsync_listener_up{listener="metrics"}`).
 """
 
 from __future__ import annotations
@@ -126,6 +132,15 @@ NOTIFICATIONS_ACTED = counter("calsync_push_notifications_acted",
 CHANNELS_OPENED = counter("calsync_push_channels_opened", "Notification channels opened (events.watch).")
 CHANNELS_STOPPED = counter("calsync_push_channels_stopped",
                            "Notification channels stopped (channels.stop).")
+# The daemon's listeners (listener.py): up or down (a port that cannot be bound), and the
+# connections their limits closed (idle, slow, evicted to make room, out of descriptors).
+LISTENER_UP = gauge("calsync_listener_up",
+                    "1 while the daemon's listener (push, metrics) listens, 0 while it cannot bind.",
+                    ("listener",))
+CONNECTIONS_CLOSED = counter(
+    "calsync_listener_connections_closed",
+    "Connections the listener's limits closed: idle, slow (request not whole in time), evicted"
+    " (room for a new one), out_of_file_descriptors.", ("listener", "reason"))
 GOOGLE_THROTTLED = counter("calsync_google_throttled",
                            "Google answers saying too many requests (429, 403 rate limits), by limit.",
                            ("scope",))
@@ -162,46 +177,47 @@ def observe_cycle(result: Any, seconds: float) -> None:
         REFUSED.inc(outcome.failed)
 
 
+_labelled: set[str] = set()  # the users the per-calendar gauges have samples for
+
+
 def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
-    """Set the per-calendar gauges from the state database (`ops.status`, a read-only copy).
+    """Set the per-calendar gauges from the state database (`ops.gauges`: one row per calendar
+    and the parked records counted, read-only, whatever the size of the file).
 
     `next_runs`: the daemon's scheduled runs by user, which beat the estimate.
     """
     from calsync import ops
 
-    report = ops.status(config)
+    found = ops.gauges(config)
+    planned = next_runs or {}
     with _lock:
         BUILD_INFO.labels(version()).set(1)
-        for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN, PARKED):
-            metric.clear()  # a calendar removed from the configuration disappears
-        UNMAPPED.set(len(report.unmapped))
-        for c in report.calendars:
-            if not c.configured:
-                continue
+        UNMAPPED.set(found.unmapped)
+        users = {c.user for c in found.calendars}
+        for gone in _labelled - users:  # a calendar removed from the configuration disappears
+            for metric in (LAST_SUCCESS, FAILURES, NEXT_RUN):
+                try:
+                    metric.remove(gone)
+                except KeyError:
+                    pass
+        _labelled.clear()
+        _labelled.update(users)
+        for c in found.calendars:
             # Every configured user has a sample from the start: a calendar never synced is
             # 0 (1970), so `time() - calsync_last_success_timestamp_seconds > N` fires for it too.
             LAST_SUCCESS.labels(c.user).set(c.last_success_at.timestamp() if c.last_success_at else 0)
             FAILURES.labels(c.user).set(c.consecutive_failures)
-            planned = (next_runs or {}).get(c.user) or c.next_at(report.now)
-            NEXT_RUN.labels(c.user).set(planned.timestamp())
-            for parked in c.retries:
-                PARKED.labels(c.user, parked.retry.status_code or "unknown").inc()
+            NEXT_RUN.labels(c.user).set((planned.get(c.user) or c.next_run_at).timestamp())
+        PARKED.clear()
+        for (user, code), count in found.parked.items():
+            PARKED.labels(user, code).set(count)
 
 
 def version() -> str:
-    """calsync's version: `calsync.__version__` (its one source), else the installed package's
-    metadata, else "unknown"."""
-    import calsync
+    """calsync's version (`calsync.__version__`, its one source)."""
+    from calsync import __version__
 
-    found = getattr(calsync, "__version__", None)
-    if isinstance(found, str) and found:
-        return found
-    try:
-        from importlib.metadata import version as installed
-
-        return installed("calsync")
-    except Exception:  # noqa: BLE001 - not installed (a checkout on sys.path)
-        return "unknown"
+    return __version__
 
 
 def render() -> bytes:
@@ -231,9 +247,27 @@ def publish(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = No
             "textfile": str(config.metrics.textfile), "error": f"{type(exc).__name__}: {exc}"}})
 
 
-def serve(host: str, port: int) -> Any:
-    """Serve /metrics on host:port in a daemon thread; returns the server (`.shutdown()`)."""
-    from prometheus_client import start_http_server
+def serve(host: str, port: int, on_state: Any = None) -> Any:
+    """Serve /metrics on host:port (listener.py: bounded connections and threads, deadlines;
+    a port that cannot be bound is retried, never fatal); returns the `listener.Server`
+    (`.stop()`, `.up`, `.error`). `on_state(up, error)` is told of every change."""
+    from prometheus_client import make_wsgi_app
 
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    from calsync.listener import Limits, OncePerMinute, Server
+
+    app = make_wsgi_app(REGISTRY)
+    closed = OncePerMinute(log, "metrics listener closed connections")
+
+    def state(up: bool, error: str | None) -> None:
+        LISTENER_UP.labels("metrics").set(1 if up else 0)
+        if on_state is not None:
+            on_state(up, error)
+
+    def refused(cause: str) -> None:
+        CONNECTIONS_CLOSED.labels("metrics", cause.replace(" ", "_")).inc()
+        closed.note(cause)
+
+    server = Server("metrics", (host, port), app, Limits(connections=20, max_body=1024),
+                    on_state=state, on_refusal=refused, on_tick=closed.flush)
+    LISTENER_UP.labels("metrics").set(1 if server.start() else 0)
     return server

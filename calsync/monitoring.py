@@ -12,6 +12,7 @@ What calsync reports, read from the state database only (no network, no lock):
 - WARNING: a calendar that failed `max_failures` (3) or more times in a row, while it is not
   yet stale (failures show at once, not only when `max_age` has passed); records Salesforce
   refused, parked for a retry (each named: owner, subject, start);
+  a listener of the running daemon (push, metrics) that cannot listen (polling goes on);
 - UNKNOWN: the configuration or the state database cannot be read.
 """
 
@@ -88,11 +89,13 @@ def check(
             f"{len(failing)} calendar{'s' if len(failing) != 1 else ''} failing {max_failures}+ times"
             " in a row (" + _some([f"{c.user} ×{c.consecutive_failures}: {c.last_error or '?'}"
                                    for c in failing]) + ")")
+    for name, why in report.listeners_down.items():
+        problems.append(f"{name} listener down: {why}")
     if parked:
         problems.append(f"{len(parked)} record{'s' if len(parked) != 1 else ''} refused by "
                         "Salesforce, waiting for a retry ("
                         + _some([f"{p.describe()}: {p.retry.status_code or '?'}" for p in parked]) + ")")
-    code = CRITICAL if stale or unmapped else (WARNING if parked or failing else OK)
+    code = CRITICAL if stale or unmapped else (WARNING if parked or failing or report.listeners_down else OK)
     text = "; ".join(problems) or (
         f"{len(calendars)} calendars synced within {_age(max_age.total_seconds())}, "
         f"none failing {max_failures} times in a row, no record waiting for a retry"

@@ -21,6 +21,8 @@ import socket
 import time
 from collections.abc import Mapping
 
+from calsync.logs import printable
+
 log = logging.getLogger(__name__)
 
 
@@ -32,10 +34,12 @@ def socket_address(value: str) -> str | bytes:
 
 
 def format_message(**assignments: str | int) -> bytes:
-    """KEY=VALUE lines for one datagram. Values lose newlines (a STATUS= is one line)."""
+    """KEY=VALUE lines for one datagram. Values lose newlines (a STATUS= is one line) and
+    their other control characters are escaped (`systemctl status` shows STATUS= on a
+    terminal, and a failing calendar's error comes from a server)."""
     lines = []
     for key, value in assignments.items():
-        text = str(value).replace("\r", " ").replace("\n", " ")
+        text = printable(str(value).replace("\r", " ").replace("\n", " "))
         lines.append(f"{key}={text}")
     return ("\n".join(lines) + "\n").encode()
 

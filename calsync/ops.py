@@ -1,7 +1,8 @@
 """The operator commands' logic: `calsync status` (read the state) and `calsync doctor` (check it all).
 
-`status` reads only the state database, through a private in-memory copy (`StateStore.snapshot`), so it
-needs no network, changes nothing on disk and never creates a missing database. Per calendar it
+`status` reads only the state database, opened read-only (`StateStore.reader`: no copy, only the
+queries of what it shows), so it needs no network, changes nothing on disk and never creates a
+missing database. Per calendar it
 reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
 the records parked for retry, its push channel's expiration and an estimate of the next run: the daemon records nothing of its
 schedule, so the estimate is the last attempt plus the interval, stretched by the daemon's own
@@ -19,6 +20,7 @@ detail goes through `logs.redact` so no secret reaches the screen.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import stat
@@ -109,6 +111,9 @@ class StatusReport:
     interval: dt.timedelta
     calendars: tuple[CalendarStatus, ...]
     unmapped: tuple[str, ...] = ()  # configured users the last mapping found no active User for
+    # The running daemon's listeners (push, metrics) that cannot listen: name → why (the
+    # daemon records them in the state, `Daemon._record_listeners`).
+    listeners_down: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def never_synced(self) -> bool:
@@ -138,6 +143,7 @@ class StatusReport:
             "interval_minutes": int(self.interval.total_seconds() // 60),
             "never_synced": self.never_synced,
             "users_without_salesforce_user": list(self.unmapped),
+            "listeners_down": dict(self.listeners_down),
             "calendars": [
                 {
                     "user": c.user,
@@ -180,8 +186,13 @@ class StatusReport:
         }
 
 
-def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
-    """What the state database says about each calendar. Raises StateError if it is unreadable."""
+def status(config: Config, *, now: dt.datetime | None = None, details: bool = True) -> StatusReport:
+    """What the state database says about each calendar. Raises StateError if it is unreadable.
+
+    `details=False` (`status --check`, the metrics) leaves out what only the full report shows:
+    the counts of Events written, the Events people deleted and the push channels, whose
+    queries read every `written` row of each calendar. What is left reads one row per
+    calendar, the parked records and the user mapping."""
     from calsync.daemon import backoff_delay
 
     now = now or _utcnow()
@@ -191,23 +202,25 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
     if not path.exists():
         calendars = tuple(_never(user) for user in configured)
         return StatusReport(str(path), False, now, interval, calendars)
-    store = StateStore.snapshot(path)
+    store = StateStore.reader(path)
     try:
         saved = {c.user: c for c in store.calendars()}
-        channels = _channel_expiry(store)
+        channels = _channel_expiry(store) if details else {}
+
+        def written(user: str) -> int:
+            return store.count_written(user) if details else 0
+
+        def removed(user: str) -> tuple[Written, ...]:
+            return tuple(store.removed_in_salesforce(user)) if details else ()
+
         found: list[CalendarStatus] = []
         for user in configured + sorted(set(saved) - set(configured)):
             state = saved.get(user)
             if state is None:
-                found.append(_never(user, written=store.count_written(user),
+                found.append(_never(user, written=written(user),
                                     retries=tuple(named(store, store.retries(user)))))
                 continue
-            next_run: dt.datetime | None = None
-            if state.last_attempt_at is not None:
-                delay = backoff_delay(interval, state.consecutive_failures, jitter=0.0)
-                next_run = state.last_attempt_at + delay
-                if next_run <= now:
-                    next_run = None
+            next_run = _estimated_next_run(state, interval, now)
             found.append(
                 CalendarStatus(
                     user=user,
@@ -219,10 +232,10 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
                     has_sync_token=bool(state.sync_token),
                     token_saved_at=state.token_saved_at,
                     last_result=dict(state.last_result),
-                    events_written=store.count_written(user),
+                    events_written=written(user),
                     retries=tuple(named(store, store.retries(user))),
                     next_run_at=next_run,
-                    deleted_in_salesforce=tuple(store.removed_in_salesforce(user)),
+                    deleted_in_salesforce=removed(user),
                     push_expires_at=channels.get(user),
                     record_history=tuple(f for f in fates(store, now, owner=user)
                                          if f.outcome != "waiting"),
@@ -230,9 +243,85 @@ def status(config: Config, *, now: dt.datetime | None = None) -> StatusReport:
             )
         mapping = store.sf_users()
         unmapped = tuple(u for u in configured if u in mapping and mapping[u][0] is None)
+        down = _listeners_down(store, path)
     finally:
         store.close()
-    return StatusReport(str(path), True, now, interval, tuple(found), unmapped)
+    return StatusReport(str(path), True, now, interval, tuple(found), unmapped, down)
+
+
+def _listeners_down(store: StateStore, path: Path) -> dict[str, str]:
+    """The listeners the running daemon recorded as down (none when no daemon runs)."""
+    from calsync.lock import daemon_holder
+
+    saved = store.meta("listeners")
+    if saved is None or not isinstance(saved[0], dict):
+        return {}
+    record = saved[0]
+    if record.get("pid") is None or daemon_holder(path) != record.get("pid"):
+        return {}  # written by a daemon that no longer runs
+    listeners = record.get("listeners") or {}
+    return {name: str(state.get("error") or "not listening")
+            for name, state in sorted(listeners.items())
+            if isinstance(state, dict) and not state.get("up")}
+
+
+def _estimated_next_run(state: Any, interval: dt.timedelta, now: dt.datetime) -> dt.datetime | None:
+    """The last attempt plus the interval, stretched by the daemon's backoff after failures
+    (without jitter); None: now (never ran, or overdue)."""
+    from calsync.daemon import backoff_delay
+
+    if state.last_attempt_at is None:
+        return None
+    planned: dt.datetime = state.last_attempt_at + backoff_delay(
+        interval, state.consecutive_failures, jitter=0.0)
+    return planned if planned > now else None
+
+
+@dataclass(frozen=True)
+class CalendarGauge:
+    """One configured calendar as the metrics show it (`gauges`)."""
+
+    user: str
+    last_success_at: dt.datetime | None
+    consecutive_failures: int
+    next_run_at: dt.datetime  # the estimate (`status`), now when overdue or never run
+
+
+@dataclass(frozen=True)
+class Gauges:
+    calendars: tuple[CalendarGauge, ...]
+    parked: Mapping[tuple[str, str], int]  # (owner, statusCode) → records waiting for a retry
+    unmapped: int = 0  # configured users the last mapping found no active Salesforce User for
+
+
+def gauges(config: Config, *, now: dt.datetime | None = None) -> Gauges:
+    """What the per-calendar metrics show, in three small queries whatever the size of the
+    state: one row per calendar, the parked records counted by owner and statusCode, and the
+    user mapping (for the users without a Salesforce User)."""
+    now = now or _utcnow()
+    interval = dt.timedelta(minutes=config.sync.interval_minutes)
+    path = Path(config.state.path)
+    configured = list(config.sync.users)
+    if not path.exists():
+        return Gauges(tuple(CalendarGauge(u, None, 0, now) for u in configured), {})
+    store = StateStore.reader(path)
+    try:
+        saved = {c.user: c for c in store.calendars()}
+        parked = store.parked_counts()
+        mapping = store.sf_users(configured)
+    finally:
+        store.close()
+    found = []
+    for user in configured:
+        state = saved.get(user)
+        if state is None:
+            found.append(CalendarGauge(user, None, 0, now))
+            continue
+        found.append(CalendarGauge(user, state.last_success_at, state.consecutive_failures,
+                                   _estimated_next_run(state, interval, now) or now))
+    wanted = set(configured)
+    unmapped = sum(1 for u in configured if u in mapping and mapping[u][0] is None)
+    return Gauges(tuple(found), {key: n for key, n in parked.items() if key[0] in wanted}, unmapped)
 
 
 def _channel_expiry(store: StateStore) -> dict[str, dt.datetime]:
@@ -291,6 +380,9 @@ def render_status(report: StatusReport, total: StatusReport | None = None) -> li
     whole report when `report` is a part of it)."""
     lines = [f"state: {report.state_path}" + ("" if report.state_exists else " (not created yet)"),
              summary(report, total)]
+    for name, why in report.listeners_down.items():
+        lines.append(f"{name} listener: DOWN ({why}); the daemon retries it and polls every"
+                     " calendar meanwhile")
     if report.never_synced and report.calendars:
         lines.append("never synced: no calendar has been synced yet (run `calsync sync` or start the daemon)")
     for c in report.calendars:
@@ -391,15 +483,61 @@ def _failed(name: str, exc: CalsyncError, advice: str) -> Check:
     return Check(name, False, str(exc), advice)
 
 
+# Keys of [salesforce] whose value is a secret (config._SECRET_SOURCES); better as systemd
+# credentials or environment variables than in the file.
+SECRET_KEYS = ("access_token", "password", "client_secret", "security_token")
+ALL_ADDRESSES = frozenset({"", "0.0.0.0", "::", "*", "0:0:0:0:0:0:0:0"})
+
+
+def config_warnings(config: Config, config_path: str | Path) -> list[Check]:
+    """What `check-config` and `doctor` warn about in the configuration itself: a secret in
+    a file other users can read, a listener bound to all addresses. Warnings, not failures."""
+    import tomllib
+
+    found: list[Check] = []
+    path = Path(config_path)
+    try:
+        mode = path.stat().st_mode
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("salesforce") or {}
+    except (OSError, ValueError):
+        mode, table = 0, {}
+    secrets = [key for key in SECRET_KEYS if isinstance(table, dict) and table.get(key)]
+    readable = mode & (stat.S_IRGRP | stat.S_IROTH)
+    if secrets and readable:
+        who = "every user of this host" if mode & stat.S_IROTH else "its group"
+        found.append(Check(
+            "secret in a readable configuration", True,
+            f"{path} holds salesforce.{', salesforce.'.join(secrets)} and {who} can read it"
+            f" (mode {stat.S_IMODE(mode):04o})",
+            f"move the secret to the systemd credential (salesforce_{secrets[0]} in "
+            "/etc/credstore/calsync, systemd/README.md) or the environment, or at least "
+            f"chmod 600 {path}", warn=True))
+    listeners = {"google.push_listen": config.google.push_listen, "metrics.listen": config.metrics.listen}
+    for key, address in listeners.items():
+        if address is not None and address[0].strip("[]") in ALL_ADDRESSES:
+            what = ("Google's notifications (and anyone's forged ones)" if key.startswith("google")
+                    else "the metrics (user addresses, error counts)")
+            found.append(Check(
+                f"{key} on all addresses", True,
+                f"{key} = \"{address[0]}:{address[1]}\" listens on every address of this host:"
+                f" anyone who reaches it gets {what} straight to calsync",
+                "listen on 127.0.0.1 (or [::1]) and let the reverse proxy (push) or the local "
+                "Prometheus reach it there (README: Push notifications, Monitor)", warn=True))
+    return found
+
+
 def doctor(
     config: Config,
     *,
     calendar_for: Callable[[str], Any] | None = None,
     org_factory: Callable[[], Any] | None = None,
     now: dt.datetime | None = None,
+    config_path: str | Path | None = None,
 ) -> Iterator[Check]:
     """Yield each check as it completes. Writes nothing, anywhere."""
     now = now or _utcnow()
+    if config_path is not None:
+        yield from config_warnings(config, config_path)
     yield _check_state(config)
     yield from _check_google(config, calendar_for)
     yield from _check_push(config)
@@ -436,8 +574,9 @@ def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Ch
             "create the directory and give the calsync user write access, or change [state] path",
         )
     try:
-        store = StateStore.snapshot(path)
+        store = StateStore.reader(path)
         try:
+            store.check_intact()  # doctor reads every page once (no copy of the file)
             calendars = len(store.calendars())
             written = store.count_written()
         finally:

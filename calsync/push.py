@@ -16,9 +16,12 @@ what calsync does about it:
 - Google POSTs each notification with X-Goog-Channel-ID, X-Goog-Channel-Token,
   X-Goog-Resource-ID and X-Goog-Resource-State (`sync` first, then `exists`/`not_exists`).
   The listener (`Listener`) refuses an unknown channel id (404) and a wrong token or resource
-  (403), logging the channel and never the token; it acknowledges `sync` (200) and, for a
-  change, asks the daemon for a sync of that calendar (`on_change`, coalesced there) and
-  answers 200 at once.
+  (403), counting them and logging the channel (never the token) at most once a minute per
+  cause; it acknowledges `sync` (200) and, for a change, asks the daemon for a sync of that
+  calendar (`on_change`, coalesced there) and answers 200 at once. It is served by
+  listener.py, whose limits hold against hostile clients (bounded connections and threads,
+  deadlines, Content-Length checked first) and whose port, when it cannot be bound, is
+  retried while the daemon polls on.
 - Notifications can be lost, late, or stop when Google drops a channel: the daemon still polls
   every `interval_minutes`. A poll that finds changes no notification announced marks the
   calendar's channel suspect (`PushService.suspect`), and a new channel replaces it.
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import http.server
 import logging
 import secrets
 import threading
@@ -44,7 +46,8 @@ from typing import Any
 
 from calsync import metrics
 from calsync.config import Config
-from calsync.errors import CalsyncError, ConfigError
+from calsync.errors import CalsyncError
+from calsync.listener import Limits, OncePerMinute, Server
 from calsync.logs import event as log_event
 from calsync.state import PushChannel, forget_push_channel, push_channels, save_push_channel
 
@@ -311,47 +314,110 @@ class ChannelKeeper:
 # The listener
 
 
+# Request-level refusals (a notification not taken) and connection-level ones (closed by the
+# listener's limits: listener.py), as the metrics and the log name them.
+CONNECTION_CAUSES = frozenset({"idle", "slow", "evicted", "out of file descriptors"})
+
+
+class _Headers:
+    """A WSGI environ read as request headers (`get("X-Goog-Channel-ID")`)."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+
+    def get(self, name: str) -> str | None:
+        value = self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return value if isinstance(value, str) else None
+
+
 class Listener:
     """The HTTP server Google's notifications reach (through the reverse proxy at push_url).
 
     Every POST is a notification, whatever its path (the proxy decides what reaches it); GET
     answers HEALTH_TEXT (`calsync doctor`). `on_change(user)` is called for a valid change
-    notification and must return at once.
+    notification and must return at once. Served by listener.py within its limits (bounded
+    connections and threads, deadlines, Content-Length checked before anything is read); a
+    POST without a Content-Length is refused with 411. A port that cannot be bound does not
+    raise: the listener is down (`up`, `error`) and retries; `on_state(up, error)` tells.
+    Refusals are counted (`calsync_push_notifications_refused_total{reason}`, connections
+    closed by the limits in `calsync_listener_connections_closed_total`) and logged at most
+    once a minute per cause, with the count.
     """
 
     def __init__(self, address: tuple[str, int], book: ChannelBook,
-                 on_change: Callable[[str], Any]) -> None:
+                 on_change: Callable[[str], Any],
+                 on_state: Callable[[bool, str | None], None] | None = None,
+                 limits: Limits = Limits()) -> None:
         self.address = address
         self.book = book
         self.on_change = on_change
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.on_state = on_state or (lambda up, error: None)
+        self.limits = limits
+        self._refusals = OncePerMinute(log, "push notification refused")
+        self._closed = OncePerMinute(log, "push listener closed connections")
+        self._server: Server | None = None
 
-    def start(self) -> None:
-        handler = type("_Handler", (_NotificationHandler,), {"listener": self})
-        try:
-            server = _Server(self.address, handler)
-        except OSError as exc:
-            host, port = self.address
-            raise ConfigError(
-                f"google.push_listen: cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from exc
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="calsync-push-listener", daemon=True)
-        self._thread.start()
-        log_event(log, "push listener started", listen=f"{self.address[0]}:{self.port}")
+    def start(self) -> bool:
+        """Listen; True when bound, else down and retrying (never raises for the port)."""
+        self._server = Server("push", self.address, self._app, self.limits,
+                              on_state=self._state, on_refusal=self._refused, on_tick=self._tick)
+        metrics.LISTENER_UP.labels("push").set(0)
+        up = self._server.start()
+        if up:
+            metrics.LISTENER_UP.labels("push").set(1)
+        return up
+
+    @property
+    def up(self) -> bool:
+        return self._server is not None and self._server.up
+
+    @property
+    def error(self) -> str | None:
+        return self._server.error if self._server is not None else None
 
     @property
     def port(self) -> int:
         assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._server.port
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
+
+    def _state(self, up: bool, error: str | None) -> None:
+        metrics.LISTENER_UP.labels("push").set(1 if up else 0)
+        self.on_state(up, error)
+
+    def _tick(self) -> None:
+        self._refusals.flush()
+        self._closed.flush()
+
+    def _refused(self, cause: str) -> None:
+        """A refusal by the listener's limits (listener.py), before any notification logic."""
+        if cause in CONNECTION_CAUSES:
+            metrics.CONNECTIONS_CLOSED.labels("push", cause.replace(" ", "_")).inc()
+            self._closed.note(cause)
+            return
+        metrics.NOTIFICATIONS_RECEIVED.inc()
+        self._refuse(0, cause, "", None)
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "")
+        if method in ("GET", "HEAD"):
+            return _answer(start_response, 200, HEALTH_TEXT, head=method == "HEAD")
+        if method != "POST":
+            metrics.NOTIFICATIONS_RECEIVED.inc()
+            status, _ = self._refuse(405, "method", "", None)
+            return _answer(start_response, status)
+        if not environ.get("CONTENT_LENGTH"):
+            # Google sends Content-Length (0: a notification has no body); without one there is
+            # no telling where the body ends. Nothing is read.
+            metrics.NOTIFICATIONS_RECEIVED.inc()
+            status, _ = self._refuse(411, "no length", "", None)
+            return _answer(start_response, status)
+        status, _ = self.handle(_Headers(environ))
+        return _answer(start_response, status)
 
     def handle(self, headers: Any) -> tuple[int, str]:
         """A notification's answer (status, what happened) from its headers (Google's guide)."""
@@ -377,52 +443,21 @@ class Listener:
         self.on_change(channel.user)
         return 200, "acted"
 
-    @staticmethod
-    def _refuse(status: int, reason: str, channel_id: str, user: str | None) -> tuple[int, str]:
+    def _refuse(self, status: int, reason: str, channel_id: str, user: str | None) -> tuple[int, str]:
         metrics.NOTIFICATIONS_REFUSED.labels(reason.replace(" ", "_")).inc()
-        log_event(log, "push notification refused", level=logging.WARNING, reason=reason,
-                  channel=channel_id[:80] or None, user=user)
+        self._refusals.note(reason, channel=channel_id[:80] or None, user=user)
         return status, reason
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 411: "Length Required"}
 
 
-class _NotificationHandler(http.server.BaseHTTPRequestHandler):
-    listener: Listener
-    protocol_version = "HTTP/1.1"  # Google keeps connections open
-    disable_nagle_algorithm = True
-    MAX_BODY = 65_536
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def _answer(self, status: int, body: bytes = b"") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length:
-            self.rfile.read(min(length, self.MAX_BODY))  # Calendar notifications have no body
-            if length > self.MAX_BODY:
-                self.close_connection = True
-        status, _ = self.listener.handle(self.headers)
-        self._answer(status)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(200, HEALTH_TEXT)
-
-    do_HEAD = do_GET
+def _answer(start_response: Callable[..., Any], status: int, body: bytes = b"",
+            head: bool = False) -> list[bytes]:
+    start_response(f"{status} {_REASONS.get(status, 'Error')}",
+                   [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [] if head else [body]
 
 
 def listener_answers(url: str, timeout: float = 5.0) -> str | None:
@@ -451,16 +486,18 @@ class PushService:
     """The listener, the channel keeper and the book they share, for the daemon.
 
     `on_change(user)` is the daemon's coalescing trigger. `start()` adopts the channels the
-    state records (a crash left them open) and binds the listener (ConfigError when it
-    cannot); `reload(config)`, `suspect(user)`, `stop(deadline)`.
+    state records (a crash left them open) and starts the listener (one that cannot bind is
+    down and retried: channels are kept all the same, and polling covers for it);
+    `reload(config)`, `suspect(user)`, `stop(deadline)`.
     """
 
-    def __init__(self, config: Config, on_change: Callable[[str], Any]) -> None:
+    def __init__(self, config: Config, on_change: Callable[[str], Any],
+                 on_state: Callable[[bool, str | None], None] | None = None) -> None:
         self.config = config
         self.book = ChannelBook()
         self.keeper = ChannelKeeper(config, self.book)
         assert config.google.push_listen is not None
-        self.listener = Listener(config.google.push_listen, self.book, on_change)
+        self.listener = Listener(config.google.push_listen, self.book, on_change, on_state)
 
     def start(self) -> None:
         from calsync.runtime import thread_store

@@ -636,8 +636,55 @@ class StateStore:
             )
 
     @classmethod
+    def reader(cls, path: str | Path) -> "StateStore":
+        """The state database at `path` (which must exist), opened read-only, for the commands
+        that only look (status, status --check, explain, doctor) and the daemon's metrics.
+
+        What it costs does not depend on the size of the file: no copy and no full read, only
+        the queries the caller makes (the old in-memory copy, with its quick_check, read all of
+        a 300 MB state for every `status` and every metrics publish). SQLite's `mode=ro` with
+        `query_only`, inside one read transaction, so every query sees the same moment even
+        while the daemon writes (WAL readers never wait for the writer). A read-only
+        directory without the WAL's -shm file is read as it lies (`immutable=1`: nobody can be
+        writing there). A database written by a newer calsync is refused (StateError); one
+        that misses migrations of this version (written by an older calsync and not opened
+        since) is read through a migrated private copy, once. A damaged page is a StateError
+        from the query that meets it.
+        """
+        text = str(path)
+        known = {m.name for m in migrations._migrations}
+        with _faults(text, "read"):
+            conn, applied = _open_read_only(text)
+        if applied is None:  # not a calsync database yet: read through a migrated copy
+            conn.close()
+            return cls.snapshot(path)
+        store = cls.__new__(cls)
+        store.path = text
+        store.db = sqlite_utils.Database(conn)
+        unknown = applied - known
+        if unknown:
+            store.close()
+            raise StateError(
+                f"{text}: written by a newer calsync (migrations {sorted(unknown)}); "
+                "upgrade calsync or point [state] path at another file"
+            )
+        if known - applied:
+            store.close()
+            return cls.snapshot(path)
+        return store
+
+    def check_intact(self) -> None:
+        """PRAGMA quick_check over the whole file (doctor): StateError when it is damaged."""
+        self._check_intact(self.path)
+
+    @classmethod
     def snapshot(cls, path: str | Path) -> "StateStore":
         """A private in-memory copy of the state database at `path` (which must exist).
+
+        For the commands that plan on a throwaway copy (`resync --dry-run`, `explain --live`,
+        whose cycle machinery writes its mirror and caches) and for `reader()` on a database
+        that misses migrations. It reads the whole file: the commands that only look use
+        `reader()`.
 
         Opened read-only and copied with SQLite's backup API (a consistent snapshot even while
         the daemon writes), then checked like any store: a database written by a newer calsync,
@@ -1117,6 +1164,13 @@ class StateStore:
             for r in self._rows(sql, [owner] if owner else [])
         ]
 
+    def parked_counts(self) -> dict[tuple[str, str], int]:
+        """Records waiting for a retry by (owner, statusCode) ("unknown" when none): the
+        metrics' gauge, read without the records themselves."""
+        rows = self._rows("SELECT owner, COALESCE(status_code, 'unknown') AS code, COUNT(*) AS n"
+                          " FROM retries GROUP BY owner, code")
+        return {(r["owner"], r["code"]): int(r["n"]) for r in rows}
+
     def due_retries(self, owner: str, now: dt.datetime) -> list[Retry]:
         return [r for r in self.retries(owner) if r.next_attempt_at <= now]
 
@@ -1173,10 +1227,10 @@ class StateStore:
         if since is not None:
             sql += " AND start >= ?"
             params.append(_iso(since))
+        if subject is not None:  # in SQL: only the matching rows are read whole and parsed
+            sql += " AND instr(COALESCE(subject_folded, ''), ?) > 0"
+            params.append(subject.casefold())
         rows = self._rows(sql + " ORDER BY start, ical_uid", params)
-        if subject is not None:
-            wanted = subject.casefold()
-            rows = [r for r in rows if wanted in (r["subject_folded"] or "")]
         return [
             StoredDecision(
                 user=r["user"], ical_uid=r["ical_uid"], event_id=r["event_id"],
@@ -1530,16 +1584,56 @@ def private_directory(directory: Path) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def refuse_symlinks(path: Path) -> None:
+    """StateError when the database file or its -wal, -shm or -journal is a symbolic link:
+    SQLite would write through it into whatever file it names (one planted there by someone
+    who could write the directory). [state] path must name the file itself."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        if candidate.is_symlink():
+            raise StateError(
+                f"{path}: cannot open the state database: {candidate} is a symbolic link, which"
+                " calsync does not follow (point [state] path at the file itself)"
+            )
+
+
 def _create_private(path: Path) -> None:
     """The database's directory (0700) and an empty file (0600) when calsync creates them;
-    SQLite gives its -wal and -shm files the database file's permissions."""
+    SQLite gives its -wal and -shm files the database file's permissions. None of the files
+    may be a symbolic link (`refuse_symlinks`); O_NOFOLLOW closes the race for the file."""
+    refuse_symlinks(path)
     if path.exists():
         return
     private_directory(path.parent)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
     except FileExistsError:  # created meanwhile by another process
         pass
+
+
+def _open_read_only(path: str) -> tuple[sqlite3.Connection, set[str] | None]:
+    """A read-only connection inside a read transaction, and the calsync migrations the file
+    records (None: no migrations table, not a calsync database yet)."""
+    uri = Path(path).absolute().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=5, isolation_level=None)
+        try:
+            conn.execute("PRAGMA query_only=1")
+            conn.execute("BEGIN")
+            tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                  " AND name = '_sqlite_migrations'").fetchall()
+            if not tables:
+                return conn, None
+            rows = conn.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = ?",
+                                [migrations.name]).fetchall()
+            return conn, {name for (name,) in rows}
+        except sqlite3.OperationalError:
+            conn.close()
+            if mode == "immutable=1":
+                raise
+            # A read-only directory without the WAL's -shm file: read the file as it lies
+            # (nobody can be writing it there).
+    raise AssertionError("unreachable")
 
 
 def _copy(path: str | Path, mode: str, store: StateStore) -> None:

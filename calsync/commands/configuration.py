@@ -18,8 +18,11 @@ def check_config(obj: Context) -> None:
 
     What `systemctl reload calsync` runs before it signals the daemon (ExecReload=): a broken
     configuration makes the reload fail, visibly, and the daemon keeps the one it runs. Exit
-    status 0, or 78 naming the key.
+    status 0, or 78 naming the key. Warns (exit 0) about a secret in a configuration file
+    others can read and a listener bound to all addresses.
     """
+    from calsync.ops import config_warnings
+
     try:
         cfg = obj.config()
         files = {
@@ -38,6 +41,9 @@ def check_config(obj: Context) -> None:
     except CalsyncError as exc:
         _fail(exc)
         return
+    for warning in config_warnings(cfg, obj.config_path):
+        for line in warning.lines():
+            echo(line, err=True)
     named = sum(1 for p in files.values() if p is not None)
     echo(f"ok: {obj.config_path}: {len(cfg.sync.users)} users, salesforce auth = {cfg.salesforce.auth}, "
          f"{named} file{'s' if named != 1 else ''} readable")

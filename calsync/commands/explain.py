@@ -57,7 +57,7 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
             if not path.exists():
                 echo(f"{path} does not exist yet: nothing was synced. Try --live.")
                 sys.exit(EXIT_FAILURE)
-            store = StateStore.snapshot(path)
+            store = StateStore.reader(path)
             try:
                 results = [(found, None) for found in explaining.stored(
                     store, user, event_id=event_id, subject=subject, since=start)]

@@ -151,3 +151,10 @@ def test_tmpfiles_creates_the_state_directory_before_the_first_start(tmp_path):
     info = state.stat()
     assert state.is_dir() and (info.st_mode & 0o777) == 0o700 and info.st_uid == int(user[2])
     assert settings()["StateDirectory"] == ["calsync"] and settings()["StateDirectoryMode"] == ["0700"]
+
+def test_open_files_and_memory_are_limited():
+    """LimitNOFILE= and MemoryMax= (systemd/README.md "Limits"): the listeners hold at most
+    120 connections and the daemon about 250 descriptors in all; its RSS was 74-138 MB."""
+    found = settings()
+    assert found["LimitNOFILE"] == ["1024"]
+    assert found["MemoryMax"] == ["512M"]

@@ -195,6 +195,37 @@ def test_live_decides_again_and_names_what_changed_without_writing(sync, make_co
     assert f"Related To: Opportunity {opportunity}" in stored  # the state was not changed either
 
 
+def test_live_passes_every_google_request_through_the_request_budget(sync, make_config, company,
+                                                                     google_emu, tmp_path):
+    """explain --live lists the meeting again, and for an id the state does not know asks
+    events.get first: every one of those Calendar requests waits for the budget (quota.py),
+    like the daemon's polls, so an admin's explain never pushes the project over Google's
+    limits on its own. (Token requests are not part of the Calendar quota.)"""
+    from calsync import explain as explaining
+    from calsync.google_clients import clients_for, forget_clients
+
+    path = make_config()
+    assert sync(path).ok
+    unknown = google_emu.backend.create_event("alice@acme.test", {  # made after the sync
+        "summary": "Not yet synced", "attendees": ["alice@acme.test", "hank@globex.test"],
+        "start": {"dateTime": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat()},
+        "end": {"dateTime": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2, hours=1)).isoformat()},
+    })["id"]
+    cfg = config_module.load(path)
+
+    def calendar_requests() -> int:
+        return sum(1 for _, _, where, _ in list(google_emu.answers) if not where.startswith("/token"))
+
+    for event_id in (company.meetings["external"], unknown):
+        forget_clients()
+        before = calendar_requests()
+        [(found, _)] = explaining.live(cfg, "alice@acme.test", event_id=event_id)
+        made = calendar_requests() - before
+        assert made >= 1
+        assert clients_for(cfg.google).budget.requests == made, (event_id, made)
+    assert found.decision.subject == "Not yet synced"
+
+
 def test_resync_keeps_the_decision_it_made(sync, make_config, company, sf_emu):
     path = make_config()
     sync(path)

@@ -126,3 +126,57 @@ def test_auth_google_gives_up_waiting_for_the_browser_with_exit_75(oauth_config)
     assert done.returncode == 75, done.stderr
     assert "no answer from the browser within 1 s" in done.stderr
     assert not (token_dir / "alice@acme.test.json").exists()
+
+
+def test_auth_google_gives_up_on_a_token_endpoint_that_never_answers(tmp_path, make_config, google_emu):
+    """The token exchange has a timeout (google.timeout_seconds): requests_oauthlib sends none,
+    so a token endpoint that accepts the connection and says nothing held the command forever."""
+    import time
+
+    from calsync.sandbox.server import Fault
+
+    client_file = tmp_path / "client_secret.json"
+    client_file.write_text(json.dumps(google_emu.backend.create_oauth_client()))
+    token_dir = tmp_path / "tokens"
+    path = make_config(
+        sync={"users": ["alice@acme.test"]},
+        google={"service_account_file": None, "oauth_client_file": str(client_file),
+                "token_dir": str(token_dir), "timeout_seconds": 2},
+    )
+    google_emu.backend.consent_as("alice@acme.test")
+    google_emu.faults.add(Fault(method="POST", path_prefix="/token", delay=60, times=-1))
+    began = time.monotonic()
+    done = run_flow(path, "alice@acme.test")
+    assert done.returncode == 75, done.stderr
+    assert time.monotonic() - began < 30
+    assert "cannot complete the authorisation" in done.stderr and "timed out" in done.stderr.lower()
+    assert not (token_dir / "alice@acme.test.json").exists()
+
+
+def test_a_silent_connection_to_the_one_shot_server_does_not_hold_auth_google(oauth_config):
+    """Someone on the host connects to the command's loopback server and sends nothing: the
+    connection is dropped after google.timeout_seconds, and the command ends (75)."""
+    import socket
+    import time
+
+    path, token_dir = oauth_config
+    path.write_text(path.read_text().replace("[google]\n", "[google]\ntimeout_seconds = 2\n", 1))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calsync", "--config", str(path), "auth", "google", "alice@acme.test",
+         "--no-browser", "--port", str(port), "--timeout", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        next(line for line in proc.stdout if line.startswith("http"))
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        began = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        silent.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 75, err
+    assert time.monotonic() - began < 20

@@ -113,3 +113,30 @@ def test_before_the_first_start_doctor_says_what_systemd_will_create(make_config
     elsewhere = config_module.load(make_config(state={"path": str(tmp_path / "a" / "b" / "state.db")}))
     assert ops._check_state(elsewhere, state_root=root).detail.endswith(
         f"the first sync creates it (and the directory {tmp_path / 'a' / 'b'}, mode 0700)")
+
+
+def test_a_secret_in_a_readable_config_and_a_listener_on_all_addresses_are_warned_about(
+        make_config, cli):
+    path = make_config(google={"push_url": "https://calsync.example.com/google/notify",
+                               "push_listen": "0.0.0.0:8790"},
+                       metrics={"listen": "[::]:9464"})
+    path.chmod(0o644)  # the access_token of make_config is in the file
+    checked = cli("--config", str(path), "check-config")
+    assert checked.returncode == 0, checked.stderr  # warnings, not failures: reloads go on
+    assert "WARN secret in a readable configuration:" in checked.stderr
+    assert "salesforce.access_token" in checked.stderr and "(mode 0644)" in checked.stderr
+    assert "WARN google.push_listen on all addresses" in checked.stderr
+    assert "WARN metrics.listen on all addresses" in checked.stderr
+    import tomllib
+
+    token = tomllib.loads(path.read_text())["salesforce"]["access_token"]
+    assert token not in checked.stderr + checked.stdout  # the secret itself is never shown
+    doctor = cli("--config", str(path), "doctor")
+    assert "WARN secret in a readable configuration" in doctor.stdout
+    assert "WARN google.push_listen on all addresses" in doctor.stdout
+    # Owner-only file, loopback listeners: nothing to say.
+    quiet = make_config(google={"push_url": "https://calsync.example.com/google/notify",
+                                "push_listen": "127.0.0.1:8790"}, metrics={"listen": "[::1]:9464"})
+    quiet.chmod(0o600)
+    checked = cli("--config", str(quiet), "check-config")
+    assert checked.returncode == 0 and "WARN" not in checked.stderr, checked.stderr
