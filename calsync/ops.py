@@ -522,7 +522,7 @@ def config_warnings(config: Config, config_path: str | Path) -> list[Check]:
                 f"{key} = \"{address[0]}:{address[1]}\" listens on every address of this host:"
                 f" anyone who reaches it gets {what} straight to calsync",
                 "listen on 127.0.0.1 (or [::1]) and let the reverse proxy (push) or the local "
-                "Prometheus reach it there (README: Push notifications, Monitor)", warn=True))
+                "Prometheus reach it there (README.md, \"Push notifications (optional)\"; README.md, \"Monitor\")", warn=True))
     return found
 
 
