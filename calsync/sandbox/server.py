@@ -8,7 +8,9 @@ tests run emulators in-process and `calsync sandbox` runs them for people.
 Faults are queued on `emulator.faults`: each matches by method and path prefix and, while it has
 uses left, replaces the real answer with a status and body, a delay, or a dropped connection;
 `echo` makes that body repeat the request (as some proxies and gateways do in their errors);
-`patch` lets the real answer through with some of its JSON fields replaced (a malformed page).
+`patch` lets the real answer through with some of its JSON fields replaced (a malformed page);
+`rate` makes a fault hit only that share of the requests it matches, drawn at random (seeded with
+`faults.seed(n)`), so a chaos test can fail one request in ten.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import email.utils
 
 import json
 import logging
+import random
 import re
 import socket
 import ssl
@@ -93,6 +96,9 @@ class Fault:
     # Let the real answer through with these top-level JSON fields replaced (a page whose
     # `items` is a string, a bogus `nextSyncToken`, ...); a None value removes the field.
     patch: dict[str, Any] | None = None
+    # The share of matching requests it hits (1: every one), drawn from the queue's seeded
+    # generator; a request it spares goes on to the next fault. Only hits count in `times`.
+    rate: float = 1.0
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -110,6 +116,12 @@ class FaultQueue:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    def seed(self, value: int) -> None:
+        """Make the draws of faults with a `rate` below 1 repeatable."""
+        with self._lock:
+            self._rng.seed(value)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -124,6 +136,8 @@ class FaultQueue:
         with self._lock:
             for fault in self._faults:
                 if fault.times != 0 and fault.matches(request):
+                    if fault.rate < 1 and self._rng.random() >= fault.rate:
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
