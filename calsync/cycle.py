@@ -1,15 +1,20 @@
 """One sync cycle: Google changes → directory lookups → plan → Salesforce writes → commit.
 
 For each calendar: list the changes since its sync token (a full listing on first run or after a
-410), work out which meetings changed (`mirror`), ask Salesforce about their people in batches,
-let the planner decide, write through Collections and only then store the listing and its token.
+410), work out which meetings changed (`mirror`), apply the listing to the mirror together with
+a durable queue of those meetings, ask Salesforce about their people in batches, let the planner
+decide, write through Collections and only then store the token and empty the queue.
 
-Crash safety (a SIGKILL at any instant): creates are recorded as intents before the call and
-reconciled at the start of the next run (by External ID when the org has one, else by owner,
-start, subject and Name among recently created Events); updates and deletes are idempotent; the
-sync token is stored after the writes, so a crash re-lists the same changes and the fingerprints
-make the replay a no-op. A cycle where nothing changed and nothing waits for a retry makes no
-Salesforce call at all: the user mapping and the Event describe are cached in the state store.
+Crash safety (a SIGKILL at any instant, a write that fails): creates are recorded as intents
+before the call and reconciled at the start of the next run (by External ID when the org has
+one, else by owner, start, subject and Name among recently created Events); updates and deletes
+are idempotent; the mirror never moves past a meeting whose writes are neither done nor queued
+(the queue is `replans`, committed with the mirror), and the sync token only moves once they
+are done, so a crash or a failed write re-plans the same meetings and the fingerprints make the
+replay a no-op. The sweep (`sweep.py`) settles, on evidence, any Event whose meeting the mirror
+does not know. A cycle where nothing changed and nothing waits for a retry makes no Salesforce
+call and no extra state write: the user mapping and the Event describe are cached in the state
+store, and an empty listing queues nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, explain, mirror, ownership
+from calsync import changes, directory, duplicates, explain, mirror, ownership, sweep
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -133,7 +138,12 @@ class _Pending:
     found: changes.Changes  # the listing's changes and the meetings to plan
     started: float
     time_min: dt.datetime
-    replans: frozenset[str] = frozenset()  # queued re-plans taken up: cleared at the commit
+    swept: bool | None = None  # the sweep ran: settled everything (True) or left some (False)
+
+    @property
+    def queued(self) -> frozenset[str]:
+        """The meetings queued with the mirror: taken off the queue at the commit."""
+        return self.found.delta.affected
 
 
 class Cycle:
@@ -159,6 +169,7 @@ class Cycle:
         self._upsert_field: str | None = None
         self._quota_spent: QuotaExhausted | None = None
         self._warned: set[str] = set()  # warnings logged this run: each once per cycle
+        self._interrupted: set[str] = set()  # users with creates a crash left unanswered
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -380,18 +391,31 @@ class Cycle:
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")
         again = {retry.ical_uid for retry in self.store.due_retries(user, now)}
-        replans = self.store.replans(user)
+        replans = self.store.replans(user)  # Salesforce-side changes, and work a crash left
         if self.store.meta(_indexed(user)) is None and not listing.full:
             # A calendar synced before the meeting index existed: plan its meetings of the
             # window once, so that Salesforce-side changes can find them from now on.
             replans |= {row.ical_uid for row in self.store.mirror_rows(user) if mirror.covered(row, time_min)}
+        swept: sweep.Swept | None = None
         try:
+            if sweep.due(state, now, full=listing.full, interrupted=user in self._interrupted):
+                swept = sweep.sweep(self.store, source, user, listed=_uids(listing.items))
             found = changes.collect(
-                self.store, source, user, listing, time_min, self.settings, also=again | replans
+                self.store, source, user, listing, time_min, self.settings,
+                also=again | replans | (swept.gone if swept else frozenset()),
+                evidence=swept.items if swept else (),
             )
         finally:
             outcome.google_calls = source.calls  # with the checks by id and series fetched
-        return _Pending(user, outcome, listing, found, started, time_min, frozenset(replans))
+        # The mirror learns the listing now, with every meeting it touches queued, before any
+        # write: a crash or a failed write from here on leaves the work queued (re-planned by
+        # the next cycle), never a Salesforce Event whose meeting the mirror does not know.
+        self.store.apply_listing(
+            user, upserts=found.delta.upserts, deletes=found.delta.deletes,
+            suspects=found.suspects, queued=found.delta.affected, at=now,
+        )
+        return _Pending(user, outcome, listing, found, started, time_min,
+                        swept=swept.complete if swept is not None else None)
 
     def _plan_and_write(
         self,
@@ -436,20 +460,20 @@ class Cycle:
             p.outcome.ok = True
             entries = [directory.index_entry(c, answers, self.settings) for c in p.found.copies]
             with self.store.transaction():
+                # The writes are done (or parked for retry): the token moves on and the
+                # listing's meetings leave the queue (the mirror already holds the listing).
                 self.store.commit_listing(
                     p.user,
-                    upserts=p.found.delta.upserts,
-                    deletes=p.found.delta.deletes,
-                    suspects=p.found.suspects,
                     sync_token=p.listing.next_sync_token,
                     time_zone=p.found.time_zone,
                     result=p.outcome.counts(),
                     at=now,
+                    done=p.queued,
+                    swept=p.swept,
                 )
                 # Who each planned meeting could name, so a Contact, Lead or role that changes
                 # in Salesforce later finds the meetings it affects (directory.py).
                 self.store.index_meetings(entries)
-                self.store.clear_replans(p.user, p.replans)
                 self.store.save_meta(_indexed(p.user), True, now)
             log_event(log, "calendar synced", user=p.user, **p.outcome.counts())
 
@@ -816,6 +840,7 @@ class Cycle:
     def reconcile_creates(self, users: Sequence[str], owner_ids: Mapping[str, str], now: dt.datetime) -> None:
         """Adopt Events whose create landed but whose answer was never recorded."""
         pending = self.store.pending_creates(users)
+        self._interrupted = {p.owner for p in pending}  # their calendars are swept this cycle
         if not pending:
             return
         self.check_event_fields(now)
@@ -911,6 +936,10 @@ def _record(op: Update) -> Record:
     body = op.body()
     return Record(op.key, op.copy.owner, op.copy.ical_uid, op.sf_id, op.fields.fingerprint(omit=op.kept),
                   ownership.hashes(body), op.kept)
+
+
+def _uids(items: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(i["iCalUID"]) for i in items if isinstance(i.get("iCalUID"), str)}
 
 
 def _indexed(user: str) -> str:
