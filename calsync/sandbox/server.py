@@ -24,6 +24,7 @@ import random
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections import deque
@@ -152,6 +153,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: "Emulator"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (killed, timed out) is what clients do; only a
+        # real failure of the emulator deserves socketserver's traceback on stderr.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            log.debug("client went away: %s", sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
