@@ -164,7 +164,7 @@ class Report:
     seed: int
     kills: int = 0  # SIGKILLs that hit a running process
     in_writes: int = 0  # of which while a Collections write was in flight
-    finished: int = 0  # runs that ended before their kill instant
+    finished: int = 0  # runs that ended before their kill instant (not counted as kills)
     diff: Diff | None = None
 
     def line(self) -> str:
@@ -173,65 +173,77 @@ class Report:
 
 
 def run_chaos(tmp: Path, seed_value: int, kills: int, *, external_id: bool) -> Report:
-    script = draw_script(seed_value, kills - 1)
+    """Runs until `kills` SIGKILLs hit a running process (a run that finishes first is not one),
+    then the clean runs; then the reference plays the same rounds without a fault."""
+    script = draw_script(seed_value, 2 * kills)
     rng = random.Random(seed_value * 7919)
     chaos = World.start(tmp / "chaos", external_id)
     reference = World.start(tmp / "reference", external_id)
     report = Report(seed_value)
+    played = 0
     try:
-        for changes in script.rounds:
+        add_faults(chaos, seed_value, FAULT_RATE)
+        with (tmp / "chaos" / "runs.log").open("w") as log:
+            for number, changes in enumerate(script.rounds):
+                if report.kills == kills:
+                    break
+                chaos.apply(changes)
+                played += 1
+                kill_one_run(chaos, number, rng, report, log)
+            time.sleep(WRITE_DELAY + 0.2)  # the last write in flight lands
+            clear_faults(chaos)
+            retried = chaos.cli("retry")  # parked records due now: their faults are gone
+            assert retried.returncode == 0, retried.stderr[-3000:]
+            for _ in range(2):
+                done = chaos.cli("sync")
+                assert done.returncode == 0, done.stderr[-3000:]
+
+        for changes in script.rounds[:played]:
             reference.apply(changes)
             reference.sync_in_process()
         for _ in range(2):
             reference.sync_in_process()
-
-        add_faults(chaos, seed_value, FAULT_RATE)
-        log = (tmp / "chaos" / "runs.log").open("w")
-        for number, changes in enumerate(script.rounds):
-            chaos.apply(changes)
-            seen = len(chaos.google.requests_seen)
-            writes_before = writes_sent(chaos)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "calsync", "--config", str(chaos.config), "sync"],
-                stdout=subprocess.DEVNULL, stderr=log,
-            )
-            deadline = time.monotonic() + 60
-            while len(chaos.google.requests_seen) == seen and proc.poll() is None:
-                assert time.monotonic() < deadline, "calsync sent no request"
-                time.sleep(0.005)
-            if number == 0 or rng.random() < WRITE_KILLS:
-                # The first run always dies inside its first write (the creates of the first
-                # sync): the first batch of changes then cancels meetings whose Events landed.
-                nth = 1 if number == 0 else rng.randint(1, 2)
-                while writes_sent(chaos) - writes_before < nth and proc.poll() is None:
-                    time.sleep(0.002)
-                time.sleep(rng.uniform(0.0, WRITE_DELAY))
-            else:
-                time.sleep(rng.uniform(0.0, KILL_LATE))
-            if proc.poll() is None:
-                in_write = writes_in_flight(chaos) > 0
-                os.kill(proc.pid, signal.SIGKILL)
-                report.kills += 1
-                report.in_writes += in_write
-                log.write(f"--- run {number}: SIGKILL{' inside a write' if in_write else ''}\n")
-            else:
-                report.finished += 1
-                log.write(f"--- run {number}: finished, exit {proc.returncode}\n")
-            log.flush()
-            proc.wait(30)
-        time.sleep(WRITE_DELAY + 0.2)  # the last write in flight lands
-        clear_faults(chaos)
-        retried = chaos.cli("retry")  # parked records due now: their faults are gone
-        assert retried.returncode == 0, retried.stderr[-3000:]
-        for _ in range(2):
-            done = chaos.cli("sync")
-            assert done.returncode == 0, done.stderr[-3000:]
-        log.close()
         report.diff = diff(chaos, reference)
         return report
     finally:
         chaos.stop()
         reference.stop()
+
+
+def kill_one_run(world: World, number: int, rng: random.Random, report: Report, log: Any) -> None:
+    """One `calsync sync` process, SIGKILLed at a random instant unless it finishes first."""
+    seen = len(world.google.requests_seen)
+    writes_before = writes_sent(world)
+    log.write(f"--- run {number}\n")
+    log.flush()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "calsync", "--config", str(world.config), "sync"],
+        stdout=subprocess.DEVNULL, stderr=log,
+    )
+    deadline = time.monotonic() + 60
+    while len(world.google.requests_seen) == seen and proc.poll() is None:
+        assert time.monotonic() < deadline, "calsync sent no request"
+        time.sleep(0.005)
+    if number == 0 or rng.random() < WRITE_KILLS:
+        # The first run always dies inside its first write (the creates of the first sync): the
+        # first batch of changes then cancels meetings whose Events landed.
+        nth = 1 if number == 0 else rng.randint(1, 2)
+        while writes_sent(world) - writes_before < nth and proc.poll() is None:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, WRITE_DELAY))
+    else:
+        time.sleep(rng.uniform(0.0, KILL_LATE))
+    if proc.poll() is None:
+        in_write = writes_in_flight(world) > 0
+        os.kill(proc.pid, signal.SIGKILL)
+        report.kills += 1
+        report.in_writes += in_write
+        log.write(f"--- run {number}: SIGKILL{' inside a write' if in_write else ''}\n")
+    else:
+        report.finished += 1
+        log.write(f"--- run {number}: finished, exit {proc.returncode}\n")
+    log.flush()
+    proc.wait(30)
 
 
 @pytest.mark.parametrize("seed_value", SEEDS)
