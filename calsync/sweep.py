@@ -8,9 +8,11 @@ from a backup; anything not foreseen) can therefore outlive its meeting for good
 names it again. The sweep finds such Events (`StateStore.orphans`) and asks Google about each:
 
 - `events.get` by the Google id its meeting had when it was last planned (the `decisions`
-  table), or, without one or when that id now holds another meeting, `events.list` with its
-  `iCalUID` (`list_series`);
-- gone (404/410, nothing listed, or only cancelled items): the meeting is planned as deleted,
+  table): a single event still there settles it in one call; otherwise (404/410 or cancelled,
+  a series, no id known, the id now naming another meeting) `events.list` with its `iCalUID`
+  (`list_series`) has the last word, since a meeting moved to a new organizer lives on under
+  another id (reference A3);
+- gone (nothing listed, or only cancelled items): the meeting is planned as deleted,
   through the planner and `ownership.settle` like any deletion, so an Event a person changed is
   kept with `Canceled: `, never deleted;
 - there: its items go into the mirror (a series with all its exceptions, which decide its
@@ -128,19 +130,24 @@ def sweep(
 
 
 def _evidence(source: Source, orphan: Orphan) -> tuple[list[dict[str, Any]], int]:
-    """(Google's items of the meeting, empty when it is gone; calls made)."""
+    """(Google's items of the meeting, empty when it is gone; calls made).
+
+    events.get by the id its meeting had says whether that event stands. Gone by that id is
+    confirmed by iCalUID (a move to a new organizer leaves an id-only cancelled stub behind and
+    the meeting lives on under another id, reference A3); so is a series (its exceptions decide
+    the first slot) and an id that now names another meeting.
+    """
     calls = 0
     if orphan.event_id:
         item = source.get_event(orphan.event_id)
         calls += 1
-        if item is None or (item.get("status") == "cancelled" and not item.get("recurringEventId")):
-            return [], calls  # 404/410, or the event cancelled or deleted (reference A3)
-        if item.get("iCalUID") == orphan.ical_uid and not item.get("recurrence"):
+        if (item is not None and item.get("status") != "cancelled"
+                and item.get("iCalUID") == orphan.ical_uid and not item.get("recurrence")):
             return [item], calls
-        # A series (its exceptions decide the first slot), or the id now names something else:
-        # every item of the meeting by its iCalUID.
     listing = source.list_series(orphan.ical_uid)
     calls += 1
     listed = [i for i in listing.items if isinstance(i, Mapping)]
+    # Gone: nothing listed, or only cancelled items (a deleted event's stub, cancelled
+    # occurrences of a deleted series), reference A3.
     live = [i for i in listed if i.get("status") != "cancelled" and i.get("iCalUID") == orphan.ical_uid]
     return (list(listed) if live else []), calls

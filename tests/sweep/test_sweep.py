@@ -50,13 +50,24 @@ def orphan(store: StateStore, uid: str, event_id: str | None = None, when: int =
         store.record_decisions([StoredDecision(ALICE, uid, event_id, "S", NOW, "create", None, NOW, {})])
 
 
-def test_gone_by_events_get_404_or_cancelled(store):
+def test_gone_by_events_get_404_or_cancelled_and_by_icaluid(store):
     orphan(store, "u1", "e1", 1)
     orphan(store, "u2", "e2", 2)
-    source = Source(by_id={"e2": {"id": "e2", "status": "cancelled"}})
+    source = Source(by_id={"e2": {"id": "e2", "status": "cancelled"}},
+                    by_uid={"u2": [{"id": "e2", "status": "cancelled"}]})
     found = sweep.sweep(store, source, ALICE)
     assert found.gone == {"u1", "u2"} and found.items == () and found.complete
-    assert source.asked == [("get", "e1"), ("get", "e2")]
+    assert source.asked == [("get", "e1"), ("list", "u1"), ("get", "e2"), ("list", "u2")]
+
+
+def test_a_meeting_gone_by_its_old_id_but_living_under_another_is_there(store):
+    # A move to a new organizer leaves an id-only cancelled stub behind (reference A3).
+    orphan(store, "u1", "old")
+    moved = {"id": "new", "iCalUID": "u1", "status": "confirmed"}
+    source = Source(by_id={"old": {"id": "old", "status": "cancelled"}},
+                    by_uid={"u1": [{"id": "old", "status": "cancelled"}, moved]})
+    found = sweep.sweep(store, source, ALICE)
+    assert found.gone == frozenset() and found.items[-1] == moved
 
 
 def test_there_a_single_event_by_id_a_series_with_all_its_items(store):
@@ -101,8 +112,8 @@ def test_the_budget_bounds_the_calls_and_the_rest_is_left(store):
     for n in range(5):
         orphan(store, f"u{n}", f"e{n}", n)
     source = Source()
-    found = sweep.sweep(store, source, ALICE, max_calls=3)
-    assert len(source.asked) == 3 and found.gone == {"u0", "u1", "u2"} and not found.complete
+    found = sweep.sweep(store, source, ALICE, max_calls=4)
+    assert len(source.asked) == 4 and found.gone == {"u0", "u1"} and not found.complete
 
 
 def test_meetings_the_listing_carries_are_not_asked_about(store):
