@@ -602,6 +602,9 @@ class Cycle:
         )
         self.store.keep_fields(settled.kept)
         self.store.mark_removed(settled.removed, now)
+        # Events calsync's own unconfirmed delete removed: no Event now, so the state row goes
+        # and the Create planned for the meeting starts afresh (an intent, then the answer).
+        self.store.forget_written_many(sorted(settled.gone))
         owners = {op.key: getattr(op, "owner", None) or op.copy.owner for op in operations
                   if isinstance(op, (Update, Delete))}
         for key, names in settled.newly_kept.items():

@@ -13,7 +13,9 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
   gone from the calendar, no Contact left): its Subject gets the prefix `Canceled: ` once
   (`Retire`), and the rest stays as the person left it;
 - an Event deleted in Salesforce stays deleted: the update becomes nothing, and the key is
-  recorded as removed, so a later change in Google does not re-create it.
+  recorded as removed, so a later change in Google does not re-create it. One that calsync's
+  own delete removed (sent, then its answer lost to a crash or a fault: the key is `deleting`)
+  is not a person's: when the meeting is wanted again, the Event is created anew.
 
 `settle` is pure: plain operations, state rows and Salesforce rows in, operations out. `resync`
 calls it with `overwrite_edits` (Google's values over people's edits) and `restore_deleted`.
@@ -96,6 +98,9 @@ class Settled:
     newly_kept: dict[str, frozenset[str]] = field(default_factory=dict)  # key -> first seen now
     removed: frozenset[str] = frozenset()  # keys whose Event was deleted in Salesforce
     unchanged: dict[str, Update] = field(default_factory=dict)  # key -> update with nothing to send
+    # Keys whose Event calsync's own unconfirmed delete removed while the meeting is wanted
+    # again: their state rows go, and a Create makes the Event anew.
+    gone: frozenset[str] = frozenset()
 
 
 def edited(
@@ -148,13 +153,19 @@ def settle(
     kept_now: dict[str, frozenset[str]] = {}
     newly: dict[str, frozenset[str]] = {}
     removed: set[str] = set()
+    gone: set[str] = set()
     unchanged: dict[str, Update] = {}
     for op in operations:
         if isinstance(op, Update):
             before = written.get(op.key)
             row = current.get(op.sf_id[:15])
             if row is None:
-                if restore_deleted:
+                if before is not None and before.deleting:
+                    # calsync's own delete landed (its answer lost to a crash or a fault), not
+                    # a person's: the meeting is wanted again, so its Event is made anew.
+                    gone.add(op.key)
+                    out.append(Create(key=op.key, copy=op.copy, fields=op.fields))
+                elif restore_deleted:
                     out.append(Create(key=op.key, copy=op.copy, fields=op.fields))
                 else:
                     removed.add(op.key)
@@ -209,7 +220,7 @@ def settle(
             ))
         else:
             out.append(op)
-    return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged)
+    return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged, frozenset(gone))
 
 
 def _conflicts(kept: frozenset[str], row: Mapping[str, Any], desired: Mapping[str, Any]) -> set[str]:

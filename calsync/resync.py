@@ -411,7 +411,9 @@ class Resync:
             desired = fields.to_salesforce()
             before = written.get(op.key)
             if isinstance(op, Create):
-                if before is not None and before.sf_id and before.sf_id[:15] not in current:
+                if before is not None and before.deleting:
+                    reason = "deleted by calsync, its answer lost; the meeting is wanted again"
+                elif before is not None and before.sf_id and before.sf_id[:15] not in current:
                     reason = "deleted in Salesforce, restored (--restore-deleted)"
                 else:
                     reason = "new meeting" if before is None else "earlier create never answered"

@@ -61,19 +61,22 @@ AFTER_FIRST: list[Change] = [
     ("update", "aaaa0005", {"summary": "Meeting aaaa0005, renamed"}),
     ("cancel", "external", {}),
 ]
-# When the target is an incremental sync: what changes before it, then what goes after it.
+# When the target is an incremental sync: what changes before it, then what goes after it (and
+# what comes back: a meeting whose Events the target cycle deletes is wanted again).
 BEFORE_INCREMENTAL: list[Change] = [
     _meeting("aaaa0006", "bob@acme.test", ["carol@acme.test", CUSTOMER], 7),
     _meeting("aaaa0007", "alice@acme.test", [LEAD], 9),
     ("update", "aaaa0001", times(10, 11, 60)),
     ("update", "aaaa0002", {"summary": "Meeting aaaa0002, renamed"}),
     ("cancel", "aaaa0003", {}),
+    ("attendees", "aaaa0005", {"guests": []}),  # no one outside: its Events go...
 ]
 AFTER_INCREMENTAL: list[Change] = [
     ("cancel", "aaaa0006", {}),
     ("cancel", "aaaa0007", {}),
     ("cancel", "aaaa0001", {}),
     ("update", "aaaa0005", {"summary": "Meeting aaaa0005, renamed"}),
+    ("attendees", "aaaa0005", {"guests": [LEAD, CUSTOMER]}),  # ...and are wanted again
 ]
 SCRIPTS = {
     "first sync": ([FIRST], AFTER_FIRST),
