@@ -130,7 +130,7 @@ def edited(
             continue  # written on this Event from now on only: never retroactively (seed)
         last = before.hashes.get(name)
         now = digest(name, current[name])
-        if last is None or now == last or now == (before.pending or {}).get(name):
+        if last is None or now == last or now in (before.pending or {}).get(name, ()):
             continue  # what calsync wrote, or sent just before a crash (state.record_update_intents)
         if name in desired and same(name, desired[name], current[name]):
             continue  # already what calsync writes now (a crash after the write, or by chance)

@@ -68,6 +68,9 @@ from calsync.model import Written
 
 migrations = Migrations("calsync")
 
+# Hashes of unanswered updates kept per field (record_update_intents): bounded, should a
+# calendar crash on the same Event again and again.
+PENDING_KEPT = 16
 # Bytes `check_usable` writes and deletes: room for them proves the disk is not full.
 WRITE_CHECK_BYTES = 16_384
 
@@ -870,13 +873,28 @@ class StateStore:
 
         If the process dies after Salesforce took the update but before its answer is recorded,
         the next read finds these values and knows them for calsync's own (ownership.edited).
+        Each unanswered update adds its hashes to those before it (until a write is recorded):
+        after two crashes in a row the Event may hold either update, the one sent first when
+        the second process died before its call went out.
         """
         if not pending:
             return
         with self.transaction():
+            earlier: dict[str, dict[str, list[str]]] = {}
+            for chunk in _chunks(sorted(pending), 500):
+                marks = ",".join("?" * len(chunk))
+                for row in self._rows(
+                    f"SELECT key, pending_hashes FROM written WHERE key IN ({marks})"
+                    " AND pending_hashes IS NOT NULL", chunk,
+                ):
+                    earlier[row["key"]] = _pending(row["pending_hashes"])
             for key, hashes in pending.items():
+                merged = earlier.get(key, {})
+                for name, value in hashes.items():
+                    seen = [v for v in merged.get(name, []) if v != value]
+                    merged[name] = [*seen, value][-PENDING_KEPT:]
                 self._exec("UPDATE written SET pending_hashes = ? WHERE key = ?",
-                           [json.dumps(dict(hashes), sort_keys=True), key])
+                           [json.dumps(merged, sort_keys=True), key])
 
     def record_delete_intents(self, keys: Iterable[str]) -> None:
         """Before deleting Events: mark them `deleting`, committed before the call, so an Event
@@ -1330,9 +1348,16 @@ def _written(row: Mapping[str, Any]) -> Written:
         removed=row.get("removed_at") is not None,
         canceled=row.get("canceled_at") is not None,
         written_at=_parse(row.get("updated_at")),
-        pending=json.loads(row["pending_hashes"]) if row.get("pending_hashes") else None,
+        pending=_pending(row["pending_hashes"]) if row.get("pending_hashes") else None,
         deleting=row.get("state") == "deleting",
     )
+
+
+def _pending(text: str) -> dict[str, list[str]]:
+    """Stored pending hashes, field → the hashes of every unanswered update (a single hash in
+    rows written before they were kept as a list)."""
+    found = json.loads(text)
+    return {name: [value] if isinstance(value, str) else list(value) for name, value in found.items()}
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

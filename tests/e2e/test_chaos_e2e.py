@@ -252,5 +252,8 @@ def test_chaos_ends_equal_to_a_fault_free_reference(tmp_path: Path, seed_value: 
     print(report.line())
     assert report.kills > 0 and report.diff is not None
     found = report.diff
+    for label, rows in (("missing", found.missing), ("extra", found.extra), ("differing", found.differing)):
+        for row in rows:
+            print(f"  {label}: {row}")
     assert found.equal, (report.line(), found.missing, found.extra, found.differing,
                          f"log: {tmp_path / 'chaos' / 'runs.log'}")

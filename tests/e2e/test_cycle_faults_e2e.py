@@ -97,10 +97,13 @@ class Injection:
     step: int | None = None  # which step breaks (None: count only)
     way: str = ""
     seen: list[str] = field(default_factory=list)
+    named: str | None = None  # or: the first step of this name breaks
 
     def hit(self, name: str) -> str | None:
         """The way this step breaks, or None."""
         self.seen.append(name)
+        if self.named is not None:
+            return self.way if name == self.named and self.seen.count(name) == 1 else None
         return self.way if len(self.seen) - 1 == self.step else None
 
 
@@ -258,3 +261,24 @@ def test_every_write_step_broken_ends_equal_to_the_reference(
                                  found.differing))
     print(f"{script}: {len(steps)} write steps, {runs} runs, {len(failures)} ending unlike the reference")
     assert not failures, failures
+
+
+def test_two_unanswered_updates_in_a_row_are_both_known_for_calsyncs_own(keys: dict[str, Any], tmp_path: Path) -> None:
+    # Issue 16 (chaos): an update lands and its process dies; the next process records its own
+    # update and dies before sending it. The Event holds the first: calsync's own value, not a
+    # person's edit, so later renames still reach it.
+    world = World.start(tmp_path / "w", False, **keys)
+    try:
+        world.apply(FIRST)
+        run_cycle(world)
+        world.apply([("update", "aaaa0001", {"summary": "Meeting aaaa0001 v2"})])
+        run_cycle(world, Injection(way="crash after it landed", named="salesforce update"))
+        world.apply([("update", "aaaa0001", {"summary": "Meeting aaaa0001 v3"})])
+        run_cycle(world, Injection(way="crash", named="salesforce update"))
+        world.apply([("update", "aaaa0001", {"summary": "Meeting aaaa0001 v4"})])
+        run_cycle(world)
+        subjects = [r["Subject"] for r in world.salesforce.backend.list_records("Event")
+                    if r["Subject"].startswith("Meeting aaaa0001")]
+        assert subjects == ["Meeting aaaa0001 v4"]
+    finally:
+        world.stop()
