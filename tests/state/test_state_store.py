@@ -187,3 +187,21 @@ def test_user_cache_and_meta_round_trip(tmp_path_factory, users, meta):
     store.save_meta("x", meta, NOW)
     assert store.meta("x") == (meta, NOW)
     store.close()
+
+
+def test_unanswered_updates_keep_every_hash_until_a_write_is_recorded(store):
+    # Issue 16: two crashes in a row around updates; the Event may hold either update.
+    store.record_written("k", "a@x.test", "u", "00U1", "fp", NOW, hashes={"Subject": "h0"})
+    store.record_update_intents({"k": {"Subject": "h1", "Location": "l1"}})
+    store.record_update_intents({"k": {"Subject": "h2"}})
+    store.record_update_intents({"k": {"Subject": "h1"}})
+    pending = store.written(["k"])["k"].pending
+    assert pending == {"Subject": ["h2", "h1"], "Location": ["l1"]}
+    store.record_written("k", "a@x.test", "u", "00U1", "fp2", NOW, hashes={"Subject": "h1"})
+    assert store.written(["k"])["k"].pending is None
+
+
+def test_pending_hashes_stored_as_one_hash_per_field_are_still_read(store):
+    store.record_written("k", "a@x.test", "u", "00U1", "fp", NOW, hashes={"Subject": "h0"})
+    store._exec("UPDATE written SET pending_hashes = ? WHERE key = 'k'", ['{"Subject": "h1"}'])
+    assert store.written(["k"])["k"].pending == {"Subject": ["h1"]}
