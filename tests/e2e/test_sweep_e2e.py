@@ -69,7 +69,11 @@ def test_an_event_whose_meeting_is_still_there_is_kept_and_its_meeting_mirrored_
     assert sync(path).ok
     weekly = company.meetings["weekly"]  # a series: all its items come back, by iCalUID
     uid = _uid(google_emu, weekly)
-    rows_before = StateStore(config_module.load(path).state.path).mirror_by_uids(ALICE, [uid])[uid]
+    store = StateStore(config_module.load(path).state.path)
+    try:
+        rows_before = store.mirror_by_uids(ALICE, [uid])[uid]
+    finally:
+        store.close()
     events = _subjects(sf_emu)
     _lose_from_the_mirror(path, [uid])
     assert sync(path).ok
