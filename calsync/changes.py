@@ -15,8 +15,10 @@ is authoritative only for what its window covers. `collect` therefore
   listing leaves out its earlier exceptions, and a moved, cancelled or declined first slot
   decides where its Event goes.
 
-Nothing here writes: the cycle commits `upserts`, `deletes` and the still unchecked `suspects`
-with the sync token, after the writes to Salesforce (reference C1).
+Nothing here writes. The cycle applies `upserts`, `deletes` and the still unchecked `suspects`
+to the mirror, and queues every affected meeting, before it writes to Salesforce; it stores the
+sync token and takes the meetings off the queue after the writes (reference C1; `StateStore.
+apply_listing`, `commit_listing`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from calsync import mirror
@@ -72,14 +74,17 @@ def collect(
     settings: PlanSettings,
     *,
     also: Iterable[str] = (),
+    evidence: Iterable[dict[str, Any]] = (),
     max_checks: int = MAX_CHECKS,
     key_owner: str | None = None,
 ) -> Changes:
     """The changes of `user`'s calendar from `listing` (full ones from `time_min`).
 
     `also`: iCalUIDs to plan again whatever the listing says (records waiting for a retry,
-    meetings a Salesforce-side change may affect). `key_owner`: the address `user`'s Event keys
-    are hashed from, when it is not `user` (identity.py: a renamed user keeps their keys).
+    meetings a Salesforce-side change may affect, queued work a crash or failure left, meetings
+    the sweep found gone). `evidence`: items fetched apart from the listing (the sweep's), merged
+    as if listed. `key_owner`: the address `user`'s Event keys are hashed from, when it is not
+    `user` (identity.py: a renamed user keeps their keys).
     """
     items = list(listing.items)
     new_suspects: list[MirrorRow] = []
@@ -89,6 +94,7 @@ def collect(
         known_uids = {row.ical_uid for row in stored}
         for uid in _old_series(items, known_uids, time_min, user, settings):
             items.extend(source.list_series(uid).items)
+    items.extend(evidence)
     queue = _unique([*new_suspects, *store.suspects(user)])
     checked = _check(source, user, queue[:max_checks], items)
     unchecked = tuple(row.event_id for row in queue if row.event_id not in checked)
@@ -109,7 +115,19 @@ def collect(
                             key_owner=key_owner)
         for uid in sorted(affected)
     ]
-    return Changes(delta, copies, unchecked, zone)
+    return Changes(delta, _with_event_ids(store, user, copies), unchecked, zone)
+
+
+def _with_event_ids(store: StateStore, user: str, copies: list[MeetingCopy]) -> list[MeetingCopy]:
+    """A meeting gone from the mirror before it was planned (queued work a crash left, one the
+    sweep found gone) still names its Google event: the id of its last decision, so every log
+    line about its Event carries it."""
+    unnamed = [c.ical_uid for c in copies if c.event_id is None]
+    if not unnamed:
+        return copies
+    ids = {d.ical_uid: d.event_id for d in store.decisions(user, ical_uids=unnamed) if d.event_id}
+    return [replace(c, event_id=ids[c.ical_uid]) if c.event_id is None and c.ical_uid in ids else c
+            for c in copies]
 
 
 def _check(

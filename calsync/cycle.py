@@ -1,16 +1,21 @@
 """One sync cycle: Google changes → directory lookups → plan → Salesforce writes → commit.
 
 For each calendar: list the changes since its sync token (a full listing on first run or after a
-410), work out which meetings changed (`mirror`), ask Salesforce about their people in batches,
-let the planner decide, write through Collections and only then store the listing and its token.
+410), work out which meetings changed (`mirror`), apply the listing to the mirror together with
+a durable queue of those meetings, ask Salesforce about their people in batches, let the planner
+decide, write through Collections and only then store the token and empty the queue.
 
-Crash safety (a SIGKILL at any instant): creates are recorded as intents before the call and
-reconciled at the start of the next run (by External ID when the org has one, else by owner,
-start and end among the Events calsync's user created since the intent, in Salesforce's own
-clock: landed.py); updates and deletes are idempotent; the
-sync token is stored after the writes, so a crash re-lists the same changes and the fingerprints
-make the replay a no-op. A cycle where nothing changed and nothing waits for a retry makes no
-Salesforce call at all: the user mapping and the Event describe are cached in the state store.
+Crash safety (a SIGKILL at any instant, a write that fails): creates are recorded as intents
+before the call and reconciled at the start of the next run (by External ID when the org has
+one, else by owner, start and end among the Events calsync's user created since the intent, in
+Salesforce's own clock: landed.py); updates and deletes are idempotent; the mirror never moves
+past a meeting whose writes are neither done nor queued (the queue is `replans`, committed with
+the mirror), and the sync token only moves once they are done, so a crash or a failed write
+re-plans the same meetings and the fingerprints make the replay a no-op. The sweep (`sweep.py`)
+settles, on evidence, any Event whose meeting the mirror does not know. A cycle where nothing
+changed and nothing waits for a retry makes no Salesforce call and no extra state write: the
+user mapping and the Event describe are cached in the state store, and an empty listing queues
+nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from calsync import changes, directory, duplicates, explain, identity, landed, mirror, ownership
+from calsync import changes, directory, duplicates, explain, identity, landed, mirror, ownership, sweep
 from calsync.config import Config
 from calsync.errors import (
     AuthError,
@@ -136,7 +141,12 @@ class _Pending:
     found: changes.Changes  # the listing's changes and the meetings to plan
     started: float
     time_min: dt.datetime
-    replans: frozenset[str] = frozenset()  # queued re-plans taken up: cleared at the commit
+    swept: bool | None = None  # the sweep ran: settled everything (True) or left some (False)
+
+    @property
+    def queued(self) -> frozenset[str]:
+        """The meetings queued with the mirror: taken off the queue at the commit."""
+        return self.found.delta.affected
 
 
 class Cycle:
@@ -164,6 +174,7 @@ class Cycle:
         self._warned: set[str] = set()  # warnings logged this run: each once per cycle
         self.identities: dict[str, identity.Identity] = {}  # resolved users (identity.py)
         self._own_user: str | None = None
+        self._interrupted: set[str] = set()  # users with creates a crash left unanswered
 
     # -- Salesforce, lazily: an idle cycle must not even log in ---------------------------------
 
@@ -446,19 +457,31 @@ class Cycle:
         if listing.next_sync_token is None:
             raise TransientError("Google's last page carried no nextSyncToken")
         again = {retry.ical_uid for retry in self.store.due_retries(user, now)}
-        replans = self.store.replans(user)
+        replans = self.store.replans(user)  # Salesforce-side changes, and work a crash left
         if self.store.meta(_indexed(user)) is None and not listing.full:
             # A calendar synced before the meeting index existed: plan its meetings of the
             # window once, so that Salesforce-side changes can find them from now on.
             replans |= {row.ical_uid for row in self.store.mirror_rows(user) if mirror.covered(row, time_min)}
+        swept: sweep.Swept | None = None
         try:
+            if sweep.due(state, now, full=listing.full, interrupted=user in self._interrupted):
+                swept = sweep.sweep(self.store, source, user, listed=_uids(listing.items))
             found = changes.collect(
-                self.store, source, user, listing, time_min, self.settings, also=again | replans,
-                key_owner=self.key_owner(user),
+                self.store, source, user, listing, time_min, self.settings,
+                also=again | replans | (swept.gone if swept else frozenset()),
+                evidence=swept.items if swept else (), key_owner=self.key_owner(user),
             )
         finally:
             outcome.google_calls = source.calls  # with the checks by id and series fetched
-        return _Pending(user, outcome, listing, found, started, time_min, frozenset(replans))
+        # The mirror learns the listing now, with every meeting it touches queued, before any
+        # write: a crash or a failed write from here on leaves the work queued (re-planned by
+        # the next cycle), never a Salesforce Event whose meeting the mirror does not know.
+        self.store.apply_listing(
+            user, upserts=found.delta.upserts, deletes=found.delta.deletes,
+            suspects=found.suspects, queued=found.delta.affected, at=now,
+        )
+        return _Pending(user, outcome, listing, found, started, time_min,
+                        swept=swept.complete if swept is not None else None)
 
     def _plan_and_write(
         self,
@@ -504,20 +527,20 @@ class Cycle:
             p.outcome.ok = True
             entries = [directory.index_entry(c, answers, self.settings) for c in p.found.copies]
             with self.store.transaction():
+                # The writes are done (or parked for retry): the token moves on and the
+                # listing's meetings leave the queue (the mirror already holds the listing).
                 self.store.commit_listing(
                     p.user,
-                    upserts=p.found.delta.upserts,
-                    deletes=p.found.delta.deletes,
-                    suspects=p.found.suspects,
                     sync_token=p.listing.next_sync_token,
                     time_zone=p.found.time_zone,
                     result=p.outcome.counts(),
                     at=now,
+                    done=p.queued,
+                    swept=p.swept,
                 )
                 # Who each planned meeting could name, so a Contact, Lead or role that changes
                 # in Salesforce later finds the meetings it affects (directory.py).
                 self.store.index_meetings(entries)
-                self.store.clear_replans(p.user, p.replans)
                 self.store.save_meta(_indexed(p.user), True, now)
             # A poll that found nothing logs at debug: 10,000 calendars every 5 minutes would be
             # 120,000 INFO lines an hour. The daemon's summary line counts them (daemon.py).
@@ -748,6 +771,9 @@ class Cycle:
         )
         self.store.keep_fields(settled.kept)
         self.store.mark_removed(settled.removed, now)
+        # Events calsync's own unconfirmed delete removed: no Event now, so the state row goes
+        # and the Create planned for the meeting starts afresh (an intent, then the answer).
+        self.store.forget_written_many(sorted(settled.gone))
         owners = {op.key: getattr(op, "owner", None) or op.copy.owner for op in operations
                   if isinstance(op, (Update, Delete))}
         for key, names in settled.newly_kept.items():
@@ -1015,6 +1041,7 @@ class Cycle:
         their calendars fail this cycle, since creating again could give a meeting two Events.
         """
         pending = self.store.pending_creates(users)
+        self._interrupted = {p.owner for p in pending}  # their calendars are swept this cycle
         if not pending:
             return {}
         self.check_event_fields(now)
@@ -1112,6 +1139,10 @@ def _record(op: Update) -> Record:
 def _wrote(outcome: CalendarOutcome) -> bool:
     return bool(outcome.created or outcome.updated or outcome.deleted or outcome.failed
                 or outcome.canceled)
+
+
+def _uids(items: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(i["iCalUID"]) for i in items if isinstance(i.get("iCalUID"), str)}
 
 
 def _indexed(user: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -279,7 +279,8 @@ class Written:
     canceled: bool = False
     prefixed: bool | None = None
     written_at: dt.datetime | None = None
-    pending: Mapping[str, str] | None = None  # hashes of an update sent, its answer not recorded
+    # Per field, the hashes of the updates sent since the last recorded write, answers not recorded.
+    pending: Mapping[str, Sequence[str]] | None = None
     deleting: bool = False  # a delete was sent, its answer not recorded
 
 

@@ -15,7 +15,9 @@ values (batched: `salesforce.SalesforceOrg.events_by_ids`) and `settle` compares
   restored from the trash), only that prefix goes again, also from a Subject the person owns
   (`uncanceled`);
 - an Event deleted in Salesforce stays deleted: the update becomes nothing, and the key is
-  recorded as removed, so a later change in Google does not re-create it.
+  recorded as removed, so a later change in Google does not re-create it. One that calsync's
+  own delete removed (sent, then its answer lost to a crash or a fault: the key is `deleting`)
+  is not a person's: when the meeting is wanted again, the Event is created anew.
 
 `settle` is pure: plain operations, state rows and Salesforce rows in, operations out. `resync`
 calls it with `overwrite_edits` (Google's values over people's edits) and `restore_deleted`.
@@ -140,6 +142,9 @@ class Settled:
     newly_kept: dict[str, frozenset[str]] = field(default_factory=dict)  # key -> first seen now
     removed: frozenset[str] = frozenset()  # keys whose Event was deleted in Salesforce
     unchanged: dict[str, Update] = field(default_factory=dict)  # key -> update with nothing to send
+    # Keys whose Event calsync's own unconfirmed delete removed while the meeting is wanted
+    # again: their state rows go, and a Create makes the Event anew.
+    gone: frozenset[str] = frozenset()
 
 
 def last_modified_by_calsync(current: Mapping[str, Any], own_user: str | None) -> bool | None:
@@ -186,8 +191,8 @@ def edited(
             continue  # written on this Event from now on only: never retroactively (seed)
         last = before.hashes.get(name)
         now = digest(name, current[name])
-        pending = (before.pending or {}).get(name)
-        if last is None or now == last or now == pending:
+        pending = (before.pending or {}).get(name, ())
+        if last is None or now == last or now in pending:
             continue  # what calsync wrote, or sent just before a crash (state.record_update_intents)
         if name in desired and same(name, desired[name], current[name]):
             continue  # already what calsync writes now (a crash after the write, or by chance)
@@ -255,13 +260,19 @@ def settle(
     kept_now: dict[str, frozenset[str]] = {}
     newly: dict[str, frozenset[str]] = {}
     removed: set[str] = set()
+    gone: set[str] = set()
     unchanged: dict[str, Update] = {}
     for op in operations:
         if isinstance(op, Update):
             before = written.get(op.key)
             row = current.get(op.sf_id[:15])
             if row is None:
-                if restore_deleted:
+                if before is not None and before.deleting:
+                    # calsync's own delete landed (its answer lost to a crash or a fault), not
+                    # a person's: the meeting is wanted again, so its Event is made anew.
+                    gone.add(op.key)
+                    out.append(Create(key=op.key, copy=op.copy, fields=op.fields))
+                elif restore_deleted:
                     out.append(Create(key=op.key, copy=op.copy, fields=op.fields))
                 else:
                     removed.add(op.key)
@@ -318,7 +329,7 @@ def settle(
             ))
         else:
             out.append(op)
-    return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged)
+    return Settled(tuple(out), kept_now, newly, frozenset(removed), unchanged, frozenset(gone))
 
 
 def moved_names(

@@ -13,7 +13,9 @@ until the meeting changes in Google. A resync does not trust it. For each chosen
 2. plans every meeting of the window as if each written Event had unknown content, so the
    planner returns the desired fields of each (Update), a Create for meetings without an Event,
    and a Delete for Events whose meeting is gone (on evidence: cancelled, or not found by
-   events.get) or no longer wanted;
+   events.get) or no longer wanted; an Event calsync wrote whose meeting the mirror does not
+   know is settled on evidence first (the sweep, `sweep.py`: deleted when Google no longer has
+   the meeting, planned like the others when it does);
 3. reads those Events back (``SELECT Id, <fields calsync writes> FROM Event WHERE Id IN (...)``,
    batched) and keeps only real work: an Event deleted in Salesforce is created again (planned
    as an unanswered create, so the write is an upsert on the key where the org has one); one
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from calsync import changes, explain, mirror, ownership
+from calsync import changes, explain, mirror, ownership, sweep
 from calsync.config import Config
 from calsync.cycle import CalendarOutcome, Cycle
 from calsync.duplicates import Duplicate, user_of
@@ -275,9 +277,14 @@ class Resync:
         source = self.cycle.calendar_for(user)
         listing = source.list_changes(None, self.window.since)
         key_owner = self.cycle.key_owner(user)
+        # Events calsync wrote whose meeting the mirror does not know: settled on evidence from
+        # Google like a cycle's sweep (sweep.py), with a resync's larger budget.
+        swept = (sweep.sweep(self.store, source, user, listed=_listed_uids(listing.items),
+                             max_calls=MAX_CHECKS)
+                 if event_id is None else sweep.Swept())
         found = changes.collect(
             self.store, source, user, listing, self.window.since, self.cycle.settings,
-            max_checks=MAX_CHECKS, key_owner=key_owner,
+            also=swept.gone, evidence=swept.items, max_checks=MAX_CHECKS, key_owner=key_owner,
         )
         listed = {copy.ical_uid: copy for copy in found.copies}
         if event_id is not None:
@@ -448,7 +455,9 @@ class Resync:
             desired = fields.to_salesforce()
             before = written.get(op.key)
             if isinstance(op, Create):
-                if before is not None and before.sf_id and before.sf_id[:15] not in current:
+                if before is not None and before.deleting:
+                    reason = "deleted by calsync, its answer lost; the meeting is wanted again"
+                elif before is not None and before.sf_id and before.sf_id[:15] not in current:
                     reason = "deleted in Salesforce, restored (--restore-deleted)"
                 else:
                     reason = "new meeting" if before is None else "earlier create never answered"
@@ -598,3 +607,7 @@ def render(result: ResyncResult) -> list[str]:
         lines.append("dry run: nothing was written to Salesforce or the state database")
     lines.append(f"Salesforce API calls: {result.salesforce_calls}")
     return lines
+
+
+def _listed_uids(items: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {str(i["iCalUID"]) for i in items if isinstance(i.get("iCalUID"), str)}

@@ -23,7 +23,9 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   what ties the meeting to Salesforce: its candidate addresses (lowercased) and the records it
   names or relates to (15-character ids, reference B2), so a change in Salesforce finds the
   meetings it affects (`directory.py`).
-- `replans` (m003): meetings queued for re-planning because Salesforce changed under them.
+- `replans` (m003): meetings queued for re-planning: because Salesforce changed under them, and
+  every meeting a listing touched, from the moment the listing reaches the mirror until its
+  writes are done (`apply_listing`, `commit_listing`), so no crash or fault between loses one.
 - `directory_seen` (m003): changes already acted on inside the refresh overlap (`directory.py`).
 - `decisions` (m005): per (user, iCalUID) the last decision the planner made for the meeting and
   why, in the plain data `explain.py` builds (people, Name, Related To, the rule that skipped
@@ -38,6 +40,8 @@ Tables (created by the named migrations below, recorded by sqlite-utils in `_sql
   record that left the retry queue stays visible (`status`, `explain`; history.py).
 - `requests` (m010): admin commands (`retry`, `resync`) handed to the running daemon
   (handoff.py).
+- `calendars.swept_at` (m011): when the sweep (`sweep.py`) last settled every Event calsync
+  wrote whose meeting the mirror does not know.
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -77,6 +81,9 @@ from calsync.model import Written, event_key
 
 migrations = Migrations("calsync")
 
+# Hashes of unanswered updates kept per field (record_update_intents): bounded, should a
+# calendar crash on the same Event again and again.
+PENDING_KEPT = 16
 # Bytes `check_usable` writes and deletes: room for them proves the disk is not full.
 WRITE_CHECK_BYTES = 16_384
 
@@ -387,6 +394,13 @@ def m010_record_history(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m011_sweep(db: sqlite_utils.Database) -> None:
+    # swept_at: the last time every Event calsync wrote on this calendar whose meeting the
+    # mirror does not know was settled on evidence from Google (sweep.py); NULL: due.
+    db.executescript("ALTER TABLE calendars ADD COLUMN swept_at TEXT;")
+
+
 ADDRESS, RECORD = "address", "record"  # the kinds of meeting_links
 
 
@@ -409,6 +423,7 @@ class CalendarState:
     last_error: str | None
     consecutive_failures: int
     time_zone: str | None = None
+    swept_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +518,16 @@ class PushChannel:
     resource_id: str | None
     expires_at: dt.datetime | None
     opened_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An Event calsync wrote whose meeting the mirror does not know (`sweep.py`)."""
+
+    key: str
+    ical_uid: str
+    sf_id: str
+    event_id: str | None  # the Google id its meeting had when last planned (decisions), if known
 
 
 @dataclass(frozen=True)
@@ -765,6 +790,7 @@ class StateStore:
             last_error=row["last_error"],
             consecutive_failures=row["consecutive_failures"],
             time_zone=row.get("time_zone"),
+            swept_at=_parse(row.get("swept_at")),
         )
 
     def _ensure_calendar(self, user: str) -> None:
@@ -832,26 +858,32 @@ class StateStore:
         )
         return [_mirror_row(r) for r in rows]
 
-    def commit_listing(
+    def apply_listing(
         self,
         user: str,
         *,
         upserts: Iterable[MirrorRow],
         deletes: Iterable[str],
         suspects: Iterable[str] = (),
-        sync_token: str | None,
-        time_zone: str | None = None,
-        result: Mapping[str, Any],
+        queued: Iterable[str] = (),
         at: dt.datetime,
     ) -> None:
-        """Apply a whole listing to the mirror and store its nextSyncToken, in one transaction.
+        """Apply a listing to the mirror and queue its meetings (iCalUIDs) for planning, in one
+        transaction, before anything of it is written to Salesforce.
 
-        Called only after every item of the listing was planned and written (reference C1): a
-        crash before this point makes the next run list the same changes again.
-        `deletes` are event ids; deleting a series master also drops its exceptions. Nothing
-        else leaves the mirror: a full listing is authoritative only for what it covers, and
-        what it should have shown but did not is marked `suspects` (kept, checked later).
+        The mirror then knows every item the listing carried (a bare cancelled stub names only
+        an id, reference A3: the next listing can tie it to a meeting only through the mirror),
+        and the queue (`replans`) keeps each meeting until `commit_listing` says its writes are
+        done: a crash or a failed write in between leaves the work queued, never lost, and
+        listing the same changes again is idempotent. `deletes` are event ids; deleting a series
+        master also drops its exceptions. Nothing else leaves the mirror: a full listing is
+        authoritative only for what it covers, and what it should have shown but did not is
+        marked `suspects` (kept, checked later).
         """
+        upserts, deletes, suspects = list(upserts), list(deletes), list(suspects)
+        queued = sorted(set(queued))
+        if not (upserts or deletes or suspects or queued):
+            return  # an idle poll: no transaction
         with self.transaction():
             self._ensure_calendar(user)
             for event_id in suspects:
@@ -879,12 +911,46 @@ class StateStore:
                         json.dumps(row.payload, separators=(",", ":")),
                     ],
                 )
+            for ical_uid in queued:
+                self._exec(
+                    "INSERT OR IGNORE INTO replans (user, ical_uid) VALUES (?, ?)", [user, ical_uid]
+                )
+
+    def commit_listing(
+        self,
+        user: str,
+        *,
+        upserts: Iterable[MirrorRow] = (),
+        deletes: Iterable[str] = (),
+        suspects: Iterable[str] = (),
+        sync_token: str | None,
+        time_zone: str | None = None,
+        result: Mapping[str, Any],
+        at: dt.datetime,
+        done: Iterable[str] = (),
+        swept: bool | None = None,
+    ) -> None:
+        """Store a listing's nextSyncToken once its meetings are planned and written, and take
+        those meetings (`done`, iCalUIDs) off the queue, in one transaction (reference C1).
+
+        A cycle applies the listing to the mirror first (`apply_listing`); `upserts`, `deletes`
+        and `suspects` given here are applied too, in the same transaction. `swept`: True when
+        the sweep settled every orphaned Event (the time is stored), False when it left some
+        for later (due again at once), None when it did not run.
+        """
+        with self.transaction():
+            self.apply_listing(user, upserts=upserts, deletes=deletes, suspects=suspects, at=at)
+            self._ensure_calendar(user)
             self._exec(
                 "UPDATE calendars SET sync_token = ?, token_saved_at = ?, last_attempt_at = ?,"
                 " last_success_at = ?, last_result = ?, last_error = NULL,"
-                " consecutive_failures = 0, time_zone = COALESCE(?, time_zone) WHERE user = ?",
-                [sync_token, _iso(at), _iso(at), _iso(at), json.dumps(dict(result)), time_zone, user],
+                " consecutive_failures = 0, time_zone = COALESCE(?, time_zone),"
+                " swept_at = CASE ? WHEN 1 THEN ? WHEN 0 THEN NULL ELSE swept_at END"
+                " WHERE user = ?",
+                [sync_token, _iso(at), _iso(at), _iso(at), json.dumps(dict(result)), time_zone,
+                 None if swept is None else int(swept), _iso(at), user],
             )
+            self.clear_replans(user, done)
 
     # -- Events written ----------------------------------------------------------------------
 
@@ -909,6 +975,31 @@ class StateStore:
                 " AND removed_at IS NULL", [owner]
             )
         return int(rows[0]["n"])
+
+    def orphans(self, owner: str, limit: int) -> list[Orphan]:
+        """Up to `limit` Events calsync wrote on `owner`'s calendar (not deleted or canceled by
+        a person, no create pending) whose iCalUID has no row in the mirror and that nothing
+        queues already (a parked retry, a queued re-plan), oldest write first. An Event whose
+        meeting calsync last decided to delete is left out: its delete was refused and parked,
+        and a parked record an operator dropped (`calsync retry --drop`) stays dropped.
+
+        Two indexed lookups per Event of the owner; run at most daily per calendar and on full
+        listings (`sweep.due`), never on an idle poll."""
+        rows = self._rows(
+            "SELECT w.key, w.ical_uid, w.sf_id, d.event_id FROM written AS w"
+            " LEFT JOIN decisions AS d ON d.user = w.owner AND d.ical_uid = w.ical_uid"
+            " WHERE w.owner = ? AND w.sf_id IS NOT NULL AND w.state != 'creating'"
+            " AND w.removed_at IS NULL AND w.canceled_at IS NULL"
+            " AND (d.action IS NULL OR d.action != 'delete')"
+            " AND NOT EXISTS (SELECT 1 FROM google_items AS g"
+            "                 WHERE g.user = w.owner AND g.ical_uid = w.ical_uid)"
+            " AND NOT EXISTS (SELECT 1 FROM retries AS r WHERE r.key = w.key)"
+            " AND NOT EXISTS (SELECT 1 FROM replans AS q"
+            "                 WHERE q.user = w.owner AND q.ical_uid = w.ical_uid)"
+            " ORDER BY w.updated_at, w.key LIMIT ?",
+            [owner, limit],
+        )
+        return [Orphan(r["key"], r["ical_uid"], r["sf_id"], r["event_id"]) for r in rows]
 
     def record_create_intents(
         self,
@@ -1015,13 +1106,28 @@ class StateStore:
 
         If the process dies after Salesforce took the update but before its answer is recorded,
         the next read finds these values and knows them for calsync's own (ownership.edited).
+        Each unanswered update adds its hashes to those before it (until a write is recorded):
+        after two crashes in a row the Event may hold either update, the one sent first when
+        the second process died before its call went out.
         """
         if not pending:
             return
         with self.transaction():
+            earlier: dict[str, dict[str, list[str]]] = {}
+            for chunk in _chunks(sorted(pending), 500):
+                marks = ",".join("?" * len(chunk))
+                for row in self._rows(
+                    f"SELECT key, pending_hashes FROM written WHERE key IN ({marks})"
+                    " AND pending_hashes IS NOT NULL", chunk,
+                ):
+                    earlier[row["key"]] = _pending(row["pending_hashes"])
             for key, hashes in pending.items():
+                merged = earlier.get(key, {})
+                for name, value in hashes.items():
+                    seen = [v for v in merged.get(name, []) if v != value]
+                    merged[name] = [*seen, value][-PENDING_KEPT:]
                 self._exec("UPDATE written SET pending_hashes = ? WHERE key = ?",
-                           [json.dumps(dict(hashes), sort_keys=True), key])
+                           [json.dumps(merged, sort_keys=True), key])
 
     def record_delete_intents(self, keys: Iterable[str]) -> None:
         """Before deleting Events: mark them `deleting`, committed before the call, so an Event
@@ -1666,9 +1772,16 @@ def _written(row: Mapping[str, Any]) -> Written:
         canceled=row.get("canceled_at") is not None,
         prefixed=None if row.get("canceled_prefix") is None else bool(row["canceled_prefix"]),
         written_at=_parse(row.get("updated_at")),
-        pending=json.loads(row["pending_hashes"]) if row.get("pending_hashes") else None,
+        pending=_pending(row["pending_hashes"]) if row.get("pending_hashes") else None,
         deleting=row.get("state") == "deleting",
     )
+
+
+def _pending(text: str) -> dict[str, list[str]]:
+    """Stored pending hashes, field → the hashes of every unanswered update (a single hash in
+    rows written before they were kept as a list)."""
+    found = json.loads(text)
+    return {name: [value] if isinstance(value, str) else list(value) for name, value in found.items()}
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -265,6 +265,9 @@ def _plan_one(
         # key, reference C5), even once the meeting has slipped out of the lookback window,
         # so an Event that did land is not left behind untracked.
         return Create(key=copy.key, copy=copy, fields=fields), warnings
-    if before.fingerprint == fields.fingerprint(omit=before.kept):
+    if before.fingerprint == fields.fingerprint(omit=before.kept) and not before.deleting:
         return Skip(key=copy.key, owner=copy.owner, reason=UNCHANGED), warnings
+    # A delete of this Event was sent and never confirmed (a crash, a lost answer) and the
+    # meeting is wanted again: only reading the Event back (an update does, ownership.settle)
+    # tells whether that delete landed.
     return Update(key=copy.key, sf_id=before.sf_id, copy=copy, fields=fields, kept=before.kept), warnings

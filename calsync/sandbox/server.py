@@ -9,7 +9,9 @@ Faults are queued on `emulator.faults`: each matches by method and path prefix a
 uses left, replaces the real answer with a status and body, a delay, or a dropped connection
 (before the request is handled, or after it, `drop_after`: the write is done, its answer lost);
 `echo` makes that body repeat the request (as some proxies and gateways do in their errors);
-`patch` lets the real answer through with some of its JSON fields replaced (a malformed page).
+`patch` lets the real answer through with some of its JSON fields replaced (a malformed page);
+`rate` makes a fault hit only that share of the requests it matches, drawn at random (seeded with
+`faults.seed(n)`), so a chaos test can fail one request in ten.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import email.utils
 
 import json
 import logging
+import random
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections import deque
@@ -101,6 +105,9 @@ class Fault:
     # Only requests made for this user (one salesperson's calendar, or their token): the
     # emulator says whose a request is (`Emulator.request_user`). Empty: anyone's.
     user: str = ""
+    # The share of matching requests it hits (1: every one), drawn from the queue's seeded
+    # generator; a request it spares goes on to the next fault. Only hits count in `times`.
+    rate: float = 1.0
 
     def matches(self, request: Request, user_of: Callable[[Request], str | None] | None = None) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -120,6 +127,12 @@ class FaultQueue:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    def seed(self, value: int) -> None:
+        """Make the draws of faults with a `rate` below 1 repeatable."""
+        with self._lock:
+            self._rng.seed(value)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -134,6 +147,8 @@ class FaultQueue:
         with self._lock:
             for fault in self._faults:
                 if fault.times != 0 and fault.matches(request, user_of):
+                    if fault.rate < 1 and self._rng.random() >= fault.rate:
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
@@ -148,6 +163,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: "Emulator"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (killed, timed out) is what clients do; only a
+        # real failure of the emulator deserves socketserver's traceback on stderr.
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            log.debug("client went away: %s", sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

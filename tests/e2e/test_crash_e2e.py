@@ -127,3 +127,22 @@ def test_sigkill_while_a_delete_is_in_flight_is_not_taken_for_a_persons_delete(
     assert sync(path).ok
     assert len([r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]) == 1
     assert_exactly_the_demo_events(sf_emu)
+
+
+def test_sigkill_while_a_delete_is_in_flight_then_the_meeting_wanted_again_before_any_sync(
+    make_config, sync, sf_emu, google_emu, company
+):
+    # Issue 16 (chaos): the delete lands after the process died, and the meeting is wanted
+    # again before the next sync. calsync's own delete is not a person's: the Event comes back.
+    path = make_config()
+    assert sync(path).ok
+    lead = company.meetings["lead"]
+    google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test"]})  # no Lead left
+    sf_emu.faults.add(Fault(delay=1.5, method="DELETE", path_prefix="/services/data/v59.0/composite/sobjects"))
+    kill_while_in_flight(path, sf_emu, "DELETE")
+    assert not [r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]
+    google_emu.backend.update_event(lead, {"attendees": ["bob@acme.test", "zoe@soylent.test"]})
+    assert sync(path).ok
+    assert len([r for r in sf_emu.backend.list_records("Event") if r["Subject"] == "Intro call with Soylent"]) == 1
+    assert_exactly_the_demo_events(sf_emu)
+    assert sync(path).salesforce_calls == 0

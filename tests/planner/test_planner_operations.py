@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from planner_builders import (
     CLIENT,
@@ -39,6 +40,15 @@ def test_unchanged_meeting_is_skipped() -> None:
     copy = copy_of(event())
     op = plan_one(copy, previous=written(plan_one(copy)))
     assert isinstance(op, Skip) and op.reason == "unchanged"
+
+
+def test_an_unchanged_meeting_whose_event_delete_was_never_confirmed_is_read_back() -> None:
+    # A delete sent, its answer lost (a crash, a fault), the meeting wanted again: an Update, so
+    # that ownership.settle reads the Event and learns whether the delete landed (issue 16).
+    copy = copy_of(event())
+    before = written(plan_one(copy))
+    op = plan_one(copy, previous=replace(before, deleting=True))
+    assert isinstance(op, Update) and op.sf_id == before.sf_id
 
 
 def test_rescheduled_meeting_updates_the_same_event() -> None:

@@ -204,6 +204,19 @@ def test_an_event_found_gone_for_a_delete_was_a_persons_unless_calsync_sent_the_
     assert ours.operations == (delete,) and ours.removed == frozenset()
 
 
+def test_an_event_calsyncs_own_unconfirmed_delete_removed_is_made_anew_when_wanted_again() -> None:
+    # Issue 16: the delete landed, its answer was lost (a crash, a fault), and the meeting is
+    # wanted again: not a person's deletion.
+    old = fields().to_salesforce()
+    settled = ownership.settle([update(fields())], {"k1": written(old, deleting=True)}, {})
+    (op,) = settled.operations
+    assert type(op).__name__ == "Create" and settled.gone == {"k1"} and settled.removed == frozenset()
+    # The delete never landed: the Event is there, as calsync wrote it; nothing to send.
+    kept = ownership.settle([update(fields())], {"k1": written(old, deleting=True)},
+                            {SF_ID[:15]: salesforce_row(old)})
+    assert isinstance(kept.operations[0], Skip) and set(kept.unchanged) == {"k1"} and kept.gone == frozenset()
+
+
 def test_the_activity_field_alone_never_makes_an_update() -> None:
     before = fields().to_salesforce()  # written before the field was configured
     now = fields(activity_datetime_field="Act__c")

@@ -217,3 +217,21 @@ def test_a_create_intent_keeps_salesforces_time_until_answered(tmp_path):
     again.record_written("k", "a@x.test", "u", "00U000000000001AAA", "fp", NOW)
     again.record_create_intents([("k", "a@x.test", "u", {})], NOW)
     assert {p.key: p.intent_sf_at for p in again.pending_creates()} == {"k": None, "old": None}
+
+
+def test_unanswered_updates_keep_every_hash_until_a_write_is_recorded(store):
+    # Issue 16: two crashes in a row around updates; the Event may hold either update.
+    store.record_written("k", "a@x.test", "u", "00U1", "fp", NOW, hashes={"Subject": "h0"})
+    store.record_update_intents({"k": {"Subject": "h1", "Location": "l1"}})
+    store.record_update_intents({"k": {"Subject": "h2"}})
+    store.record_update_intents({"k": {"Subject": "h1"}})
+    pending = store.written(["k"])["k"].pending
+    assert pending == {"Subject": ["h2", "h1"], "Location": ["l1"]}
+    store.record_written("k", "a@x.test", "u", "00U1", "fp2", NOW, hashes={"Subject": "h1"})
+    assert store.written(["k"])["k"].pending is None
+
+
+def test_pending_hashes_stored_as_one_hash_per_field_are_still_read(store):
+    store.record_written("k", "a@x.test", "u", "00U1", "fp", NOW, hashes={"Subject": "h0"})
+    store._exec("UPDATE written SET pending_hashes = ? WHERE key = 'k'", ['{"Subject": "h1"}'])
+    assert store.written(["k"])["k"].pending == {"Subject": ["h1"]}

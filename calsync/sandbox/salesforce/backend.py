@@ -661,6 +661,12 @@ class SalesforceBackend:
             self._failures.clear()
 
     def _injected_failures(self, records: list[dict[str, Any]]) -> dict[int, RecordError]:
+        """The injected errors of a write, by position. They stand for what a validation rule,
+        a trigger or a lock refuses, which Salesforce only reaches once it has loaded the record
+        ("Triggers and Order of Execution": first it "loads the original record from the
+        database", https://developer.salesforce.com/docs/atlas.en-us.apexcode.meta/apexcode/
+        apex_triggers_order_of_execution.htm): an update or delete of a record that is gone
+        fails as gone (ENTITY_IS_DELETED, INVALID_CROSS_REFERENCE_KEY), whatever is injected."""
         hits: dict[int, RecordError] = {}
         for rule in self._failures:
             if rule.times == 0:
@@ -950,6 +956,8 @@ class SalesforceBackend:
             for i, (obj, parsed) in enumerate(prepared):
                 try:
                     if i in injected:
+                        if operation == "update" and parsed.get("Id"):
+                            self._row_for_write(obj, parsed["Id"])  # gone fails as gone first
                         raise RecordFailed(injected[i])
                     result = self._collection_one(operation, obj, parsed, ext, duplicate_keys, user_id)
                     results.append(result)
@@ -1028,6 +1036,7 @@ class SalesforceBackend:
             for i, record_id in enumerate(ids):
                 try:
                     if i in injected:
+                        self._row_for_write(None, record_id)  # gone fails as gone first
                         raise RecordFailed(injected[i])
                     row = self._row_for_write(None, record_id)
                     obj = self.objects[self._index[row["Id"][:15]]]

@@ -116,3 +116,33 @@ def test_default_status_follows_the_reason() -> None:
     assert google_error(None, "quotaExceeded")[0] == 403
     assert google_error(None, "fullSyncRequired")[0] == 410
     assert google_error(None, "authError")[0] == 401
+
+
+def test_a_fault_with_a_rate_hits_that_share_of_requests_and_spares_the_rest(
+    emulator: Any, service: Any
+) -> None:
+    # rate: a chaos test's "one request in ten fails"; the spared ones go on to the next fault
+    # (here a delay-free pass-through) or to the emulator itself.
+    status, body = google_error(503, "backendError")
+    emulator.faults.seed(7)
+    fault = emulator.faults.add(Fault(status=status, body=body, path_prefix=LIST_PATH, times=-1, rate=0.3))
+    answers = []
+    for _ in range(200):
+        try:
+            service.events().list(calendarId="primary").execute()
+            answers.append(200)
+        except HttpError as exc:
+            answers.append(exc.resp.status)
+    assert set(answers) == {200, 503}
+    assert 0.2 < answers.count(503) / len(answers) < 0.4
+    assert fault.times == -1
+    limited = emulator.faults.add(Fault(status=status, body=body, path_prefix=LIST_PATH, times=2, rate=0.5))
+    emulator.faults.clear()
+    emulator.faults.add(limited)
+    hits = 0
+    for _ in range(40):
+        try:
+            service.events().list(calendarId="primary").execute()
+        except HttpError:
+            hits += 1
+    assert hits == 2 and limited.times == 0  # only hits use up `times`

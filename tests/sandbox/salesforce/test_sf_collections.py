@@ -228,3 +228,20 @@ def test_retrieve_by_ids(sf: Salesforce) -> None:
     ids = [r["id"] for r in post(sf, [event(Subject="a"), event(Subject="b")])]
     records = sf.restful("composite/sobjects/Event", params={"ids": ",".join(ids), "fields": "Subject"})
     assert [r["Subject"] for r in records] == ["a", "b"]
+
+
+def test_an_injected_failure_does_not_hide_that_the_record_is_gone(
+    sf: Salesforce, emulator: SalesforceEmulator
+) -> None:
+    # Salesforce loads the record before any trigger or validation rule could refuse it (Apex
+    # guide, "Triggers and Order of Execution"): deleting or updating a deleted Event fails as
+    # gone, whatever refusal is injected.
+    gone, live = [r["id"] for r in post(sf, [event(Subject="gone"), event(Subject="live")])]
+    sf.restful("composite/sobjects", method="DELETE", params={"ids": gone})
+    emulator.backend.fail_records(lambda r: True, status_code="FIELD_CUSTOM_VALIDATION_EXCEPTION", times=-1)
+    deleted = sf.restful("composite/sobjects", method="DELETE", params={"ids": f"{gone},{live}"})
+    assert [r["errors"][0]["statusCode"] for r in deleted] == ["ENTITY_IS_DELETED", "FIELD_CUSTOM_VALIDATION_EXCEPTION"]
+    body = {"allOrNone": False, "records": [{"attributes": {"type": "Event"}, "Id": i, "Subject": "x"}
+                                            for i in (gone, live)]}
+    updated = sf.restful("composite/sobjects", method="PATCH", json=body)
+    assert [r["errors"][0]["statusCode"] for r in updated] == ["ENTITY_IS_DELETED", "FIELD_CUSTOM_VALIDATION_EXCEPTION"]
