@@ -44,7 +44,7 @@ MIGRATIONS_BY_VERSION: dict[str, tuple[str, ...]] = {
         "m005_decisions",
         "m006_push",
     ),
-    "0.2.0": ("m007_canceled_prefix", "m008_owner_keys", "m009_intent_clock", "m010_record_history", "m011_sweep"),
+    "0.2.0": ("m007_canceled_prefix", "m008_owner_keys", "m009_intent_clock", "m010_record_history", "m011_sweep", "m012_written_state"),
 }
 
 VERSION_META = "calsync version"  # meta row: the calsync version that last migrated the database
