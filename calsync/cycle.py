@@ -57,7 +57,7 @@ from calsync.planner import (
     plan,
 )
 from calsync.salesforce import LeadsFound, SalesforceOrg, WriteResult
-from calsync.state import Record, StateStore
+from calsync.state import MirrorRow, Record, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,14 @@ class CycleResult:
 
 @dataclass
 class _WritePass:
-    """What one pass of writes carries around: its time, the copies by key, the counts."""
+    """What one pass of writes carries around: its time, the copies by key, the counts, and the
+    items each calendar's listing brought (not yet in its mirror)."""
 
     now: dt.datetime
     by_key: dict[str, MeetingCopy]
     outcomes: Mapping[str, CalendarOutcome]
     failed: dict[str, str] = field(default_factory=dict)
+    listed: Mapping[str, Sequence[MirrorRow]] = field(default_factory=dict)
 
 
 @dataclass
@@ -488,7 +490,8 @@ class Cycle:
             # Each meeting's decision and why, for `calsync explain` (explain.py).
             explain.record(self.store, copies, operations, answers, self.settings, now)
             outcomes = {p.user: p.outcome for p in pending}
-            failed = self.write(operations, copies, now, outcomes, doubles)
+            listed = {p.user: p.found.delta.upserts for p in pending}
+            failed = self.write(operations, copies, now, outcomes, doubles, listed)
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
         except StateError:
@@ -770,10 +773,12 @@ class Cycle:
         now: dt.datetime,
         outcomes: Mapping[str, CalendarOutcome],
         doubles: Sequence[duplicates.Duplicate] = (),
+        listed: Mapping[str, Sequence[MirrorRow]] | None = None,
     ) -> dict[str, str]:
         """Carry out the plan (duplicate Events first); returns the users whose calendars must
-        not commit (and why)."""
-        run = _WritePass(now, {c.key: c for c in copies}, outcomes)
+        not commit (and why). `listed`: each calendar's listed items the mirror does not hold
+        yet; those of meetings about to get an Event go into it first (`StateStore.keep_listed`)."""
+        run = _WritePass(now, {c.key: c for c in copies}, outcomes, listed=listed or {})
         if doubles:
             self._delete_duplicates(doubles, run)
         skipped = [op for op in operations if isinstance(op, Skip)]
@@ -925,12 +930,20 @@ class Cycle:
             if self._upsert_field:
                 body[self._upsert_field] = op.key
             bodies.append(body)
-        self.store.record_create_intents(
-            [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
-            run.now,
-            # Salesforce's clock: where the Event is looked for if the answer is lost (landed.py).
-            self.org.server_now(),
-        )
+        new = {(op.copy.owner, op.copy.ical_uid) for op in creates}
+        # Salesforce's clock: where the Event is looked for if the answer is lost (landed.py).
+        sf_now = self.org.server_now()
+        with self.store.transaction():
+            # If the answer is lost and the meeting deleted before the next run, the deletion
+            # comes as a bare id: the mirror must know it to find the Event that landed.
+            for user, rows in run.listed.items():
+                if kept := [r for r in rows if (user, r.ical_uid) in new]:
+                    self.store.keep_listed(user, kept)
+            self.store.record_create_intents(
+                [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
+                run.now,
+                sf_now,
+            )
         try:
             if self._upsert_field:
                 results = self.org.upsert(self._upsert_field, bodies)
