@@ -16,6 +16,7 @@ Salesforce call at all: the user mapping and the Event describe are cached in th
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -587,8 +588,9 @@ class Cycle:
 
         Batched queries (reference C8). Most meetings' first candidate is a Contact, which
         settles their Name: only the meetings it does not settle get their other attendees
-        looked up, and only those still without a Contact, or with an external organizer who
-        is not a Contact, need Leads.
+        looked up. Leads are asked for an external organizer who is not a Contact and for the
+        attendees before a meeting's first Contact: a converted Lead counts as the Contact it
+        became, and only a Lead lookup finds it.
         """
         ranks = name_candidates(copies, self.settings)
         contacts: dict[str, tuple[Contact, ...]] = {}
@@ -611,8 +613,13 @@ class Cycle:
         ask([*(a for r in unsettled for a in r.attendees), *hosts])
         lead_wanted = {r.organizer for r in unsettled if r.organizer and r.organizer not in contacts}
         for r in unsettled:
-            if not any(a in contacts for a in r.attendees):
-                lead_wanted.update(r.attendees)
+            # A converted Lead counts as the Contact it became (planner.name.contact_for), and
+            # only a Lead lookup finds it: every attendee before the first Contact may be one
+            # (with Shared Activities, which relates every Contact, every attendee may).
+            if self.settings.shared_activities:
+                lead_wanted.update(a for a in r.attendees if a not in contacts)
+            else:
+                lead_wanted.update(itertools.takewhile(lambda a: a not in contacts, r.attendees))
         lead_wanted = {a for a in lead_wanted | hosts if a in asked and a not in contacts}
         found = self.org.find_leads(sorted(lead_wanted)) if lead_wanted else LeadsFound()
         people = Directory(contacts=contacts, leads=found.leads, converted=found.converted, users=dict(users))
