@@ -21,6 +21,7 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -62,7 +63,7 @@ from calsync.planner import (
     plan,
 )
 from calsync.salesforce import LeadsFound, SalesforceOrg, WriteResult
-from calsync.state import Record, StateStore
+from calsync.state import MirrorRow, Record, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,14 @@ class CycleResult:
 
 @dataclass
 class _WritePass:
-    """What one pass of writes carries around: its time, the copies by key, the counts."""
+    """What one pass of writes carries around: its time, the copies by key, the counts, and the
+    items each calendar's listing brought (not yet in its mirror)."""
 
     now: dt.datetime
     by_key: dict[str, MeetingCopy]
     outcomes: Mapping[str, CalendarOutcome]
     failed: dict[str, str] = field(default_factory=dict)
+    listed: Mapping[str, Sequence[MirrorRow]] = field(default_factory=dict)
 
 
 @dataclass
@@ -511,6 +514,7 @@ class Cycle:
             # Each meeting's decision and why, for `calsync explain` (explain.py).
             explain.record(self.store, copies, operations, answers, self.settings, now)
             outcomes = {p.user: p.outcome for p in pending}
+            # The listings are in the mirror already (apply_listing): nothing to keep early.
             failed = self.write(operations, copies, now, outcomes, doubles)
         except (TransientError, AuthError, PermanentError) as exc:
             failed = {p.user: str(exc) for p in pending}
@@ -607,8 +611,9 @@ class Cycle:
 
         Batched queries (reference C8). Most meetings' first candidate is a Contact, which
         settles their Name: only the meetings it does not settle get their other attendees
-        looked up, and only those still without a Contact, or with an external organizer who
-        is not a Contact, need Leads.
+        looked up. Leads are asked for an external organizer who is not a Contact and for the
+        attendees before a meeting's first Contact: a converted Lead counts as the Contact it
+        became, and only a Lead lookup finds it.
         """
         ranks = name_candidates(copies, self.settings)
         contacts: dict[str, tuple[Contact, ...]] = {}
@@ -631,8 +636,13 @@ class Cycle:
         ask([*(a for r in unsettled for a in r.attendees), *hosts])
         lead_wanted = {r.organizer for r in unsettled if r.organizer and r.organizer not in contacts}
         for r in unsettled:
-            if not any(a in contacts for a in r.attendees):
-                lead_wanted.update(r.attendees)
+            # A converted Lead counts as the Contact it became (planner.name.contact_for), and
+            # only a Lead lookup finds it: every attendee before the first Contact may be one
+            # (with Shared Activities, which relates every Contact, every attendee may).
+            if self.settings.shared_activities:
+                lead_wanted.update(a for a in r.attendees if a not in contacts)
+            else:
+                lead_wanted.update(itertools.takewhile(lambda a: a not in contacts, r.attendees))
         lead_wanted = {a for a in lead_wanted | hosts if a in asked and a not in contacts}
         found = self.org.find_leads(sorted(lead_wanted)) if lead_wanted else LeadsFound()
         people = Directory(contacts=contacts, leads=found.leads, converted=found.converted, users=dict(users))
@@ -796,10 +806,12 @@ class Cycle:
         now: dt.datetime,
         outcomes: Mapping[str, CalendarOutcome],
         doubles: Sequence[duplicates.Duplicate] = (),
+        listed: Mapping[str, Sequence[MirrorRow]] | None = None,
     ) -> dict[str, str]:
         """Carry out the plan (duplicate Events first); returns the users whose calendars must
-        not commit (and why)."""
-        run = _WritePass(now, {c.key: c for c in copies}, outcomes)
+        not commit (and why). `listed`: each calendar's listed items the mirror does not hold
+        yet; those of meetings about to get an Event go into it first (`StateStore.keep_listed`)."""
+        run = _WritePass(now, {c.key: c for c in copies}, outcomes, listed=listed or {})
         if doubles:
             self._delete_duplicates(doubles, run)
         skipped = [op for op in operations if isinstance(op, Skip)]
@@ -951,12 +963,20 @@ class Cycle:
             if self._upsert_field:
                 body[self._upsert_field] = op.key
             bodies.append(body)
-        self.store.record_create_intents(
-            [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
-            run.now,
-            # Salesforce's clock: where the Event is looked for if the answer is lost (landed.py).
-            self.org.server_now(),
-        )
+        new = {(op.copy.owner, op.copy.ical_uid) for op in creates}
+        # Salesforce's clock: where the Event is looked for if the answer is lost (landed.py).
+        sf_now = self.org.server_now()
+        with self.store.transaction():
+            # If the answer is lost and the meeting deleted before the next run, the deletion
+            # comes as a bare id: the mirror must know it to find the Event that landed.
+            for user, rows in run.listed.items():
+                if kept := [r for r in rows if (user, r.ical_uid) in new]:
+                    self.store.keep_listed(user, kept)
+            self.store.record_create_intents(
+                [(op.key, op.copy.owner, op.copy.ical_uid, body) for op, body in zip(creates, bodies)],
+                run.now,
+                sf_now,
+            )
         try:
             if self._upsert_field:
                 results = self.org.upsert(self._upsert_field, bodies)

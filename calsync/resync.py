@@ -58,7 +58,7 @@ from calsync.logs import event as log_event
 from calsync.model import Create, Delete, Directory, MeetingCopy, Operation, Retire, Skip, Update, Written
 from calsync.planner import CANCELED_KEPT, addresses_to_look_up, first_occurrence
 from calsync.planner.fields import instant
-from calsync.state import StateStore
+from calsync.state import MirrorRow, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,7 @@ class Resync:
         self.restore_deleted = restore_deleted
         self.progress = progress or (lambda user, meetings: None)
         self.result = ResyncResult(dry_run=dry_run, window=window)
+        self._listed: dict[str, Sequence[MirrorRow]] = {}  # each calendar's listed items
 
     def run(self, users: Sequence[str], event_id: str | None = None) -> ResyncResult:
         cycle, result = self.cycle, self.result
@@ -286,6 +287,7 @@ class Resync:
             self.store, source, user, listing, self.window.since, self.cycle.settings,
             also=swept.gone, evidence=swept.items, max_checks=MAX_CHECKS, key_owner=key_owner,
         )
+        self._listed[user] = found.delta.upserts
         listed = {copy.ical_uid: copy for copy in found.copies}
         if event_id is not None:
             known = self.store.mirror_by_ids(user, [event_id, event_id.rsplit("_", 1)[0]])
@@ -360,7 +362,7 @@ class Resync:
 
         outcomes = {user: CalendarOutcome(user) for user in self.result.users}
         writes = [op for op in operations if not isinstance(op, Skip)]
-        failed = cycle.write(writes, copies, self.now, outcomes, doubles) if writes or doubles else {}
+        failed = cycle.write(writes, copies, self.now, outcomes, doubles, self._listed) if writes or doubles else {}
         self._refusals([op.key for op in writes])
         for user, outcome in outcomes.items():
             counts = self.result.users[user]

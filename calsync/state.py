@@ -906,19 +906,7 @@ class StateStore:
                     " (event_id = ? OR recurring_event_id = ?)",
                     [user, event_id, event_id],
                 )
-            for row in upserts:
-                self._exec(
-                    "INSERT OR REPLACE INTO google_items"
-                    " (user, event_id, ical_uid, recurring_event_id, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        user,
-                        row.event_id,
-                        row.ical_uid,
-                        row.recurring_event_id,
-                        json.dumps(row.payload, separators=(",", ":")),
-                    ],
-                )
+            self._upsert_items(user, upserts)
             for ical_uid in queued:
                 self._exec(
                     "INSERT OR IGNORE INTO replans (user, ical_uid) VALUES (?, ?)", [user, ical_uid]
@@ -959,6 +947,29 @@ class StateStore:
                  None if swept is None else int(swept), _iso(at), user],
             )
             self.clear_replans(user, done)
+
+    def keep_listed(self, user: str, rows: Iterable[MirrorRow]) -> None:
+        """Put the listed items of meetings about to get an Event into the mirror now, ahead of
+        their listing's commit.
+
+        A create whose answer is lost, or a crash after it, leaves the calendar's listing
+        uncommitted while the Event may exist. If the meeting is deleted before the next run,
+        Google shows it as a bare id (reference A3), which only the mirror can tie to its
+        iCalUID and so to the Event. An item in the mirror early is harmless: the next listing
+        shows it again (or its deletion), or a full listing checks it by id."""
+        with self.transaction():
+            self._ensure_calendar(user)
+            self._upsert_items(user, rows)
+
+    def _upsert_items(self, user: str, rows: Iterable[MirrorRow]) -> None:
+        for row in rows:
+            self._exec(
+                "INSERT OR REPLACE INTO google_items"
+                " (user, event_id, ical_uid, recurring_event_id, payload)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [user, row.event_id, row.ical_uid, row.recurring_event_id,
+                 json.dumps(row.payload, separators=(",", ":"))],
+            )
 
     # -- Events written ----------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 ALICE = "alice@acme.test"
 
 
@@ -191,3 +194,52 @@ def test_a_converted_leads_meeting_that_changes_before_the_refresh_is_followed(
     after = _only_event(sf_emu, row["Id"], "Demo for NewCo", "Second demo")
     assert after["StartDateTime"].startswith(_at(7, 16)["start"]["dateTime"][:16]) and _same(after["WhoId"], hank)
     assert sf_emu.backend.record("Event", second["Id"]) is None  # deleted, not retired
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_converted_lead_is_the_contact_it_became_wherever_it_stands_and_whatever_the_batch_holds(
+    sync, make_config, sf_emu, google_emu, company, data
+):
+    # "The first attendee (in Google's order) who is a Contact; a converted Lead counts as the
+    # Contact it became" (README, "Which meetings"). A converted Lead is found only by looking
+    # up Leads: its meeting's Name must not depend on whether another meeting of the same
+    # cycle made calsync look its address up.
+    people = _conversion_world(sf_emu, company)
+    path = make_config(sync={"directory_refresh_minutes": 0})
+    assert sync(path).ok
+    guests = data.draw(st.lists(st.sampled_from(sorted(people)), min_size=1, max_size=4, unique=True))
+    with_lead_only_meeting = data.draw(st.booleans())
+    summary = f"Order check {next(_checks)}"
+    _meeting(google_emu, summary, guests)
+    if with_lead_only_meeting:  # makes calsync look the converted Lead up for another meeting
+        _meeting(google_emu, f"{summary} (the converted Lead alone)", ["kim@oldlead.test"])
+    assert sync(path).ok
+    contact = next((people[a] for a in guests if people[a][0] == "contact"), None)
+    lead = next((people[a] for a in guests if people[a][0] == "lead"), None)
+    wanted = (contact or lead or (None, None))[1]
+    row = _event(sf_emu, summary)
+    assert (row["WhoId"] if row else None) is not None or wanted is None
+    assert _same(row["WhoId"] if row else None, wanted), (guests, with_lead_only_meeting)
+
+
+_checks = iter(range(1, 10_000))
+_worlds: dict[int, dict[str, tuple[str, str]]] = {}
+
+
+def _conversion_world(sf_emu, company) -> dict[str, tuple[str, str]]:
+    """Address -> (what the Name rule takes it for, the record it names): a Contact, a Lead, a
+    Lead converted into an existing Contact with another address, a stranger. Made once per
+    org (hypothesis runs every example on the same emulators)."""
+    if id(sf_emu) not in _worlds:
+        hank = company.contact_ids["hank@globex.test"]
+        kim = sf_emu.backend.create_record("Lead", {"LastName": "Kim", "Company": "Old", "Email": "kim@oldlead.test"})
+        sf_emu.backend.convert_lead(kim, account_id=company.account_ids["Globex"], contact_id=hank)
+        lou = sf_emu.backend.create_record("Lead", {"LastName": "Lou", "Company": "New", "Email": "lou@newlead.test"})
+        _worlds[id(sf_emu)] = {
+            "kim@oldlead.test": ("contact", hank),  # converted: stands for Hank
+            "lou@newlead.test": ("lead", lou),
+            "marge@globex.test": ("contact", company.contact_ids["marge@globex.test"]),
+            "nobody@stranger.test": ("nobody", ""),
+        }
+    return _worlds[id(sf_emu)]

@@ -121,6 +121,34 @@ def test_a_lost_create_is_found_with_salesforces_clock_ten_minutes_off(
     assert sync(path).salesforce_calls == 0
 
 
+@pytest.mark.parametrize("external_id", [False, True])
+@pytest.mark.parametrize("relist", [False, True], ids=["incremental", "after a 410"])
+def test_an_event_that_landed_unanswered_goes_with_a_meeting_deleted_before_the_next_run(
+    make_config, sync, sf_emu, google_emu, company, integration, external_id, relist
+):
+    # The create lands, its answer is lost, and the meeting is deleted before the next run:
+    # Google then shows it as a bare id, whether the next listing is incremental or full
+    # (reference A3). The Event that landed is found and goes with its meeting.
+    path = make_config(salesforce={"access_token": integration,
+                                   **({} if external_id else {"external_id_field": None})})
+    assert sync(path).ok
+    new_meetings(google_emu)  # a timed one on Alice's calendar, an all-day one on Carol's
+    made = [e["id"] for user in ("alice@acme.test", "carol@acme.test")
+            for e in google_emu.backend.calendar_events(user)
+            if e.get("summary", "").startswith(("Globex check-in ", "Umbrella onsite "))]
+    assert len(made) == 2
+    lose_the_next_create(sf_emu)
+    assert not sync(path).ok
+    assert len(live_events(sf_emu)) == DEMO_EVENTS + 2  # landed, answers lost
+    for event_id in made:
+        google_emu.backend.delete_event(event_id)
+    if relist:
+        google_emu.backend.invalidate_sync_tokens()
+    assert sync(path).ok
+    assert_one_event_per_meeting_and_owner(sf_emu, DEMO_EVENTS)
+    assert_state_claims_every_event(path, sf_emu)
+
+
 @pytest.mark.parametrize("rewrite", ["subject", "name"])
 def test_a_lost_create_rewritten_by_a_trigger_is_adopted_and_its_values_are_not_a_persons(
     make_config, sync, sf_emu, google_emu, company, integration, rep, rewrite, caplog

@@ -288,3 +288,22 @@ def test_resync_lines_name_the_meeting_its_start_and_owner_and_say_why_salesforc
     refused = next(line for line in lines if line.startswith("refused"))
     assert "'Umbrella weekly check-in'" in refused
     assert "update refused by Salesforce, FIELD_CUSTOM_VALIDATION_EXCEPTION: no check-ins this week" in refused
+
+
+def test_an_event_resync_created_goes_with_a_meeting_deleted_before_the_next_cycle(
+    synced, sync, sf_emu, google_emu, company
+):
+    # A meeting new since the last cycle gets its Event from resync; it is deleted before the
+    # next cycle, whose listing shows it as a bare id (reference A3): the Event goes with it.
+    start = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=3)
+    fmt = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    made = google_emu.backend.create_event("alice@acme.test", {
+        "summary": "Globex follow-up", "attendees": ["alice@acme.test", "hank@globex.test"],
+        "start": {"dateTime": fmt(start)}, "end": {"dateTime": fmt(start + dt.timedelta(hours=1))}})
+    result = resync(synced, "--user", "alice@acme.test")
+    assert result.exit_code == 0, result.output
+    alice = company.sf_user_ids["alice@acme.test"]
+    assert len(events_of(sf_emu, "Globex follow-up", alice)) == 1
+    google_emu.backend.delete_event(made["id"])
+    assert sync(synced).ok
+    assert events_of(sf_emu, "Globex follow-up", alice) == []
