@@ -16,8 +16,10 @@ from typing import Any
 
 import click
 
-from calsync import __version__, logs
-from calsync.errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, CalsyncError
+from calsync import __version__
+
+from calsync.core import logs
+from calsync.core.errors import EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, CalsyncError
 
 DEFAULT_CONFIG = "/etc/calsync/calsync.toml"
 
@@ -33,7 +35,7 @@ class Context:
     def config(self, *, secrets: bool = True) -> Any:
         """The configuration, logging set up from it. `secrets=False` for commands that contact
         neither Google nor Salesforce: a secret only the service can read is then no error."""
-        from calsync import config
+        from calsync.core import config
 
         cfg = config.load(self.config_path, secrets=secrets)
         logs.setup(self.log_format or cfg.log.format, self.log_level or cfg.log.level)
@@ -97,9 +99,9 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
     """
     import time
 
-    from calsync import metrics
-    from calsync.lock import WriterLock
-    from calsync.runtime import open_cycle
+    from calsync.service import metrics
+    from calsync.state.lock import WriterLock
+    from calsync.service.runtime import open_cycle
 
     try:
         cfg = obj.config()
@@ -122,7 +124,7 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
 
 def print_cycle(result: Any) -> None:
     """One line per calendar of a cycle, the refused records, the Salesforce calls."""
-    from calsync.admin import cycle_lines
+    from calsync.service.admin import cycle_lines
 
     for line in cycle_lines(result):
         echo(line)
@@ -130,7 +132,7 @@ def print_cycle(result: Any) -> None:
 
 def cycle_exit(result: Any) -> int:
     """1 when a calendar failed; else 65 when Salesforce refused a record; else 0."""
-    from calsync.admin import cycle_exit as exit_of
+    from calsync.service.admin import cycle_exit as exit_of
 
     return exit_of(result)
 
@@ -179,7 +181,7 @@ def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
     import datetime as dt
     import os
 
-    from calsync.daemon import Daemon
+    from calsync.service.daemon import Daemon
 
     override = dt.timedelta(seconds=interval_seconds) if interval_seconds else None
     daemon = Daemon(obj.config, interval_override=override, lock_wait=wait)
@@ -230,7 +232,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
     """
     import json
 
-    from calsync import monitoring, ops
+    from calsync.commands import monitoring, ops
 
     if (max_age is not None or max_failures is not None) and not check:
         raise click.UsageError("--max-age and --max-failures go with --check")
@@ -277,7 +279,7 @@ def doctor(obj: Context) -> None:
     Prints each check as `ok` or `FAIL` with what to do. Writes nothing. Exit status 0 when
     every check passes, 1 when any fails, 78 when the configuration does not load.
     """
-    from calsync import ops
+    from calsync.commands import ops
 
     try:
         cfg = obj.config()
@@ -333,7 +335,7 @@ def resync(
     does not take it up within 30 s, or another calsync process (a hand-run sync) writes the
     state database (a dry run does not need it).
     """
-    from calsync import resync as resync_module
+    from calsync.engine import resync as resync_module
 
     if all_users and users:
         raise click.UsageError("--all and --user exclude each other")
@@ -354,7 +356,7 @@ def resync(
         chosen = [u.lower() for u in users] or list(cfg.sync.users)
         import datetime as dt
 
-        from calsync import admin, handoff
+        from calsync.service import admin, handoff
 
         now = dt.datetime.now(dt.timezone.utc)
         arguments = admin.resync_arguments(
@@ -411,8 +413,8 @@ def auth_google(obj: Context, user: str, no_browser: bool, port: int, timeout: f
     (sudo -u calsync calsync auth google USER). Exit 75 when the browser did not come back in
     time.
     """
-    from calsync.auth import authorize_google
-    from calsync.lock import refuse_foreign_owner
+    from calsync.calendar.google.auth import authorize_google
+    from calsync.state.lock import refuse_foreign_owner
 
     # The flow prints the URL and then blocks waiting: it must not sit in a pipe's buffer.
     reconfigure = getattr(sys.stdout, "reconfigure", None)

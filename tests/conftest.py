@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from calsync import config as config_module
-from calsync import logs
-from calsync.cycle import CycleResult
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.core import logs
+from calsync.engine.cycle import CycleResult
+from calsync.service.runtime import open_cycle
 from calsync.sandbox.demo import ACTIVITY_FIELD, DemoCompany, seed
 from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.google.oauth import generate_private_key_pem

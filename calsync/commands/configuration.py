@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from calsync.cli import Context, _fail, echo, main
-from calsync.errors import CalsyncError, ConfigError
+from calsync.core.errors import CalsyncError, ConfigError
 
 
 @main.command("check-config")
@@ -21,7 +21,7 @@ def check_config(obj: Context) -> None:
     status 0, or 78 naming the key. Warns (exit 0) about a secret in a configuration file
     others can read and a listener bound to all addresses.
     """
-    from calsync.ops import config_warnings
+    from calsync.commands.ops import config_warnings
 
     try:
         cfg = obj.config()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from calsync.cli import Context, _fail, echo, main
-from calsync.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
+from calsync.core.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
 
 
 @main.command()
@@ -32,9 +32,9 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
     --live decides again on fresh data. Exit status 0 when a meeting was explained, 1 when none
     matched.
     """
-    from calsync import explain as explaining
-    from calsync.resync import parse_moment
-    from calsync.state import StateStore
+    from calsync.engine import explain as explaining
+    from calsync.engine.resync import parse_moment
+    from calsync.state.store import StateStore
 
     if (event_id is None) == (subject is None):
         raise click.UsageError("give --event-id ID or --subject TEXT (one of them)")
@@ -97,8 +97,8 @@ def _with_fate(store: object, found: object) -> object:
     import dataclasses
     import datetime as dt
 
-    from calsync.history import fates
-    from calsync.model import event_key
+    from calsync.state.history import fates
+    from calsync.core.model import event_key
 
     decision = found.decision  # type: ignore[attr-defined]
     key = event_key(decision.user, decision.ical_uid)
@@ -110,7 +110,7 @@ def _with_fate(store: object, found: object) -> object:
 
 def _failing(user: str, calendar: object) -> str | None:
     """`alice@acme.test's calendar is FAILING (3 runs in a row, last 2026-12-01 10:00 UTC: why)`."""
-    from calsync import display
+    from calsync.core import display
 
     failures = getattr(calendar, "consecutive_failures", 0)
     if not failures:

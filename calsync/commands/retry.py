@@ -8,7 +8,7 @@ import sys
 import click
 
 from calsync.cli import WAIT, Context, _fail, echo, main
-from calsync.errors import CalsyncError
+from calsync.core.errors import CalsyncError
 
 
 @main.command()
@@ -29,8 +29,8 @@ def retry(obj: Context, users: tuple[str, ...], event_id: str | None, drop: bool
     waits for its answer (the same output and exit status); 75 when the daemon does not take
     it up within 30 s. Exit 1 when no parked record matches.
     """
-    from calsync import admin, handoff, metrics
-    from calsync.history import who
+    from calsync.service import admin, handoff, metrics
+    from calsync.state.history import who
 
     if drop and not users and event_id is None:
         raise click.UsageError("--drop needs --user or --event-id (which records to stop retrying)")

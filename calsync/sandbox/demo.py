@@ -249,9 +249,9 @@ def run_sandbox(
     echo: Callable[[str], None] = print,
 ) -> int:
     """Start, seed, configure, sync once, print the Events; serve on until Ctrl-C if asked."""
-    from calsync import config as config_module
-    from calsync.errors import ConfigError
-    from calsync.runtime import open_cycle
+    from calsync.core import config as config_module
+    from calsync.core.errors import ConfigError
+    from calsync.service.runtime import open_cycle
 
     directory = directory.resolve()
     # The emulators' own chatter is not what a person trying calsync wants to read.

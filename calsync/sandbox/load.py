@@ -138,8 +138,8 @@ def measure(count: int, external_id: bool = True, guests: int = 1) -> dict[str, 
     """Seed the demo company plus `count` meetings, sync twice, and count calls and time."""
     import time
 
-    from calsync import config as config_module
-    from calsync.runtime import open_cycle
+    from calsync.core import config as config_module
+    from calsync.service.runtime import open_cycle
 
     with sandbox("calsync-measure-") as box:
         salesforce, now, path = box.salesforce, box.now, box.config
@@ -216,9 +216,9 @@ def _child(config_path: str, chunk: int | None) -> None:
     """One cycle over every calendar, as `calsync sync` runs it; prints a JSON summary."""
     import logging
 
-    from calsync import config as config_module
-    from calsync import cycle as cycle_module
-    from calsync.runtime import open_cycle
+    from calsync.core import config as config_module
+    from calsync.engine import cycle as cycle_module
+    from calsync.service.runtime import open_cycle
 
     logging.disable(logging.CRITICAL)
     if chunk is not None:

@@ -39,8 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from calsync.model import event_key
-from calsync.state import IndexEntry, MirrorRow, Record, StateStore, StoredDecision
+from calsync.core.model import event_key
+from calsync.state.store import IndexEntry, MirrorRow, Record, StateStore, StoredDecision
 
 FIELDS = ("Subject", "StartDateTime", "EndDateTime", "Location", "Description", "WhoId", "WhatId",
           "OwnerId", "Type", "ShowAs", "IsPrivate", "IsAllDayEvent")
@@ -195,7 +195,8 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> dict[str
 
 _PUBLISH = """
 import sys, time
-from calsync import config, metrics
+from calsync.core import config
+from calsync.service import metrics
 cfg = config.load(sys.argv[1], secrets=False)
 metrics.publish(cfg)  # the first one imports and warms up
 rounds = []
@@ -209,8 +210,9 @@ print(min(rounds))
 
 _OLD_STATUS = """
 import sys
-from calsync import config, ops
-from calsync.state import StateStore
+from calsync.core import config
+from calsync.commands import ops
+from calsync.state.store import StateStore
 cfg = config.load(sys.argv[1], secrets=False)
 StateStore.reader = classmethod(lambda cls, path: cls.snapshot(path))  # the copy status made
 ops.status(cfg)
@@ -314,7 +316,7 @@ def run(megabytes: float, calendars: int, interval: float, daemon_seconds: float
 
 
 def _state_path(config: Path) -> str:
-    from calsync import config as config_module
+    from calsync.core import config as config_module
 
     return str(config_module.load(config, secrets=False).state.path)
 

@@ -1,4 +1,4 @@
-"""calsync.google against the Google emulator through the real google-api-python-client."""
+"""calsync.calendar.google.api against the Google emulator through the real google-api-python-client."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from calsync.errors import AuthError, SyncTokenExpired, SyncTokenRefused, TransientError
-from calsync.google import GoogleCalendar, check_page, service_account_credentials, to_google_event
+from calsync.core.errors import AuthError, SyncTokenExpired, SyncTokenRefused, TransientError
+from calsync.calendar.google.api import GoogleCalendar, check_page, service_account_credentials, to_google_event
 from calsync.sandbox.server import Fault
 
 SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from calsync.config import GoogleConfig
-from calsync.google import GoogleCalendar, calendar_factory
-from calsync.google_clients import GoogleClients, budget_limits, clients_for, forget_clients
-from calsync.quota import Limits, RequestBudget
+from calsync.core.config import GoogleConfig
+from calsync.calendar.google.api import GoogleCalendar, calendar_factory
+from calsync.calendar.google.clients import GoogleClients, budget_limits, clients_for, forget_clients
+from calsync.calendar.google.quota import Limits, RequestBudget
 
 UTC = dt.timezone.utc
 USERS = ["ann@acme.test", "ben@acme.test", "cy@acme.test"]

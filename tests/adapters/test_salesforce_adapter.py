@@ -1,4 +1,4 @@
-"""calsync.salesforce against the Salesforce emulator through the real simple-salesforce."""
+"""calsync.salesforce.org against the Salesforce emulator through the real simple-salesforce."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from calsync.errors import AuthError, QuotaExhausted
-from calsync.salesforce import SalesforceOrg, in_batches, soql_quote
+from calsync.core.errors import AuthError, QuotaExhausted
+from calsync.salesforce.org import SalesforceOrg, in_batches, soql_quote
 from calsync.sandbox.salesforce.errors import request_limit_fault
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pytest
 
-from calsync.salesforce import SalesforceOrg
+from calsync.salesforce.org import SalesforceOrg
 from calsync.sandbox.demo import KEY_FIELD
 
 

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calsync import ownership
-from calsync.model import EventTime, GoogleEvent, PlanSettings, Written
-from calsync.planner import fields as planner_fields
-from calsync.salesforce import SalesforceOrg
-from calsync.sftext import units
+from calsync.rules import ownership
+from calsync.core.model import EventTime, GoogleEvent, PlanSettings, Written
+from calsync.rules.planner import fields as planner_fields
+from calsync.salesforce.org import SalesforceOrg
+from calsync.rules.sftext import units
 
 LIMITS = {"Subject": 255, "Location": 255, "Description": 32_000}
 START = dt.datetime(2026, 3, 2, 15, tzinfo=dt.timezone.utc)

@@ -1,4 +1,4 @@
-"""calsync.config: the TOML file becomes frozen dataclasses, or ONE ConfigError naming the key."""
+"""calsync.core.config: the TOML file becomes frozen dataclasses, or ONE ConfigError naming the key."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from calsync import config, logs
-from calsync.config import Config, Secret, load, parse
-from calsync.errors import ConfigError
+from calsync.core import config, logs
+from calsync.core.config import Config, Secret, load, parse
+from calsync.core.errors import ConfigError
 
 # The acceptance contract: this file must load exactly as written.
 CONTRACT = """\

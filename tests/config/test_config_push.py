@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from calsync import config
-from calsync.errors import ConfigError
-from calsync.google_clients import budget_limits
-from calsync.quota import Limits
+from calsync.core import config
+from calsync.core.errors import ConfigError
+from calsync.calendar.google.clients import budget_limits
+from calsync.calendar.google.quota import Limits
 
 BASE = """
 [sync]

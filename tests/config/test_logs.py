@@ -1,4 +1,4 @@
-"""calsync.logs: one line per event, key=value or JSON, and no secret ever reaches the output."""
+"""calsync.core.logs: one line per event, key=value or JSON, and no secret ever reaches the output."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 
-from calsync import logs
-from calsync.config import Secret
+from calsync.core import logs
+from calsync.core.config import Secret
 
 LOG = logging.getLogger("calsync.cycle")
 
@@ -380,7 +380,7 @@ def test_redact_exception_covers_the_whole_chain() -> None:
 
 
 def test_config_key_paths_in_messages_are_not_mistaken_for_secrets():
-    from calsync.logs import redact
+    from calsync.core.logs import redact
 
     text = "salesforce.access_token: required key missing (or set CALSYNC_SALESFORCE_ACCESS_TOKEN)"
     assert redact(text) == text

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calsync.daemon import CalendarRun
+from calsync.service.daemon import CalendarRun
 
 
 def parse_datagram(data: bytes) -> dict[str, str]:

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 from daemon_helpers import NotifyListener, wait_until
 
-from calsync import config as config_module
-from calsync import handoff
-from calsync.admin import RETRY
-from calsync.errors import EXIT_TEMPFAIL
-from calsync.lock import LockBusy
-from calsync.logs import parse_line
-from calsync.state import StateStore
+from calsync.core import config as config_module
+from calsync.service import handoff
+from calsync.service.admin import RETRY
+from calsync.core.errors import EXIT_TEMPFAIL
+from calsync.state.lock import LockBusy
+from calsync.core.logs import parse_line
+from calsync.state.store import StateStore
 
 RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 
@@ -157,7 +157,7 @@ def test_a_daemon_that_does_not_take_the_request_up_gives_75(make_config, tmp_pa
     StateStore(cfg.state.path).close()  # the database exists, migrated
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from calsync.lock import WriterLock;"
+         "import sys, time; from calsync.state.lock import WriterLock;"
          " WriterLock(sys.argv[1], 'run').acquire(); print('locked', flush=True); time.sleep(60)",
          str(cfg.state.path), "calsync"],
         stdout=subprocess.PIPE, text=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from daemon_helpers import write_config
 
-from calsync import config as config_module
-from calsync.daemon import polls_per_minute, warn_if_over_budget
+from calsync.core import config as config_module
+from calsync.service.daemon import polls_per_minute, warn_if_over_budget
 
 USERS = ["alice@acme.test", "bob@acme.test", "carol@acme.test"]
 
@@ -44,7 +44,7 @@ def test_a_budget_that_fits_says_nothing(tmp_path, caplog):
 def test_the_daemon_logs_its_cpu_per_run(tmp_path, caplog):
     import time
 
-    from calsync.daemon import Daemon
+    from calsync.service.daemon import Daemon
 
     daemon = Daemon(lambda: _config(tmp_path), watchdog_seconds=None)
     daemon.runs = 600

@@ -7,7 +7,7 @@ import time
 import pytest
 from daemon_helpers import NotifyListener, short_socket_path
 
-from calsync.notify import Notifier, format_message, socket_address, watchdog_interval
+from calsync.service.notify import Notifier, format_message, socket_address, watchdog_interval
 
 
 @pytest.fixture

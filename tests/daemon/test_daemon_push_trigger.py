@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from daemon_helpers import FakeSync, NotifyListener, wait_until, write_config
 
-from calsync import config as config_module
-from calsync.daemon import CalendarRun, Daemon
-from calsync.notify import Notifier
+from calsync.core import config as config_module
+from calsync.service.daemon import CalendarRun, Daemon
+from calsync.service.notify import Notifier
 
 USERS = ["alice@acme.test", "bob@acme.test"]
 ALICE = USERS[0]

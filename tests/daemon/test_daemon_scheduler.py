@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from daemon_helpers import FakeSync, NotifyListener, utcnow, wait_until, write_config
 
-from calsync import config as config_module
-from calsync.daemon import Daemon
-from calsync.notify import Notifier
+from calsync.core import config as config_module
+from calsync.service.daemon import Daemon
+from calsync.service.notify import Notifier
 
 USERS = ["alice@acme.test", "bob@acme.test", "carol@acme.test"]
 
@@ -236,7 +236,7 @@ def test_no_new_run_starts_after_stop(make_daemon):
 
 
 def test_failures_from_the_state_store_show_after_a_restart(make_daemon, config_path):
-    from calsync.state import StateStore
+    from calsync.state.store import StateStore
 
     store = StateStore(config_path.parent / "state.db")
     store.record_failure_of_calendar("carol@acme.test", "token refused", utcnow())
@@ -248,7 +248,7 @@ def test_failures_from_the_state_store_show_after_a_restart(make_daemon, config_
 
 
 def test_the_daemon_holds_the_writer_lock_from_start_to_stop(make_daemon, tmp_path):
-    from calsync.lock import LockBusy, WriterLock
+    from calsync.state.lock import LockBusy, WriterLock
 
     state = tmp_path / "state.db"
     daemon = make_daemon(FakeSync())

@@ -66,7 +66,7 @@ def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listene
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0, daemon.log.read_text()
     listener.wait_for("STOPPING", "1", timeout=2)
-    from calsync.state import StateStore
+    from calsync.state.store import StateStore
 
     store = StateStore(tmp_path / "state.db")  # make_config's state path
     saved = {c.user: c for c in store.calendars()}

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from calsync.daemon import (
+from calsync.service.daemon import (
     MAX_BACKOFF,
     CalendarStatus,
     Schedule,

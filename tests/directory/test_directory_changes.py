@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from calsync.directory import DirectoryChanges, index_entry
-from calsync.model import (
+from calsync.engine.directory import DirectoryChanges, index_entry
+from calsync.core.model import (
     Contact,
     Directory,
     EventTime,
@@ -17,7 +17,7 @@ from calsync.model import (
     Person,
     PlanSettings,
 )
-from calsync.salesforce import ChangedRecord
+from calsync.salesforce.org import ChangedRecord
 
 UTC = dt.timezone.utc
 STAMP = dt.datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -14,15 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from calsync import directory
-from calsync.directory import CLAIM, CLAIM_LEASE, WATERMARK, RefreshResult, refresh
-from calsync.errors import QuotaExhausted
-from calsync.salesforce import SalesforceOrg
+from calsync.engine import directory
+from calsync.engine.directory import CLAIM, CLAIM_LEASE, WATERMARK, RefreshResult, refresh
+from calsync.core.errors import QuotaExhausted
+from calsync.salesforce.org import SalesforceOrg
 from calsync.sandbox.demo import DemoCompany
 from calsync.sandbox.salesforce import SalesforceEmulator
 from calsync.sandbox.salesforce.errors import request_limit_fault
 from calsync.sandbox.server import Fault
-from calsync.state import IndexEntry, StateStore
+from calsync.state.store import IndexEntry, StateStore
 
 HOUR = dt.timedelta(hours=1)
 LOOKBACK = dt.timedelta(days=30)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calsync.duplicates import Anchor, find, signature
+from calsync.rules.duplicates import Anchor, find, signature
 
 ALICE = "005000000000001"
 BOB = "005000000000002"
@@ -84,9 +84,9 @@ def test_signature_reads_salesforce_and_calsync_forms_alike():
 
 # -- Events recorded under an older key of the same (Salesforce owner, meeting) ------------------
 
-from calsync import ownership  # noqa: E402
-from calsync.duplicates import superseded  # noqa: E402
-from calsync.model import Written  # noqa: E402
+from calsync.rules import ownership  # noqa: E402
+from calsync.rules.duplicates import superseded  # noqa: E402
+from calsync.core.model import Written  # noqa: E402
 
 
 def row(key: str, sf_id: str, **changes: object) -> Written:

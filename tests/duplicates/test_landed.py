@@ -8,8 +8,8 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync import landed
-from calsync.state import PendingCreate
+from calsync.rules import landed
+from calsync.state.store import PendingCreate
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 ALICE, BOB = "005000000000001AAA", "005000000000002AAA"

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calsync import config as config_module
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.service.runtime import open_cycle
 from calsync.sandbox.demo import ACTIVITY_FIELD, seed, write_config
 from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.salesforce import SalesforceEmulator

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from calsync import cycle as cycle_module
+from calsync.engine import cycle as cycle_module
 from calsync.sandbox.load import seed_meetings, seed_salespeople
 
 COLLECTIONS = "/services/data/v59.0/composite/sobjects"

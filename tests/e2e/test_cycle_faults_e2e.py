@@ -25,14 +25,14 @@ from typing import Any
 import pytest
 from chaos_world import Change, World, diff, times
 
-from calsync import config as config_module
-from calsync import logs
-from calsync.cycle import Cycle
-from calsync.errors import TransientError
-from calsync.google import calendar_factory
-from calsync.salesforce import SalesforceOrg
+from calsync.core import config as config_module
+from calsync.core import logs
+from calsync.engine.cycle import Cycle
+from calsync.core.errors import TransientError
+from calsync.calendar.google.api import calendar_factory
+from calsync.salesforce.org import SalesforceOrg
 from calsync.sandbox.google.oauth import generate_private_key_pem
-from calsync.state import StateStore
+from calsync.state.store import StateStore
 
 CUSTOMER = "hank@globex.test"  # a Contact of the demo company
 LEAD = "zoe@soylent.test"  # an open Lead

@@ -12,9 +12,9 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 
-from calsync import config as config_module
+from calsync.core import config as config_module
 from calsync.cli import main
-from calsync.lock import WriterLock
+from calsync.state.lock import WriterLock
 
 
 def explain(path, *args: str):
@@ -201,8 +201,8 @@ def test_live_passes_every_google_request_through_the_request_budget(sync, make_
     events.get first: every one of those Calendar requests waits for the budget (quota.py),
     like the daemon's polls, so an admin's explain never pushes the project over Google's
     limits on its own. (Token requests are not part of the Calendar quota.)"""
-    from calsync import explain as explaining
-    from calsync.google_clients import clients_for, forget_clients
+    from calsync.engine import explain as explaining
+    from calsync.calendar.google.clients import clients_for, forget_clients
 
     path = make_config()
     assert sync(path).ok

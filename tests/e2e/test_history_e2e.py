@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-from calsync import config as config_module
-from calsync.resync import Window, resync
+from calsync.core import config as config_module
+from calsync.engine.resync import Window, resync
 
 ALICE = "alice@acme.test"
 HANK = "hank@globex.test"  # a Contact of the demo company
@@ -112,7 +112,7 @@ def test_a_missing_meeting_that_moved_out_of_the_window_follows_the_move(
 
 
 def test_checks_of_missing_meetings_are_bounded_per_cycle(sync, make_config, sf_emu, google_emu):
-    from calsync import changes
+    from calsync.engine import changes
 
     made = [_meeting(google_emu, f"Gone {i}", _day(5, 8 + i % 8)) for i in range(changes.MAX_CHECKS + 5)]
     path = make_config()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from calsync import config as config_module
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.service.runtime import open_cycle
 
 EXTRA = 20_000
 

@@ -134,8 +134,8 @@ def test_an_event_deleted_in_salesforce_is_not_recreated_by_a_change_in_google(
 
 
 def test_a_crash_after_an_update_landed_is_not_taken_for_a_persons_edit(sync, make_config, sf_emu, google_emu):
-    from calsync import config as config_module
-    from calsync.state import StateStore
+    from calsync.core import config as config_module
+    from calsync.state.store import StateStore
 
     made = _meeting(google_emu, "Before the crash")
     path = make_config()

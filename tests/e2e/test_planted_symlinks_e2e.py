@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from calsync.auth import save_user_token
+from calsync.calendar.google.auth import save_user_token
 
 SECRET = b"the victim's own content\n"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from calsync.state import StateStore, push_channels
+from calsync.state.store import StateStore, push_channels
 
 ALICE, BOB, CAROL = "alice@acme.test", "bob@acme.test", "carol@acme.test"
 

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from calsync import config as config_module
-from calsync.logs import parse_line
+from calsync.core import config as config_module
+from calsync.core.logs import parse_line
 from calsync.sandbox.demo import KEY_FIELD
 
 ACTIONS = {"created", "adopted", "updated", "deleted", "skipped", "failed"}

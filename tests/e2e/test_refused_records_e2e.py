@@ -12,10 +12,10 @@ import json
 
 from click.testing import CliRunner
 
-from calsync import config as config_module
+from calsync.core import config as config_module
 from calsync.cli import main
-from calsync.lock import WriterLock
-from calsync.logs import parse_line
+from calsync.state.lock import WriterLock
+from calsync.core.logs import parse_line
 
 RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 

@@ -12,11 +12,11 @@ from collections import Counter
 
 import pytest
 
-from calsync import config as config_module
-from calsync import explain
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.engine import explain
+from calsync.service.runtime import open_cycle
 from calsync.sandbox.demo import KEY_FIELD
-from calsync.state import StateStore
+from calsync.state.store import StateStore
 
 OLD, NEW = "alice@acme.test", "alice.smith@acme.test"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calsync import config as config_module
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.service.runtime import open_cycle
 from calsync.sandbox.demo import write_config
 from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.salesforce import SalesforceEmulator

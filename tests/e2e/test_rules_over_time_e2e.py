@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from calsync import config as config_module
-from calsync.resync import resync
+from calsync.core import config as config_module
+from calsync.engine.resync import resync
 from calsync.sandbox.demo import ACTIVITY_FIELD
 
 ALICE = "alice@acme.test"

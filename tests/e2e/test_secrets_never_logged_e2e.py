@@ -170,7 +170,7 @@ def test_debug_trace_is_one_redacted_line_per_request(cli, make_config, sf_emu):
     first = cli("--config", str(path), "--log-level", "debug", "sync")
     second = cli("--config", str(path), "--log-level", "debug", "--log-format", "json", "sync")
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    from calsync.logs import parse_line
+    from calsync.core.logs import parse_line
 
     trace = [parse_line(l) for l in first.stderr.splitlines() if 'msg="http request"' in l]
     salesforce = [t for t in trace if t["service"] == "salesforce"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from calsync.errors import StateError
-from calsync.state import StateStore
+from calsync.core.errors import StateError
+from calsync.state.store import StateStore
 
 
 def state_of(config_path: Path) -> Path:

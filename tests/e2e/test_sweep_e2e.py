@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from calsync import config as config_module
-from calsync import sweep
-from calsync.resync import resync
-from calsync.state import StateStore
+from calsync.core import config as config_module
+from calsync.engine import sweep
+from calsync.engine.resync import resync
+from calsync.state.store import StateStore
 
 ALICE, BOB = "alice@acme.test", "bob@acme.test"
 

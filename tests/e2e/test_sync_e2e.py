@@ -201,8 +201,8 @@ def test_refused_record_is_parked_and_retried_next_cycle(sync, make_config, sf_e
     assert first.ok
     assert first.calendars["bob@acme.test"].failed == 1
     assert "Intro call (moved)" not in by_subject(sf_emu)
-    from calsync.config import load
-    from calsync.state import StateStore
+    from calsync.core.config import load
+    from calsync.state.store import StateStore
 
     store = StateStore(load(path).state.path)
     (retry,) = store.retries()
@@ -236,8 +236,8 @@ def test_crash_after_create_before_commit_leaves_no_duplicate(
     make_config, sync, sf_emu, external_id
 ):
     """The write lands, the process dies before recording it: the next run adopts the Event."""
-    from calsync import config as config_module
-    from calsync.runtime import open_cycle
+    from calsync.core import config as config_module
+    from calsync.service.runtime import open_cycle
 
     path = make_config(salesforce={"external_id_field": external_id})
     cfg = config_module.load(path)
@@ -359,8 +359,8 @@ def test_org_refusing_the_adoption_query_still_syncs(sync, make_config, sf_emu):
 def test_org_refusing_the_reconcile_query_holds_only_that_calendar_and_creates_nothing_twice(
     make_config, sync, sf_emu
 ):
-    from calsync import config as config_module
-    from calsync.runtime import open_cycle
+    from calsync.core import config as config_module
+    from calsync.service.runtime import open_cycle
     from calsync.sandbox.salesforce.errors import error_body
     from calsync.sandbox.server import Fault
 

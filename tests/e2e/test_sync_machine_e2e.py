@@ -50,9 +50,9 @@ from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from calsync import config as config_module
-from calsync import logs
-from calsync.runtime import open_cycle
+from calsync.core import config as config_module
+from calsync.core import logs
+from calsync.service.runtime import open_cycle
 from calsync.sandbox.demo import write_config
 from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.salesforce import SalesforceEmulator

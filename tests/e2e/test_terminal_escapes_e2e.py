@@ -91,7 +91,7 @@ def test_log_lines_escape_c1_controls_in_both_formats():
     import io
     import logging
 
-    from calsync import logs
+    from calsync.core import logs
 
     for fmt in ("text", "json"):
         stream = io.StringIO()

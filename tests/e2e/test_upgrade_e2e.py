@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 import calsync
-from calsync import config as config_module
-from calsync import parked
-from calsync.runtime import open_cycle
-from calsync.state import migrations
+from calsync.core import config as config_module
+from calsync.engine import parked
+from calsync.service.runtime import open_cycle
+from calsync.state.store import migrations
 
 FIXTURES = Path(__file__).parents[1] / "state" / "fixtures"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from calsync.errors import EXIT_TEMPFAIL
-from calsync.lock import LockBusy, WriterLock
+from calsync.core.errors import EXIT_TEMPFAIL
+from calsync.state.lock import LockBusy, WriterLock
 
 
 def test_a_second_writer_is_refused_with_the_holder_named(tmp_path):
@@ -59,7 +59,7 @@ def test_a_killed_holder_never_leaves_the_lock_stuck(tmp_path):
     state = tmp_path / "state.db"
     child = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from calsync.lock import WriterLock; "
+         "import sys, time; from calsync.state.lock import WriterLock; "
          f"WriterLock({str(state)!r}, 'sync').acquire(); print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )

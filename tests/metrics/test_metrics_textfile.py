@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from calsync import metrics
+from calsync.service import metrics
 
 
 def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from calsync import config as config_module
-from calsync import explain, metrics, ops
+from calsync.core import config as config_module
+from calsync.engine import explain
+from calsync.service import metrics
+from calsync.commands import ops
 from calsync.sandbox.statebench import pad, padded_event_id, run_measured
-from calsync.state import StateStore
+from calsync.state.store import StateStore
 
 USERS = [f"rep{i:05d}@acme.test" for i in range(20)]
 

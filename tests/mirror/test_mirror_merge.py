@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from calsync import mirror
-from calsync.state import MirrorRow
+from calsync.engine import mirror
+from calsync.state.store import MirrorRow
 
 
 def row(event_id, uid, master=None, **payload):

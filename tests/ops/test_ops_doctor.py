@@ -99,8 +99,8 @@ def test_configuration_that_does_not_load_exits_78(tmp_path):
 def test_before_the_first_start_doctor_says_what_systemd_will_create(make_config, tmp_path):
     """The systemd install before `systemctl start`: /var/lib/calsync does not exist yet. doctor
     says systemd creates it (or tmpfiles.d now), a warning, not a FAIL."""
-    from calsync import config as config_module
-    from calsync import ops
+    from calsync.core import config as config_module
+    from calsync.commands import ops
 
     root = tmp_path / "var-lib"
     root.mkdir()

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from calsync import config as config_module
-from calsync import ops
+from calsync.core import config as config_module
+from calsync.commands import ops
 from calsync.cli import main
-from calsync.push import ChannelBook, Listener
+from calsync.service.push import ChannelBook, Listener
 from calsync.sandbox.salesforce.tls import ensure_certificates
-from calsync.state import PushChannel, StateStore, save_push_channel
+from calsync.state.store import PushChannel, StateStore, save_push_channel
 
 UTC = dt.timezone.utc
 
@@ -184,7 +184,7 @@ def test_status_shows_each_channels_expiry(make_config, sync, tmp_path):
 
 
 def test_the_listener_counts_notifications_received_refused_and_acted_on(listener):
-    from calsync import metrics
+    from calsync.service import metrics
 
     listener.book.put(PushChannel("ch-9", "bob@acme.test", "tok", "https://x", "res-9",
                                   dt.datetime.now(UTC) + dt.timedelta(days=1), dt.datetime.now(UTC)))

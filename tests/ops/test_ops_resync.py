@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from calsync import config as config_module
+from calsync.core import config as config_module
 from calsync.cli import main
 from calsync.sandbox.demo import KEY_FIELD
-from calsync.state import StateStore
+from calsync.state.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from calsync import config as config_module
+from calsync.core import config as config_module
 from calsync.cli import main
-from calsync.state import StateStore
+from calsync.state.store import StateStore
 
 
 def status_json(path: Path) -> dict:

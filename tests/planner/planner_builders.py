@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from calsync.model import (
+from calsync.core.model import (
     Contact,
     Conversion,
     Create,
@@ -26,7 +26,7 @@ from calsync.model import (
     Update,
     Written,
 )
-from calsync.planner import Plan, plan
+from calsync.rules.planner import Plan, plan
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from planner_builders import (
     written,
 )
 
-from calsync.model import Create, Delete, Update
+from calsync.core.model import Create, Delete, Update
 
 HANK = contact("003000000000009AAA", email="bob.b@client.test", account_id="001000000000009AAA")
 

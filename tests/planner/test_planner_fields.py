@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from planner_builders import OWNER_ID, all_day, at, copy_of, event, plan_one, settings
 
-from calsync.model import Create, EventFields, EventTime, GoogleEvent, PlanSettings
+from calsync.core.model import Create, EventFields, EventTime, GoogleEvent, PlanSettings
 
 UTC = dt.timezone.utc
 

@@ -22,9 +22,9 @@ from planner_builders import (
 )
 from planner_builders import settings as plan_settings
 
-from calsync.model import Create, Delete, Skip
-from calsync.planner import NOT_ACCEPTED, name_candidates
-from calsync.planner.selection import accepted_by_owner
+from calsync.core.model import Create, Delete, Skip
+from calsync.rules.planner import NOT_ACCEPTED, name_candidates
+from calsync.rules.planner.selection import accepted_by_owner
 
 STRANGER = "events@conference.test"
 

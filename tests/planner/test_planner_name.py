@@ -18,7 +18,7 @@ from planner_builders import (
     settings,
 )
 
-from calsync.model import Create, Operation
+from calsync.core.model import Create, Operation
 
 HOST = "host@client.test"
 

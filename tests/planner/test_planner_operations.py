@@ -26,8 +26,8 @@ from planner_builders import (
     written_before,
 )
 
-from calsync.model import Create, Delete, Directory, MeetingCopy, Skip, Update
-from calsync.planner import plan
+from calsync.core.model import Create, Delete, Directory, MeetingCopy, Skip, Update
+from calsync.rules.planner import plan
 
 
 def test_new_meeting_is_created() -> None:
@@ -151,7 +151,7 @@ def test_later_occurrence_cancelled_leaves_the_event_unchanged() -> None:
 
 
 def test_only_the_named_contact_needs_opportunity_lookups():
-    from calsync.planner import contacts_to_relate
+    from calsync.rules.planner import contacts_to_relate
     from planner_builders import OWNER, contact, copy_of, directory, event, settings
 
     meeting = event(attendees=[OWNER, "first@cust.test", "second@cust.test"])
@@ -160,7 +160,7 @@ def test_only_the_named_contact_needs_opportunity_lookups():
 
 
 def test_name_candidates_put_an_external_organizer_first():
-    from calsync.planner import name_candidates
+    from calsync.rules.planner import name_candidates
     from planner_builders import OWNER, copy_of, event, settings
 
     meeting = event(organizer="boss@cust.test", attendees=["boss@cust.test", OWNER, "a@cust.test", "b@cust.test"])
@@ -171,7 +171,7 @@ def test_name_candidates_put_an_external_organizer_first():
 
 
 def test_name_candidates_of_an_internal_meeting_start_with_the_first_attendee():
-    from calsync.planner import name_candidates
+    from calsync.rules.planner import name_candidates
     from planner_builders import OWNER, copy_of, event, settings
 
     (ranks,) = name_candidates([copy_of(event(attendees=[OWNER, "a@cust.test", "b@cust.test"]))], settings())

@@ -19,7 +19,7 @@ from planner_builders import (
     settings,
 )
 
-from calsync.model import (
+from calsync.core.model import (
     Create,
     Delete,
     Directory,
@@ -32,7 +32,7 @@ from calsync.model import (
     Update,
     Written,
 )
-from calsync.planner import Plan, addresses_to_look_up, plan
+from calsync.rules.planner import Plan, addresses_to_look_up, plan
 
 UTC = dt.timezone.utc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from planner_builders import CLIENT, contact, copy_of, directory, event, lead, opportunity, plan_one
 
-from calsync.model import Create, Directory, Operation, Opportunity
+from calsync.core.model import Create, Directory, Operation, Opportunity
 
 BOB = "003000000000001AAA"
 

@@ -25,8 +25,8 @@ from planner_builders import (
     written_before,
 )
 
-from calsync.model import Create, Delete, EventTime, GoogleEvent, Skip
-from calsync.planner import addresses_to_look_up, first_occurrence
+from calsync.core.model import Create, Delete, EventTime, GoogleEvent, Skip
+from calsync.rules.planner import addresses_to_look_up, first_occurrence
 
 # --- first occurrence of a series ------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calsync.push import ChannelBook
-from calsync.state import PushChannel
+from calsync.service.push import ChannelBook
+from calsync.state.store import PushChannel
 
 T0 = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
 USERS = ["a@x.test", "b@x.test", "c@x.test"]

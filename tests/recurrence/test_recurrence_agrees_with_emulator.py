@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync import recurrence
-from calsync.model import EventTime
+from calsync.rules import recurrence
+from calsync.core.model import EventTime
 from calsync.sandbox.google import rrule
 
 FIRST = 40  # slots compared per rule

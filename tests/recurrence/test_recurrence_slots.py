@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync.model import EventTime
-from calsync.recurrence import RecurrenceError, instance_suffix, slots
+from calsync.core.model import EventTime
+from calsync.rules.recurrence import RecurrenceError, instance_suffix, slots
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync import identity, state
-from calsync.model import event_key
-from calsync.state import MirrorRow, StateStore, StoredDecision
+from calsync.engine import identity
+
+from calsync.state import store as state
+from calsync.core.model import event_key
+from calsync.state.store import MirrorRow, StateStore, StoredDecision
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 ALICE_ID = "005000000000001AAA"

@@ -7,8 +7,8 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync import ownership
-from calsync.model import Delete, EventFields, Lead, MeetingCopy, Retire, Skip, Update, Written
+from calsync.rules import ownership
+from calsync.core.model import Delete, EventFields, Lead, MeetingCopy, Retire, Skip, Update, Written
 
 NOW = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
 SF_ID = "00U000000000001AAA"

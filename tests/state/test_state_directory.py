@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync.state import IndexEntry, StateStore, migrations
+from calsync.state.store import IndexEntry, StateStore, migrations
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 HANK = "003RO0000000001AAA"

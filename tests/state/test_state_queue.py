@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync.state import MirrorRow, StateStore, StoredDecision
+from calsync.state.store import MirrorRow, StateStore, StoredDecision
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 ALICE = "alice@acme.test"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync.errors import StateError
-from calsync.state import MirrorRow, StateStore
+from calsync.core.errors import StateError
+from calsync.state.store import MirrorRow, StateStore
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 text = st.text(min_size=1, max_size=40)
@@ -117,7 +117,7 @@ def test_retry_delay_doubles_and_caps(store):
 def test_error_texts_are_stored_redacted(store, tmp_path):
     from urllib.parse import quote_plus
 
-    from calsync import logs
+    from calsync.core import logs
 
     secret = "hunter2 & co/+"
     logs.register_secret(secret)

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 import calsync
-from calsync import upgrade
-from calsync.errors import StateError
-from calsync.state import StateStore, migrations
+from calsync.state import upgrade
+from calsync.core.errors import StateError
+from calsync.state.store import StateStore, migrations
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -205,8 +205,8 @@ def test_a_new_database_and_a_snapshot_make_no_copy(tmp_path):
 
 FULL_COPY = """
 import resource, signal, sys
-from calsync.errors import StateError
-from calsync.state import StateStore
+from calsync.core.errors import StateError
+from calsync.state.store import StateStore
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
 try:

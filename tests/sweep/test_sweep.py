@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from calsync import sweep
-from calsync.errors import PermanentError, TransientError
-from calsync.google import Listing
-from calsync.state import CalendarState, StateStore, StoredDecision
+from calsync.engine import sweep
+from calsync.core.errors import PermanentError, TransientError
+from calsync.calendar.google.api import Listing
+from calsync.state.store import CalendarState, StateStore, StoredDecision
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
 ALICE = "alice@acme.test"

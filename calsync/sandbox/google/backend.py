@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync.model import EventTime
+from calsync.core.model import EventTime
 from calsync.sandbox.google.errors import GoogleError, invalid_value
 from calsync.sandbox.google.oauth import READONLY_SCOPES, AccessToken, GoogleAuth
 from calsync.sandbox.google.push import PushHub

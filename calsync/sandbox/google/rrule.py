@@ -2,7 +2,7 @@
 
 Job: turn a series master's `start`/`end` and its `recurrence` lines (RRULE, RDATE, EXDATE) into
 the slots Google lists as instances, and name each slot's instance id. It is written apart from
-`calsync.recurrence` (which uses dateutil) and uses neither, so that a misreading in calsync's
+`calsync.rules.recurrence` (which uses dateutil) and uses neither, so that a misreading in calsync's
 expansion shows up as a disagreement between the two instead of being copied into the emulator.
 
 Readings chosen (RFC 5545, Google where it says more):
@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from calsync.model import EventTime
+from calsync.core.model import EventTime
 
 UTC = dt.timezone.utc
 # Callers never want more slots than this from one series.

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync.model import EventTime
+from calsync.core.model import EventTime
 from calsync.sandbox.google.rrule import (
     MAX_SLOTS,
     RuleError,
