@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from calsync.cli import Context, _fail, echo, main
+from calsync.commands.group import Context, echo, main
+from calsync.commands.group import fail as _fail
 from calsync.core.errors import CalsyncError, ConfigError
 
 

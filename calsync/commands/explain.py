@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from calsync.cli import Context, _fail, echo, main
+from calsync.commands.group import Context, echo, main
+from calsync.commands.group import fail as _fail
 from calsync.core.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
 
 
@@ -97,7 +98,7 @@ def _with_fate(store: object, found: object) -> object:
     import dataclasses
     import datetime as dt
 
-    from calsync.state.history import fates
+    from calsync.engine.history import fates
     from calsync.core.model import event_key
 
     decision = found.decision  # type: ignore[attr-defined]

@@ -33,8 +33,9 @@ from calsync.core import display, logs
 from calsync.core.config import Config
 from calsync.core.errors import AuthError, CalsyncError, NetworkError, StateError
 from calsync.core.model import Written
-from calsync.state.history import Fate, fates
+from calsync.engine.history import Fate, fates
 from calsync.engine.parked import Parked, named
+from calsync.service.health import CalendarGauge, Gauges, estimated_next_run, gauges  # noqa: F401
 from calsync.state.store import StateStore
 
 
@@ -193,8 +194,6 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
     the counts of Events written, the Events people deleted and the push channels, whose
     queries read every `written` row of each calendar. What is left reads one row per
     calendar, the parked records and the user mapping."""
-    from calsync.service.daemon import backoff_delay
-
     now = now or _utcnow()
     interval = dt.timedelta(minutes=config.sync.interval_minutes)
     path = Path(config.state.path)
@@ -220,7 +219,7 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
                 found.append(_never(user, written=written(user),
                                     retries=tuple(named(store, store.retries(user)))))
                 continue
-            next_run = _estimated_next_run(state, interval, now)
+            next_run = estimated_next_run(state, interval, now)
             found.append(
                 CalendarStatus(
                     user=user,
@@ -263,65 +262,6 @@ def _listeners_down(store: StateStore, path: Path) -> dict[str, str]:
     return {name: str(state.get("error") or "not listening")
             for name, state in sorted(listeners.items())
             if isinstance(state, dict) and not state.get("up")}
-
-
-def _estimated_next_run(state: Any, interval: dt.timedelta, now: dt.datetime) -> dt.datetime | None:
-    """The last attempt plus the interval, stretched by the daemon's backoff after failures
-    (without jitter); None: now (never ran, or overdue)."""
-    from calsync.service.daemon import backoff_delay
-
-    if state.last_attempt_at is None:
-        return None
-    planned: dt.datetime = state.last_attempt_at + backoff_delay(
-        interval, state.consecutive_failures, jitter=0.0)
-    return planned if planned > now else None
-
-
-@dataclass(frozen=True)
-class CalendarGauge:
-    """One configured calendar as the metrics show it (`gauges`)."""
-
-    user: str
-    last_success_at: dt.datetime | None
-    consecutive_failures: int
-    next_run_at: dt.datetime  # the estimate (`status`), now when overdue or never run
-
-
-@dataclass(frozen=True)
-class Gauges:
-    calendars: tuple[CalendarGauge, ...]
-    parked: Mapping[tuple[str, str], int]  # (owner, statusCode) → records waiting for a retry
-    unmapped: int = 0  # configured users the last mapping found no active Salesforce User for
-
-
-def gauges(config: Config, *, now: dt.datetime | None = None) -> Gauges:
-    """What the per-calendar metrics show, in three small queries whatever the size of the
-    state: one row per calendar, the parked records counted by owner and statusCode, and the
-    user mapping (for the users without a Salesforce User)."""
-    now = now or _utcnow()
-    interval = dt.timedelta(minutes=config.sync.interval_minutes)
-    path = Path(config.state.path)
-    configured = list(config.sync.users)
-    if not path.exists():
-        return Gauges(tuple(CalendarGauge(u, None, 0, now) for u in configured), {})
-    store = StateStore.reader(path)
-    try:
-        saved = {c.user: c for c in store.calendars()}
-        parked = store.parked_counts()
-        mapping = store.sf_users(configured)
-    finally:
-        store.close()
-    found = []
-    for user in configured:
-        state = saved.get(user)
-        if state is None:
-            found.append(CalendarGauge(user, None, 0, now))
-            continue
-        found.append(CalendarGauge(user, state.last_success_at, state.consecutive_failures,
-                                   _estimated_next_run(state, interval, now) or now))
-    wanted = set(configured)
-    unmapped = sum(1 for u in configured if u in mapping and mapping[u][0] is None)
-    return Gauges(tuple(found), {key: n for key, n in parked.items() if key[0] in wanted}, unmapped)
 
 
 def _channel_expiry(store: StateStore) -> dict[str, dt.datetime]:

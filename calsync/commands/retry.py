@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from calsync.cli import WAIT, Context, _fail, echo, main
+from calsync.commands.group import WAIT, Context, echo, main
+from calsync.commands.group import fail as _fail
 from calsync.core.errors import CalsyncError
 
 
@@ -30,7 +31,7 @@ def retry(obj: Context, users: tuple[str, ...], event_id: str | None, drop: bool
     it up within 30 s. Exit 1 when no parked record matches.
     """
     from calsync.service import admin, handoff, metrics
-    from calsync.state.history import who
+    from calsync.engine.history import who
 
     if drop and not users and event_id is None:
         raise click.UsageError("--drop needs --user or --event-id (which records to stop retrying)")

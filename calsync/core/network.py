@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import httplib2
 import requests
 
-from calsync.service import metrics
+from calsync.core import telemetry
 from calsync.core.errors import NetworkError
 from calsync.core.logs import event as log_event
 
@@ -188,7 +188,7 @@ class TracingSession(requests.Session):
             trace(self.service, verb.upper(), where, type(exc).__name__, started)
             raise
         limit = response.headers.get("Sforce-Limit-Info")
-        metrics.note_limit_info(limit)
+        telemetry.note_limit_info(limit)
         trace(self.service, verb.upper(), where, response.status_code, started, limit)
         return response
 

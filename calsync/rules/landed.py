@@ -23,10 +23,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from calsync.rules.ownership import instant, same
-from calsync.state.store import PendingCreate
+
+
+class PendingCreate(Protocol):
+    """A create whose intent was recorded but whose answer never was: what these rules read of
+    it (the state's record, `calsync.state`, has this shape)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def intent(self) -> Mapping[str, Any]: ...
+    @property
+    def intent_at(self) -> dt.datetime: ...  # calsync's clock
+    @property
+    def intent_sf_at(self) -> dt.datetime | None: ...  # Salesforce's clock, when it was known
 
 MARGIN = dt.timedelta(minutes=2)  # the Date header's whole seconds, a slow answer, rounding
 MAX_SKEW = dt.timedelta(minutes=15)  # how far calsync's clock may be from Salesforce's

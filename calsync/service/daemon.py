@@ -80,12 +80,11 @@ from calsync.state.lock import WriterLock
 from calsync.core.logs import event as log_event
 from calsync.service.notify import Notifier, watchdog_interval
 from calsync.state.store import StateStore
+from calsync.service.backoff import BACKOFF_JITTER, MAX_BACKOFF, backoff_delay  # noqa: F401 (tests import them here)
 
 log = logging.getLogger("calsync.daemon")  # names predate the layers (ARCHITECTURE.md)
 
 INTERVAL_ENV = "CALSYNC_INTERVAL_SECONDS"
-MAX_BACKOFF = dt.timedelta(hours=6)
-BACKOFF_JITTER = 0.1  # the backoff delay is shortened by up to this fraction
 INTERVAL_JITTER = 0.1  # each run lands up to this fraction of the interval late...
 MAX_INTERVAL_JITTER = dt.timedelta(minutes=5)  # ...but never more than this
 MAX_STAGGER = dt.timedelta(seconds=60)  # first runs: all within this window of the start
@@ -153,29 +152,6 @@ class Schedule:
             jitter=self.jitter.total_seconds() or None,
             timezone=dt.timezone.utc,
         )
-
-
-def backoff_delay(
-    interval: dt.timedelta,
-    failures: int,
-    *,
-    cap: dt.timedelta = MAX_BACKOFF,
-    jitter: float = BACKOFF_JITTER,
-    rng: random.Random | None = None,
-) -> dt.timedelta:
-    """Delay before the next run of a calendar that failed `failures` times in a row.
-
-    interval × 2^(failures-1), at most `cap` (or the interval itself if that is longer), then
-    shortened by a random fraction up to `jitter` so calendars failing together (an outage)
-    do not come back together. `failures` ≤ 0: the plain interval.
-    """
-    if failures <= 0:
-        return interval
-    ceiling = max(cap, interval)
-    # Exponent clamped: 2^30 intervals is far past any cap and keeps timedelta from overflowing.
-    base = min(interval * (2 ** min(failures - 1, 30)), ceiling)
-    fraction = (rng or random).uniform(0.0, jitter) if jitter > 0 else 0.0
-    return base * (1 - fraction)
 
 
 def first_run_offsets(
