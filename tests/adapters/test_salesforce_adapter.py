@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from calsync.core.errors import AuthError, QuotaExhausted
-from calsync.salesforce.org import SalesforceOrg, in_batches, soql_quote
+from calsync.salesforce.org import SalesforceOrg
+from calsync.salesforce.soql import in_batches, soql_quote
 from calsync.sandbox.salesforce.errors import request_limit_fault
 
 
