@@ -13,7 +13,7 @@ from typing import Any
 
 from calsync.sandbox.salesforce.errors import LOCK_MESSAGE, RecordError, RecordFailed
 
-log = logging.getLogger("calsync.sandbox.salesforce.backend")
+log = logging.getLogger("calsync.sandbox.salesforce.backend")  # its name before the split
 
 RecordPredicate = Callable[[dict[str, Any]], bool]
 
