@@ -22,15 +22,28 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from calsync.sandbox.salesforce import errors, oauth
-from calsync.sandbox.salesforce.backend import (
-    DEFAULT_BATCH_SIZE,
-    MIN_BATCH_SIZE,
-    MultipleMatches,
-    SalesforceBackend,
-    Session,
+from calsync.sandbox.salesforce.backend import SalesforceBackend
+from calsync.sandbox.salesforce.errors import (
+    NOT_FOUND_MESSAGE,
+    ApiError,
+    RecordFailed,
+    invalid_session,
+    invalid_session_fault,
+    json_parser_error,
+    not_found,
+    request_limit_exceeded,
+    request_limit_fault,
+    server_unavailable_fault,
+    sf_error,
+    unable_to_lock_row_fault,
+    unknown_exception_fault,
 )
-from calsync.sandbox.salesforce.errors import ApiError, RecordFailed
+from calsync.sandbox.salesforce.identity import Session
+from calsync.sandbox.salesforce.oauth import OAuthError
+from calsync.sandbox.salesforce.oauth import token as oauth_token
+from calsync.sandbox.salesforce.oauth import userinfo as oauth_userinfo
+from calsync.sandbox.salesforce.queries import DEFAULT_BATCH_SIZE, MIN_BATCH_SIZE
+from calsync.sandbox.salesforce.sobject_collections import MultipleMatches
 from calsync.sandbox.server import Emulator, Request, Response, fault_from_json
 
 log = logging.getLogger(__name__)
@@ -117,15 +130,15 @@ class SalesforceApi:
             return self.base_dispatch(request)
         uri_length = len(request.path) + (1 + len(urlencode(request.query, doseq=True)) if request.query else 0)
         if uri_length > MAX_URI_AND_HEADERS:
-            return errors.sf_error(414, "URI_TOO_LONG", "Request-URI Too Long")
+            return sf_error(414, "URI_TOO_LONG", "Request-URI Too Long")
         header_length = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
         if uri_length + header_length > MAX_URI_AND_HEADERS:
-            return errors.sf_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE", "Request Header Fields Too Large")
+            return sf_error(431, "REQUEST_HEADER_FIELDS_TOO_LARGE", "Request Header Fields Too Large")
         session = self.backend.authenticate(request.bearer)
         if session is None:
-            return errors.invalid_session()
+            return invalid_session()
         if not self.backend.count_call(classify(request.method, match.group("rest") or "")):
-            response = errors.request_limit_exceeded()
+            response = request_limit_exceeded()
         else:
             self._local.session = session
             try:
@@ -158,7 +171,7 @@ class SalesforceApi:
         try:
             return request.json()
         except (ValueError, UnicodeDecodeError) as exc:
-            raise errors.json_parser_error(f"Unexpected character: {exc}") from None
+            raise json_parser_error(f"Unexpected character: {exc}") from None
 
     @staticmethod
     def api_path(match: "re.Match[str]") -> str:
@@ -168,7 +181,7 @@ class SalesforceApi:
         # An unknown sObject in the URL is 404 NOT_FOUND (reference B5).
         canonical = self.backend.object_name(name)
         if canonical is None:
-            raise ApiError(404, "NOT_FOUND", errors.NOT_FOUND_MESSAGE)
+            raise ApiError(404, "NOT_FOUND", NOT_FOUND_MESSAGE)
         return canonical
 
     # ------------------------------------------------------------------ discovery
@@ -247,7 +260,7 @@ class SalesforceApi:
         with self.backend.lock:
             ids = self.backend.find_by_external_id(name, match.group("field"), value)
             if not ids:
-                raise ApiError(404, "NOT_FOUND", errors.NOT_FOUND_MESSAGE)
+                raise ApiError(404, "NOT_FOUND", NOT_FOUND_MESSAGE)
             if len(ids) > 1:
                 return self._multiple(name, ids, match)
             row = self.backend.lookup_for_rest(name, ids[0])
@@ -288,11 +301,11 @@ class SalesforceApi:
     def _collection_body(self, request: Request) -> tuple[list[Any], bool]:
         body = self.body(request)
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise errors.json_parser_error("Cannot deserialize request: expected {\"allOrNone\": ..., "
-                                           "\"records\": [...]}")
+            raise json_parser_error("Cannot deserialize request: expected {\"allOrNone\": ..., "
+                                    "\"records\": [...]}")
         all_or_none = body.get("allOrNone", False)
         if not isinstance(all_or_none, bool):
-            raise errors.json_parser_error(f"Cannot deserialize instance of boolean from value {all_or_none!r}")
+            raise json_parser_error(f"Cannot deserialize instance of boolean from value {all_or_none!r}")
         return body["records"], all_or_none
 
     def collection_create(self, request: Request, match: "re.Match[str]") -> Response:
@@ -341,14 +354,14 @@ class SalesforceApi:
         body = self.body(request)
         subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
         if not isinstance(subrequests, list) or not subrequests:
-            raise errors.json_parser_error("Cannot deserialize request: expected {\"compositeRequest\": [...]}")
+            raise json_parser_error("Cannot deserialize request: expected {\"compositeRequest\": [...]}")
         if len(subrequests) > MAX_COMPOSITE_SUBREQUESTS:
             raise ApiError(400, "LIMIT_EXCEEDED", "Composite request can contain at most 25 subrequests")
         results: dict[str, Any] = {}
         answers: list[dict[str, Any]] = []
         for sub in subrequests:
             if not isinstance(sub, dict) or not isinstance(sub.get("url"), str) or not sub.get("referenceId"):
-                raise errors.json_parser_error("Each subrequest needs method, url and referenceId")
+                raise json_parser_error("Each subrequest needs method, url and referenceId")
             url = _substitute(sub["url"], results)
             parts = urlsplit(url)
             inner = Request(
@@ -359,7 +372,7 @@ class SalesforceApi:
                 body=json.dumps(_substitute_json(sub["body"], results)).encode() if "body" in sub else b"",
             )
             if not _API_RE.match(inner.path):
-                response = errors.sf_error(400, "INVALID_URL", f"Invalid url: {sub['url']}")
+                response = sf_error(400, "INVALID_URL", f"Invalid url: {sub['url']}")
             else:
                 response = self.run(inner)
             results[sub["referenceId"]] = response.body
@@ -371,8 +384,8 @@ class SalesforceApi:
 
     def token(self, request: Request, match: "re.Match[str]") -> Response:
         try:
-            return Response(200, oauth.token(self.backend, request.form()))
-        except oauth.OAuthError as exc:
+            return Response(200, oauth_token(self.backend, request.form()))
+        except OAuthError as exc:
             return Response(exc.status, exc.body())
 
     def userinfo(self, request: Request, match: "re.Match[str]") -> Response:
@@ -382,7 +395,7 @@ class SalesforceApi:
         if session is None:
             # Not an API resource: an OAuth-style 403 rather than INVALID_SESSION_ID's list.
             return Response(403, "Bad_OAuth_Token", content_type="text/plain; charset=UTF-8")
-        return Response(200, oauth.userinfo(self.backend, session.username))
+        return Response(200, oauth_userinfo(self.backend, session.username))
 
 
 def _lookup_reference(results: dict[str, Any], ref: str, path: str) -> Any:
@@ -414,11 +427,11 @@ def _substitute_json(value: Any, results: dict[str, Any]) -> Any:
 # ------------------------------------------------------------------------------ control API
 
 _FAULT_PRESETS = {
-    "REQUEST_LIMIT_EXCEEDED": errors.request_limit_fault,
-    "UNABLE_TO_LOCK_ROW": errors.unable_to_lock_row_fault,
-    "UNKNOWN_EXCEPTION": errors.unknown_exception_fault,
-    "SERVER_UNAVAILABLE": errors.server_unavailable_fault,
-    "INVALID_SESSION_ID": errors.invalid_session_fault,
+    "REQUEST_LIMIT_EXCEEDED": request_limit_fault,
+    "UNABLE_TO_LOCK_ROW": unable_to_lock_row_fault,
+    "UNKNOWN_EXCEPTION": unknown_exception_fault,
+    "SERVER_UNAVAILABLE": server_unavailable_fault,
+    "INVALID_SESSION_ID": invalid_session_fault,
 }
 
 
@@ -491,7 +504,7 @@ class ControlApi:
     def get_record(self, request: Request, match: "re.Match[str]", body: Any) -> Response:
         row = self.backend.record(match.group("type"), match.group("id"), include_deleted=True)
         if row is None:
-            return errors.not_found()
+            return not_found()
         return Response(200, row)
 
     def update_record(self, request: Request, match: "re.Match[str]", body: Any) -> Response:

@@ -7,8 +7,8 @@ first, then the SELECT list in order, parent fields nested under the relationshi
 (`"Account": {"attributes": ..., "Name": "Acme"}` or `"Account": None`).
 
 The emulator's backend supplies the schema and rows through the `SoqlSchema` / `SoqlData`
-protocols; paging the returned list is the routes' job. `SELECT COUNT() ...` returns no records
-and sets `QueryResult.count` (the routes answer `totalSize: count`).
+protocols (`queries.py`); paging the returned list is its job too (query locators). `SELECT COUNT() ...` returns no records
+and sets `QueryResult.count` (`queries.py` answers `totalSize: count`).
 
 Errors are `SoqlError` with `error_code` MALFORMED_QUERY, INVALID_FIELD or INVALID_TYPE and
 Salesforce's message layout (reference B5). Where Salesforce would answer with another code
