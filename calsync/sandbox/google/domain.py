@@ -74,7 +74,7 @@ class Calendar:
     items: dict[str, StoredItem] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)  # one shared object: identity, not value, equality
 class Domain:
     """Users, meetings and calendars, the change counter and the lock that guards them all.
 
