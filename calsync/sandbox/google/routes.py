@@ -22,15 +22,7 @@ from urllib.parse import unquote
 
 import jwt
 
-from calsync.sandbox.google.backend import (
-    DEFAULT_MAX_RESULTS,
-    MAX_MAX_RESULTS,
-    EventsPage,
-    GoogleBackend,
-    ListQuery,
-    parse_instant,
-    rfc3339,
-)
+from calsync.sandbox.google.backend import GoogleBackend
 from calsync.sandbox.google.errors import (
     SYNC_TOKEN_COMBINATION_MESSAGE,
     GoogleError,
@@ -38,6 +30,13 @@ from calsync.sandbox.google.errors import (
     google_error,
     google_error_body,
     invalid_value,
+)
+from calsync.sandbox.google.eventtime import parse_instant, rfc3339
+from calsync.sandbox.google.listing import (
+    DEFAULT_MAX_RESULTS,
+    MAX_MAX_RESULTS,
+    EventsPage,
+    ListQuery,
 )
 from calsync.sandbox.google.oauth import CALENDAR_SCOPES
 from calsync.sandbox.server import Emulator, Fault, Request, Response, fault_from_json
