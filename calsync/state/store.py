@@ -40,9 +40,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from calsync.core.model import Written
 from calsync.state.calendars import Calendars
@@ -64,6 +62,9 @@ from calsync.state.retries import Retries
 from calsync.state.salesforce_cache import SalesforceCache
 from calsync.state.sqlite import SQLiteEngine, private_directory, state_fault
 from calsync.state.written import WrittenEvents
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # Bytes `check_usable` writes and deletes: room for them proves the disk is not full.
 WRITE_CHECK_BYTES = 16_384
