@@ -60,11 +60,6 @@ class Engine(Connection, Protocol):
 
     path: str  # what names the database in messages (the file; a DSN without its password)
 
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a transaction is open on this connection."""
-        ...
-
     def check_intact(self) -> None:
         """Read the whole database once; StateError when it is damaged."""
         ...

@@ -212,10 +212,6 @@ class SQLiteEngine:
                 f"{name}: cannot use the state database: the file is damaged ({verdict})"
             )
 
-    @property
-    def in_transaction(self) -> bool:
-        return self.db.conn.in_transaction
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One exclusive write transaction; everything inside commits together or not at all.
