@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from calsync.core.errors import EXIT_NOPERM, CalsyncError, StateError, TransientError
-from calsync.state.store import private_directory
+from calsync.state.sqlite import private_directory
 
 POLL = 0.1  # seconds between two tries while waiting
 

@@ -1,9 +1,9 @@
 """Upgrades of the state database: which version brought which migration, the copy kept first.
 
-`MIGRATIONS_BY_VERSION` says which calsync version introduced which migration of `state.py`
-(`calsync.__version__` is the one source of the version: `calsync --version`, the package
-metadata). A version's line never changes once it is released: a new migration goes under the
-version being prepared, so the version changes with every schema change
+`MIGRATIONS_BY_VERSION` says which calsync version introduced which migration of
+migrations.py (`calsync.__version__` is the one source of the version: `calsync --version`, the
+package metadata). A version's line never changes once it is released: a new migration goes
+under the version being prepared, so the version changes with every schema change
 (tests/state/test_upgrades.py holds the rules).
 
 Before `StateStore` migrates an existing database it keeps a copy of it, as it was, beside it:
