@@ -50,6 +50,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from calsync.core.config import Config
 from calsync.core.errors import EXIT_FAILURE, EXIT_OK, CalsyncError
 from calsync.core.logs import event as log_event
@@ -144,7 +146,7 @@ class Daemon:
         return self.schedule
 
     @property
-    def scheduler(self) -> Any:  # apscheduler's BackgroundScheduler
+    def scheduler(self) -> BackgroundScheduler:
         return self._jobs.scheduler
 
     @property
