@@ -6,7 +6,7 @@ missing database. Per calendar it
 reports the last successful sync, the age of the stored sync token, the counts of the last cycle,
 the records parked for retry, its push channel's expiration and an estimate of the next run: the daemon records nothing of its
 schedule, so the estimate is the last attempt plus the interval, stretched by the daemon's own
-backoff after failures (`daemon.backoff_delay` without jitter), or "now" when it never ran or is
+backoff after failures (`scheduling.backoff_delay` without jitter), or "now" when it never ran or is
 overdue.
 
 `doctor` runs one check after another and yields each as it finishes (`Check`): the state
@@ -35,7 +35,7 @@ from calsync.core.errors import AuthError, CalsyncError, NetworkError, StateErro
 from calsync.core.model import Written
 from calsync.engine.history import Fate, fates
 from calsync.engine.parked import Parked, named
-from calsync.service.health import CalendarGauge, Gauges, estimated_next_run, gauges  # noqa: F401
+from calsync.service.gauges import CalendarGauge, Gauges, estimated_next_run, gauges  # noqa: F401
 from calsync.state.store import StateStore
 
 

@@ -11,7 +11,7 @@ Two kinds of values:
   configured user has a sample from the start), consecutive failures, the next run (the
   daemon's own schedule, else the `status` estimate), and records parked for retry by
   Salesforce statusCode; the number of users without a Salesforce User. Read read-only in three
-  small queries (`health.gauges`), whatever the size of the state; they survive a restart and
+  small queries (`gauges.gauges`), whatever the size of the state; they survive a restart and
   agree with `calsync status`;
 - counters of this process (`observe_cycle`): Events created, updated and deleted, records
   refused, Google and Salesforce API calls, cycle durations; and the org's daily API allowance
@@ -43,7 +43,7 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from calsync.core import atomic
-from calsync.service import health
+from calsync.service import gauges as calendar_gauges
 # The instruments are defined in the core layer (the HTTP layer counts too); these are their
 # names for the service and its tests.
 from calsync.core.telemetry import (  # noqa: F401
@@ -91,12 +91,12 @@ _labelled: set[str] = set()  # the users the per-calendar gauges have samples fo
 
 
 def refresh(config: Any, next_runs: Mapping[str, dt.datetime | None] | None = None) -> None:
-    """Set the per-calendar gauges from the state database (`health.gauges`: one row per calendar
+    """Set the per-calendar gauges from the state database (`gauges.gauges`: one row per calendar
     and the parked records counted, read-only, whatever the size of the file).
 
     `next_runs`: the daemon's scheduled runs by user, which beat the estimate.
     """
-    found = health.gauges(config)
+    found = calendar_gauges.gauges(config)
     planned = next_runs or {}
     with _lock:
         BUILD_INFO.labels(version()).set(1)

@@ -18,7 +18,7 @@ what calsync does about it:
   The listener (`Listener`) refuses an unknown channel id (404) and a wrong token or resource
   (403), counting them and logging the channel (never the token) at most once a minute per
   cause; it acknowledges `sync` (200) and, for a change, asks the daemon for a sync of that
-  calendar (`on_change`, coalesced there) and answers 200 at once. It is served by
+  calendar (`on_change`, coalesced there: push_runs.py) and answers 200 at once. It is served by
   listener.py, whose limits hold against hostile clients (bounded connections and threads,
   deadlines, Content-Length checked first) and whose port, when it cannot be bound, is
   retried while the daemon polls on.
@@ -27,7 +27,7 @@ what calsync does about it:
   calendar's channel suspect (`PushService.suspect`), and a new channel replaces it.
 
 `ChannelKeeper` (a thread of its own) does the watching and stopping, through the same Google
-clients and request budget as the polls (google_clients.py, quota.py).
+clients and request budget as the polls (calendar/google/clients.py, quota.py).
 """
 
 from __future__ import annotations
@@ -485,7 +485,7 @@ def listener_answers(url: str, timeout: float = 5.0) -> str | None:
 class PushService:
     """The listener, the channel keeper and the book they share, for the daemon.
 
-    `on_change(user)` is the daemon's coalescing trigger. `start()` adopts the channels the
+    `on_change(user)` is the daemon's coalescing trigger (`push_runs.PushRuns.notify_change`). `start()` adopts the channels the
     state records (a crash left them open) and starts the listener (one that cannot bind is
     down and retried: channels are kept all the same, and polling covers for it);
     `reload(config)`, `suspect(user)`, `stop(deadline)`.

@@ -10,7 +10,7 @@ from pathlib import Path
 from daemon_helpers import write_config
 
 from calsync.core import config as config_module
-from calsync.service.daemon import polls_per_minute, warn_if_over_budget
+from calsync.service.scheduling import polls_per_minute, warn_if_over_budget
 
 USERS = ["alice@acme.test", "bob@acme.test", "carol@acme.test"]
 

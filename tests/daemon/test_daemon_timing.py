@@ -8,13 +8,13 @@ import statistics
 
 import pytest
 
-from calsync.service.daemon import (
+from calsync.service.board import CalendarStatus
+from calsync.service.health import status_line
+from calsync.service.scheduling import (
     MAX_BACKOFF,
-    CalendarStatus,
     Schedule,
     backoff_delay,
     first_run_offsets,
-    status_line,
 )
 
 MIN = dt.timedelta(minutes=1)
