@@ -35,6 +35,7 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
     """
     from calsync.engine import explain as explaining
     from calsync.engine.resync import parse_moment
+    from calsync.service import runtime
     from calsync.state.store import StateStore
 
     if (event_id is None) == (subject is None):
@@ -52,7 +53,7 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
         if user not in cfg.sync.users:
             raise click.UsageError(f"not a configured user: {user}")
         if live:
-            results = explaining.live(cfg, user, event_id=event_id, subject=subject, since=start)
+            results = runtime.explain_live(cfg, user, event_id=event_id, subject=subject, since=start)
         else:
             path = Path(cfg.state.path)
             if not path.exists():

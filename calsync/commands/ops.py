@@ -532,7 +532,8 @@ def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Ch
 
 
 def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> Iterator[Check]:
-    from calsync.calendar.google.api import calendar_factory, user_token_path
+    from calsync.calendar.google.api import calendar_factory
+    from calsync.calendar.google.credentials import user_token_path
 
     google = config.google
     if google.mode == "service_account":
@@ -668,7 +669,7 @@ def _token_warning(config: Config) -> Check:
 
 
 def _check_event(config: Config, describe: Mapping[str, Any]) -> Iterator[Check]:
-    from calsync.engine.cycle import activity_field_problem, external_id_problem  # the sync's own rules
+    from calsync.engine.salesforce_session import activity_field_problem, external_id_problem  # the sync's own rules
 
     missing = [p for p in ("createable", "updateable", "deletable") if not describe.get(p)]
     if missing:

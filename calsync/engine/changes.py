@@ -27,11 +27,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from calsync.engine import mirror
 from calsync.core.errors import TransientError
-from calsync.calendar.google.api import Listing, to_google_event
+from calsync.calendar.items import to_google_event
+from calsync.calendar.source import CalendarSource, Listing
 from calsync.core.logs import event as log_event
 from calsync.core.model import MeetingCopy, PlanSettings
 from calsync.rules.planner.fields import instant
@@ -43,16 +44,6 @@ log = logging.getLogger("calsync.changes")  # names predate the layers (ARCHITEC
 # events.get calls per calendar and cycle for items a full listing left out; the rest wait for
 # the next cycles (they stay as they were meanwhile, which is the safe side).
 MAX_CHECKS = 50
-
-
-class CalendarSource(Protocol):
-    calls: int  # requests made so far, failed ones included
-
-    def list_changes(self, sync_token: str | None, time_min: dt.datetime) -> Listing: ...
-
-    def list_series(self, ical_uid: str) -> Listing: ...
-
-    def get_event(self, event_id: str) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""How a Google listing changes calsync's mirror of a calendar (pure; the store persists it).
+"""How a calendar listing changes calsync's mirror of a calendar (pure; the store persists it).
 
 Incremental answers hold only what changed, and a cancelled item may be a bare id (a deleted
 event) or ids plus originalStartTime (a cancelled occurrence), reference A3. `merge` works out,
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from calsync.calendar.google.api import to_google_event
+from calsync.calendar.items import to_google_event
 from calsync.core.model import EventTime, GoogleEvent, MeetingCopy
 from calsync.rules.planner.fields import instant
 from calsync.rules.recurrence import MAX_SLOTS, RecurrenceError, slots

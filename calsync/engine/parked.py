@@ -1,12 +1,12 @@
 """Records Salesforce refused and calsync parked for a retry: which meeting each is, retry now, drop.
 
 A refused write is parked in the state's `retries` table with its statusCode and re-planned on
-a later cycle, the delay doubling up to a day (cycle.py `_refused`). The table knows the owner
+a later cycle, the delay doubling up to a day (writes.py `_refused`). The table knows the owner
 and the iCalUID; an operator needs the meeting: `named()` adds its subject, start and Google
-event id from the meeting's stored decision (explain.py), else from the mirror of Google items.
+event id from the meeting's stored decision (decisions.py), else from the mirror of Google items.
 
 `calsync retry` makes the chosen records due now and runs a cycle for their calendars (the
-cycle re-plans due records, cycle.py `_fetch`); `calsync retry --drop` removes them from the
+cycle re-plans due records, reading.py `fetch`); `calsync retry --drop` removes them from the
 table, so no cycle plans them again until the meeting itself changes in Google, and logs one
 line per record dropped. Both are writers: they hold the single-writer lock (lock.py).
 """
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from calsync.core import display, logs
 
-from calsync.engine import explain
+from calsync.engine.decisions import named as meeting_named, uids_of_event
+from calsync.engine.mirror import meeting_copy
 from calsync.core.logs import event as log_event
 from calsync.core.model import MeetingCopy
 from calsync.state.store import Retry, StateStore, record_history
@@ -55,15 +56,13 @@ class Parked:
 
 def meeting_of(store: StateStore, owner: str, ical_uid: str) -> tuple[str | None, dt.datetime | None, str | None]:
     """(subject, start, Google event id) of one meeting of `owner`'s calendar: from its stored
-    decision (explain.py), else from the mirror of Google items."""
+    decision (decisions.py), else from the mirror of Google items."""
     decision = next(iter(store.decisions(owner, ical_uids=[ical_uid])), None)
     if decision is not None:
         return decision.subject, decision.start, decision.event_id
     rows = store.mirror_by_uids(owner, [ical_uid]).get(ical_uid, [])
-    from calsync.engine.mirror import meeting_copy
-
     copy: MeetingCopy = meeting_copy(owner, ical_uid, rows)
-    meeting = explain.named(copy)
+    meeting = meeting_named(copy)
     start = dt.datetime.fromisoformat(meeting["start"]) if meeting.get("start") else None
     event_id = copy.items[0].id if copy.items else None
     return meeting.get("subject"), start, event_id
@@ -82,7 +81,7 @@ def select(
     chosen = [r for r in store.retries() if not users or r.owner in users]
     if event_id is not None:
         owners = sorted({r.owner for r in chosen})
-        uids = {(owner, uid) for owner in owners for uid in explain.uids_of_event(store, owner, event_id)}
+        uids = {(owner, uid) for owner in owners for uid in uids_of_event(store, owner, event_id)}
         by_decision = {(d.user, d.ical_uid) for owner in owners
                        for d in store.decisions(owner, event_id=event_id)}
         chosen = [r for r in chosen if (r.owner, r.ical_uid) in uids | by_decision]

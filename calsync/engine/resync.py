@@ -21,7 +21,7 @@ until the meeting changes in Google. A resync does not trust it. For each chosen
    as an unanswered create, so the write is an upsert on the key where the org has one); one
    whose fields drifted is updated; one that already holds the desired values is left alone
    (only its stored fingerprint is refreshed when that was stale);
-4. writes through the cycle's own write path (`Cycle._write`): Collections batches, intents
+4. writes through the cycle's own write path (`Cycle.write`, writes.py): Collections batches, intents
    before creates, refused records parked for retry.
 
 `dry_run` stops after step 3 and reports the plan. It works on an in-memory copy of the state
@@ -49,18 +49,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from calsync.engine import changes, explain, mirror, sweep
+from calsync.engine import changes, decisions, mirror, sweep
 
+from calsync.calendar.source import CalendarFactory
 from calsync.rules import ownership
 from calsync.core.config import Config
-from calsync.engine.cycle import CalendarOutcome, Cycle
+from calsync.engine.cycle import Cycle
+from calsync.engine.outcome import CalendarOutcome
+from calsync.engine.parked import meeting_of
 from calsync.rules.duplicates import Duplicate, user_of
 from calsync.core.errors import CalsyncError
 from calsync.core.logs import event as log_event
 from calsync.core.model import Create, Delete, Directory, MeetingCopy, Operation, Retire, Skip, Update, Written
 from calsync.rules.planner import CANCELED_KEPT, addresses_to_look_up, first_occurrence
 from calsync.rules.planner.fields import instant
-from calsync.state.store import MirrorRow, StateStore
+from calsync.salesforce.org import SalesforceOrg
+from calsync.state.store import MirrorRow, StateStore, history
 
 log = logging.getLogger("calsync.resync")  # names predate the layers (ARCHITECTURE.md)
 
@@ -145,6 +149,8 @@ def resync(
     config: Config,
     users: Sequence[str] | None = None,
     *,
+    calendar_for: CalendarFactory,
+    org_factory: Callable[[], SalesforceOrg],
     window: Window | None = None,
     event_id: str | None = None,
     dry_run: bool = False,
@@ -158,11 +164,9 @@ def resync(
     `event_id` limits the resync to the meeting of that Google event (one user only).
     `progress(user, meetings)` is called after each calendar is listed. `overwrite_edits` puts
     Google's values back over fields people changed in Salesforce; `restore_deleted` re-creates
-    Events people deleted there (ownership.py).
+    Events people deleted there (ownership.py). `calendar_for` and `org_factory` make the
+    adapters (the wiring's: service/runtime.py `resync` passes the configured ones).
     """
-    from calsync.calendar.google.api import calendar_factory
-    from calsync.salesforce.org import SalesforceOrg
-
     now = now or dt.datetime.now(dt.timezone.utc)
     window = window or Window(now - dt.timedelta(days=config.sync.lookback_days))
     if dry_run:
@@ -176,8 +180,8 @@ def resync(
         cycle = Cycle(
             config,
             store,
-            calendar_for=calendar_factory(config.google),
-            org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
+            calendar_for=calendar_for,
+            org_factory=org_factory,
             clock=lambda: now,
         )
         return Resync(
@@ -347,7 +351,7 @@ class Resync:
         )
         operations = self._decide(settled, written, current)
         if not self.dry_run:  # what `calsync explain` shows (an update found unneeded: unchanged)
-            explain.record(self.store, copies, operations,
+            decisions.record(self.store, copies, operations,
                            directory or Directory(users=dict(owners)), cycle.settings, self.now)
         for d in doubles:
             self._note(d.user, "delete", d.key, d.extra, d.sf_id, None, f"duplicate of {d.keep}")
@@ -382,9 +386,6 @@ class Resync:
 
     def _refusals(self, keys: Sequence[str]) -> None:
         """The records Salesforce refused in this resync's writes, with the meeting they are."""
-        from calsync.engine.parked import meeting_of
-        from calsync.state.store import history
-
         for entry in history(self.store, self.now, keys=keys):
             if entry.kind != "refused":
                 continue
@@ -514,8 +515,6 @@ class Resync:
         subject = record.get("Subject")
         if subject is None or not start:
             # An Event a person deleted, or one not read back: the meeting as calsync knows it.
-            from calsync.engine.parked import meeting_of
-
             uid = copy.ical_uid if copy is not None else None
             if uid is None:
                 known = self.store.written([key]).get(key)

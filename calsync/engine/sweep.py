@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from calsync.calendar.source import Listing
 from calsync.core.errors import CalsyncError, TransientError
 from calsync.core.logs import event as log_event
 from calsync.state.store import CalendarState, Orphan, StateStore
@@ -45,11 +46,11 @@ EVERY = dt.timedelta(days=1)
 
 
 class Source(Protocol):
-    """The part of `changes.CalendarSource` the sweep asks."""
+    """The part of `source.CalendarSource` (calendar/source.py) the sweep asks."""
 
     def get_event(self, event_id: str) -> dict[str, Any] | None: ...
 
-    def list_series(self, ical_uid: str) -> Any: ...  # a google.Listing
+    def list_series(self, ical_uid: str) -> Listing: ...
 
 
 @dataclass(frozen=True)

@@ -135,12 +135,13 @@ def resync_arguments(
 def resync(config: Config, arguments: Mapping[str, Any], *, progress: Progress | None = None,
            dry_run: bool = False) -> Answer:
     from calsync.engine import resync as resyncing
+    from calsync.service import runtime
 
     until = arguments.get("until")
     window = resyncing.Window(dt.datetime.fromisoformat(arguments["since"]),
                               dt.datetime.fromisoformat(until) if until else None)
     say = progress or (lambda line: None)
-    result = resyncing.resync(
+    result = runtime.resync(
         config, users_of(arguments) or list(config.sync.users), window=window,
         event_id=arguments.get("event_id"), dry_run=dry_run,
         overwrite_edits=bool(arguments.get("overwrite_edits")),

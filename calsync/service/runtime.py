@@ -1,5 +1,12 @@
 """Wiring: a configuration becomes a state store, adapters and a `Cycle` ready to run.
 
+The engine never names a provider: `calendars(config)` is the one place the calendar provider
+is chosen (Google Calendar, calendar/google/; the engine reads it through the port in
+calendar/source.py) and `salesforce(config)` makes the Salesforce client. The engine's one-off
+runs that build their own state (`resync`, `explain_live`) get both from here, like the cycles.
+Google's "too many requests" answers are counted in `calsync_google_throttled` (metrics.py)
+from the moment this module is imported (the adapter calls `clients.on_throttled`).
+
 `open_cycle` is for one-off runs (`calsync sync`, resync, tests): a fresh state connection,
 checked, closed at the end. The daemon polls each calendar every few minutes (10,000 calendars
 on a 5-minute interval is 33 polls a second), so `reused_cycle` keeps one state connection per
@@ -14,14 +21,27 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from calsync.core.config import Config
-from calsync.engine.cycle import Cycle
+from calsync.calendar.google import clients as google_clients
 from calsync.calendar.google.api import calendar_factory
+from calsync.calendar.google.quota import Scope
+from calsync.calendar.source import CalendarFactory
+from calsync.core.config import Config
+from calsync.engine import explain, resync as resyncing
+from calsync.engine.cycle import Cycle
 from calsync.salesforce.org import SalesforceOrg
+from calsync.service import metrics
 from calsync.state.store import StateStore
+
+
+def _count_throttle(scope: Scope) -> None:
+    metrics.GOOGLE_THROTTLED.labels(scope).inc()
+
+
+google_clients.on_throttled = _count_throttle
 
 # A long-lived connection re-reads the whole file (PRAGMA quick_check) and proves the disk has
 # room this often, so a damaged file or a full disk still stops the daemon's cycles early.
@@ -52,14 +72,38 @@ def reused_cycle(config: Config) -> Iterator[Cycle]:
     yield _cycle(config, thread_store(config), None)
 
 
+def calendars(config: Config) -> CalendarFactory:
+    """The configured calendar provider: `user → CalendarSource` (calendar/source.py).
+
+    Google's, sharing the process's clients for this `[google]` configuration."""
+    return calendar_factory(config.google)
+
+
+def salesforce(config: Config) -> Callable[[], SalesforceOrg]:
+    """Makes the Salesforce client when first needed (an idle cycle never logs in)."""
+    return lambda: SalesforceOrg.from_config(config.salesforce)
+
+
 def _cycle(config: Config, store: StateStore, clock: Callable[[], dt.datetime] | None) -> Cycle:
     return Cycle(
         config,
         store,
-        calendar_for=calendar_factory(config.google),
-        org_factory=lambda: SalesforceOrg.from_config(config.salesforce),
+        calendar_for=calendars(config),
+        org_factory=salesforce(config),
         **({"clock": clock} if clock is not None else {}),
     )
+
+
+def resync(config: Config, users: Sequence[str] | None = None, **options: Any) -> resyncing.ResyncResult:
+    """`calsync resync` on the configured adapters (engine/resync.py `resync`, same options)."""
+    return resyncing.resync(config, users, calendar_for=calendars(config),
+                            org_factory=salesforce(config), **options)
+
+
+def explain_live(config: Config, user: str, **options: Any) -> list[tuple[explain.Found, list[str]]]:
+    """`calsync explain --live` on the configured adapters (engine/explain.py `live`)."""
+    return explain.live(config, user, calendar_for=calendars(config),
+                        org_factory=salesforce(config), **options)
 
 
 _local = threading.local()

@@ -7,7 +7,9 @@ import datetime as dt
 import pytest
 
 from calsync.core.errors import AuthError, SyncTokenExpired, SyncTokenRefused, TransientError
-from calsync.calendar.google.api import GoogleCalendar, check_page, service_account_credentials, to_google_event
+from calsync.calendar.google.api import GoogleCalendar, check_page
+from calsync.calendar.google.credentials import service_account_credentials
+from calsync.calendar.items import to_google_event
 from calsync.sandbox.server import Fault
 
 SCOPES = ("https://www.googleapis.com/auth/calendar.readonly",)

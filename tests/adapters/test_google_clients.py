@@ -185,3 +185,19 @@ def test_user_rate_limit_pauses_only_that_user(google_cfg, google_emu):
     assert clients.budget.throttles == 1
 
 
+
+
+def test_throttles_count_in_the_metric_by_limit_once_the_service_is_wired(google_cfg, google_emu):
+    """The adapter counts "too many requests" answers through `clients.on_throttled`, which the
+    service's wiring (runtime.py) points at `calsync_google_throttled{scope}` (metrics.py)."""
+    from calsync.service import metrics, runtime  # noqa: F401 - importing runtime wires the hook
+
+    clients, fake, base = _budgeted(google_cfg, google_emu, Limits(1000, 1000))
+    before = {scope: metrics.value("calsync_google_throttled_total", scope=scope)
+              for scope in ("project", "user")}
+    google_emu.fail_next("userRateLimitExceeded", status=403, times=1, path_prefix=CALENDAR)
+    google_emu.fail_next("rateLimitExceeded", status=429, times=2, path_prefix=CALENDAR)
+    GoogleCalendar(USERS[0], clients=clients).list_changes(None, LONG_AGO)
+    GoogleCalendar(USERS[1], clients=clients).list_changes(None, LONG_AGO)
+    assert metrics.value("calsync_google_throttled_total", scope="user") == before["user"] + 1
+    assert metrics.value("calsync_google_throttled_total", scope="project") == before["project"] + 2

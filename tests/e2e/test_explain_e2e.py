@@ -201,7 +201,7 @@ def test_live_passes_every_google_request_through_the_request_budget(sync, make_
     events.get first: every one of those Calendar requests waits for the budget (quota.py),
     like the daemon's polls, so an admin's explain never pushes the project over Google's
     limits on its own. (Token requests are not part of the Calendar quota.)"""
-    from calsync.engine import explain as explaining
+    from calsync.service import runtime
     from calsync.calendar.google.clients import clients_for, forget_clients
 
     path = make_config()
@@ -219,7 +219,7 @@ def test_live_passes_every_google_request_through_the_request_budget(sync, make_
     for event_id in (company.meetings["external"], unknown):
         forget_clients()
         before = calendar_requests()
-        [(found, _)] = explaining.live(cfg, "alice@acme.test", event_id=event_id)
+        [(found, _)] = runtime.explain_live(cfg, "alice@acme.test", event_id=event_id)
         made = calendar_requests() - before
         assert made >= 1
         assert clients_for(cfg.google).budget.requests == made, (event_id, made)

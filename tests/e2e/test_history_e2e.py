@@ -12,7 +12,8 @@ import datetime as dt
 from collections import Counter
 
 from calsync.core import config as config_module
-from calsync.engine.resync import Window, resync
+from calsync.engine.resync import Window
+from calsync.service.runtime import resync
 
 ALICE = "alice@acme.test"
 HANK = "hank@globex.test"  # a Contact of the demo company

@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 
 from calsync.core import config as config_module
-from calsync.engine.resync import resync
+from calsync.service.runtime import resync
 from calsync.sandbox.demo import ACTIVITY_FIELD
 
 ALICE = "alice@acme.test"

@@ -14,7 +14,7 @@ import logging
 
 from calsync.core import config as config_module
 from calsync.engine import sweep
-from calsync.engine.resync import resync
+from calsync.service.runtime import resync
 from calsync.state.store import StateStore
 
 ALICE, BOB = "alice@acme.test", "bob@acme.test"

@@ -10,7 +10,7 @@ import pytest
 
 from calsync.engine import sweep
 from calsync.core.errors import PermanentError, TransientError
-from calsync.calendar.google.api import Listing
+from calsync.calendar.source import Listing
 from calsync.state.store import CalendarState, StateStore, StoredDecision
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)

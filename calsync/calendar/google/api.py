@@ -1,4 +1,8 @@
-"""Google Calendar adapter: credentials, paging, sync tokens, 410, and items → `GoogleEvent`.
+"""Google Calendar adapter: the calendar source (calendar/source.py) on Google Calendar v3.
+
+`GoogleCalendar` implements `source.WatchableSource`; `calendar_factory` is the `CalendarFactory`
+the wiring passes to the engine. Google's items are already in calsync's item format
+(calendar/items.py) and pass through as they come; the credentials are read by credentials.py.
 
 Every listing sends the same parameters (singleEvents=false, showDeleted=true, maxResults=2500)
 on the full and the incremental sync; only the full one adds timeMin (reference A2, C2). The
@@ -7,9 +11,9 @@ nextSyncToken comes from the last page only; the caller stores it after applying
 Client errors are mapped here (reference A7): 410 → SyncTokenExpired; 400 to a request carrying
 the stored sync token → SyncTokenRefused (dropped like a 410); 403/429 rate limits, 5xx and
 network failures → TransientError (after the retries of `google_clients.GoogleHttp`); refused
-credentials → AuthError. Nothing outside this module and google_clients.py (the per-process
-clients: one key parse, one API client, reused tokens and connections, the request budget)
-imports the Google client libraries.
+credentials → AuthError. Nothing outside this package (this module, credentials.py and
+clients.py: the per-process clients, one key parse, one API client, reused tokens and
+connections, the request budget) imports the Google client libraries.
 
 Every page is checked before anything of the listing is used (`check_page`): `items` a list of
 objects, `nextPageToken`/`nextSyncToken` non-empty strings, a page token never repeated, the last
@@ -24,20 +28,16 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import google.auth.exceptions
 import httplib2
-from google.oauth2 import credentials as user_credentials
-from google.oauth2 import service_account
 from googleapiclient.errors import HttpError
 
 from calsync.core import logs, network
 from calsync.core.errors import (
     AuthError,
     CalsyncError,
-    ConfigError,
     SyncTokenExpired,
     SyncTokenRefused,
     TransientError,
@@ -45,7 +45,7 @@ from calsync.core.errors import (
 from calsync.core.config import DEFAULT_SCOPES
 from calsync.calendar.google.clients import GoogleClients, clients_for
 from calsync.calendar.google.errors import calendar_refusal, token_refusal
-from calsync.core.model import EventTime, GoogleEvent, Person
+from calsync.calendar.source import Listing, Watched
 
 log = logging.getLogger("calsync.google")  # names predate the layers (ARCHITECTURE.md)
 
@@ -56,22 +56,9 @@ MAX_RESULTS = 2500  # the most Google gives per page (reference A1): fewer calls
 HTTP_TIMEOUT = 60
 
 
-@dataclass(frozen=True)
-class Listing:
-    """Every item of one listing (all pages), the token of its last page and the calls made.
-
-    `time_zone` is the calendar's zone as the listing gives it (`timeZone`, reference A1).
-    """
-
-    items: tuple[dict[str, Any], ...]
-    next_sync_token: str | None
-    full: bool
-    calls: int
-    time_zone: str | None = None
-
-
 class GoogleCalendar:
-    """Lists one user's primary calendar (and opens and stops its notification channels).
+    """Lists one user's primary calendar (and opens and stops its notification channels): a
+    `source.WatchableSource`.
 
     Made by `calendar_factory` from the process's `GoogleClients` (google_clients.py): the
     parsed key, the user's credentials, the API client and this thread's connections are
@@ -276,15 +263,6 @@ class GoogleCalendar:
         )
 
 
-@dataclass(frozen=True)
-class Watched:
-    """What events.watch answered: the channel, the watched resource, the granted expiration."""
-
-    channel_id: str
-    resource_id: str
-    expires_at: dt.datetime | None
-
-
 class _Missing(Exception):
     """events.get answered 404/410: the event is gone (only raised inside this module)."""
 
@@ -373,142 +351,6 @@ def _refresh_reason(exc: google.auth.exceptions.RefreshError) -> str:
     # second is the raw body, which may echo the assertion: never show it. The description
     # itself may echo the request (some gateways do): redacted, and cut.
     return logs.excerpt(str(exc.args[0])) if exc.args else "refused"
-
-
-def load_service_account(path: str | Path, scopes: tuple[str, ...]) -> Any:
-    """Parse a service-account key file (the costly part: ~50 ms of RSA key loading) into
-    credentials without a subject; the key file's own token_uri is honoured (reference A9)."""
-    try:
-        creds = service_account.Credentials.from_service_account_file(str(path), scopes=scopes)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"google.service_account_file: {path}: no such file") from exc
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"google.service_account_file: {path}: not a service-account key file ({exc})"
-        ) from exc
-    _register_key(path)
-    return creds
-
-
-def service_account_credentials(path: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
-    """Domain-wide delegation for one user (parses the key: prefer `calendar_factory`)."""
-    return load_service_account(path, scopes).with_subject(user)
-
-
-def _register_key(path: str | Path) -> None:
-    try:
-        info = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return
-    for name in ("private_key", "private_key_id"):
-        if isinstance(info.get(name), str):
-            logs.register_secret(info[name])
-
-
-def user_token_path(token_dir: str | Path, user: str) -> Path:
-    return Path(token_dir) / f"{user}.json"
-
-
-def installed_app_credentials(token_dir: str | Path, user: str, scopes: tuple[str, ...]) -> Any:
-    """Credentials stored by `calsync auth google USER` (installed-app flow)."""
-    path = user_token_path(token_dir, user)
-    if not path.exists():
-        raise AuthError(f"no Google authorisation stored for {user}: run `calsync auth google {user}`")
-    try:
-        creds = user_credentials.Credentials.from_authorized_user_file(str(path), scopes=scopes)
-        # google-auth always puts Google's own token URL here; the refresh must go where the
-        # client-secrets file said (its token_uri, stored with the token; reference A9).
-        token_uri = json.loads(path.read_text()).get("token_uri")
-    except (ValueError, KeyError) as exc:
-        raise AuthError(f"{path}: unreadable stored Google authorisation ({exc})") from exc
-    if isinstance(token_uri, str) and token_uri:
-        creds = creds.with_token_uri(token_uri)
-    for secret in (creds.refresh_token, getattr(creds, "client_secret", None)):
-        if secret:
-            logs.register_secret(secret)
-    return creds
-
-
-# -- items → GoogleEvent -------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
-
-
-def _time(value: Any) -> EventTime | None:
-    if not isinstance(value, Mapping):
-        return None
-    zone = _text(value.get("timeZone"))
-    if isinstance(value.get("date"), str):
-        try:
-            return EventTime(date=dt.date.fromisoformat(value["date"]), time_zone=zone)
-        except ValueError:
-            return None
-    if isinstance(value.get("dateTime"), str):
-        try:
-            moment = dt.datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            if not zone:
-                return None
-            try:
-                from zoneinfo import ZoneInfo
-
-                moment = moment.replace(tzinfo=ZoneInfo(zone))
-            except Exception:
-                return None
-        return EventTime(date_time=moment, time_zone=zone)
-    return None
-
-
-def _person(value: Any) -> Person | None:
-    if not isinstance(value, Mapping):
-        return None
-    return Person(
-        email=_text(value.get("email")),
-        display_name=_text(value.get("displayName")),
-        self=value.get("self") is True,
-        organizer=value.get("organizer") is True,
-        resource=value.get("resource") is True,
-        optional=value.get("optional") is True,
-        response_status=_text(value.get("responseStatus")) or "needsAction",
-    )
-
-
-def to_google_event(item: Mapping[str, Any]) -> GoogleEvent:
-    """Normalise one events.list item; never raises on odd input (fields become empty)."""
-    attendees = item.get("attendees")
-    recurrence = item.get("recurrence")
-    updated = None
-    if isinstance(item.get("updated"), str):
-        try:
-            updated = dt.datetime.fromisoformat(item["updated"].replace("Z", "+00:00"))
-        except ValueError:
-            updated = None
-    return GoogleEvent(
-        id=str(item.get("id") or ""),
-        status=_text(item.get("status")) or "confirmed",
-        ical_uid=_text(item.get("iCalUID")),
-        summary=_text(item.get("summary")),
-        description=_text(item.get("description")),
-        location=_text(item.get("location")),
-        start=_time(item.get("start")),
-        end=_time(item.get("end")),
-        end_time_unspecified=item.get("endTimeUnspecified") is True,
-        organizer=_person(item.get("organizer")),
-        attendees=tuple(
-            p for p in (_person(a) for a in (attendees if isinstance(attendees, list) else [])) if p
-        ),
-        recurrence=tuple(r for r in (recurrence if isinstance(recurrence, list) else []) if isinstance(r, str)),
-        recurring_event_id=_text(item.get("recurringEventId")),
-        original_start=_time(item.get("originalStartTime")),
-        event_type=_text(item.get("eventType")) or "default",
-        visibility=_text(item.get("visibility")) or "default",
-        updated=updated,
-    )
-
 
 
 @dataclass(frozen=True)

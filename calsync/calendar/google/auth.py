@@ -3,7 +3,7 @@
 With [google] oauth_client_file (a Desktop-app client-secrets JSON) and token_dir, each user
 authorises calsync once: google-auth-oauthlib's `InstalledAppFlow` runs the authorization-code
 flow with PKCE and a loopback redirect (reference A9), then the refresh token is stored at
-`google.user_token_path(token_dir, USER)`, where the daemon's `installed_app_credentials` reads
+`credentials.user_token_path(token_dir, USER)`, where the daemon's `installed_app_credentials` reads
 it. The file is written atomically (temporary file, fsync, rename) with mode 0600 in a 0700
 directory: it is a long-lived credential.
 
@@ -117,7 +117,8 @@ def authorize_google(
     from oauthlib.oauth2.rfc6749.errors import OAuth2Error
     from requests import RequestException
 
-    from calsync.calendar.google.api import GoogleCalendar, user_token_path
+    from calsync.calendar.google.api import GoogleCalendar
+    from calsync.calendar.google.credentials import user_token_path
 
     google = config.google
     if google.oauth_client_file is None or google.token_dir is None:

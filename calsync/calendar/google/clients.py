@@ -19,7 +19,9 @@ process and per Google configuration (`clients_for`):
   rules (≥ 500, 429, 403 rate limits, timeouts and dropped connections; 4 attempts in all), so
   that each retry is counted against the budget and a 429 pauses every thread, not one.
 
-Nothing outside the adapter (google.py and this module) imports the Google client libraries.
+Nothing outside the adapter (this package) imports the Google client libraries. A throttled
+answer is counted through `on_throttled` (the service sets it to its Prometheus counter,
+metrics.py): the adapter does not import the layers above it.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ import google_auth_httplib2
 import httplib2
 from googleapiclient.discovery import build
 
-from calsync.service import metrics
-
 from calsync.core import network
+from calsync.calendar.google.credentials import (
+    installed_app_credentials,
+    load_service_account,
+    user_token_path,
+)
 from calsync.calendar.google.quota import Limits, RequestBudget, Scope
 
 log = logging.getLogger("calsync.google_clients")  # names predate the layers (ARCHITECTURE.md)
@@ -53,6 +58,15 @@ _RETRIED_ERRNOS = frozenset({"WSAETIMEDOUT", "ETIMEDOUT", "EPIPE", "ECONNABORTED
                              "ECONNREFUSED", "ECONNRESET"})
 _RATE_REASONS = {"rateLimitExceeded": "project", "userRateLimitExceeded": "user",
                  "quotaExceeded": "quota"}
+
+
+def _not_counted(scope: Scope) -> None:
+    """The default `on_throttled`: nothing counts throttles until the service says how."""
+
+
+# Called with the limit ("project", "user", "quota") of every "too many requests" answer. The
+# service sets it to its counter (metrics.py, `calsync_google_throttled{scope}`).
+on_throttled: Callable[[Scope], None] = _not_counted
 
 
 class GoogleHttp:
@@ -101,7 +115,7 @@ class GoogleHttp:
             scope = _throttle_scope(status, content)
             if scope is not None:
                 self._budget.throttled(self.user, scope)
-                metrics.GOOGLE_THROTTLED.labels(scope).inc()
+                on_throttled(scope)
                 if scope != "quota" and attempt < self._retries:
                     continue  # acquire() waits out the pause the throttle set
                 return response, content
@@ -194,8 +208,6 @@ class GoogleClients:
                 creds = base.with_subject(user)  # a copy: the parsed key is shared (reference A9)
                 self._users[user] = (identity, creds)
                 return creds
-        from calsync.calendar.google.api import installed_app_credentials, user_token_path
-
         path = user_token_path(self.cfg.token_dir, user)
         identity = _identity(path)
         with self._lock:
@@ -209,8 +221,6 @@ class GoogleClients:
 
     def _service_account(self) -> tuple[Any, tuple[int, int, int]]:
         """The key file parsed once; again only when the file itself changed."""
-        from calsync.calendar.google.api import load_service_account
-
         path = Path(self.cfg.service_account_file)
         identity = _identity(path)
         with self._lock:
