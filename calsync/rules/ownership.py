@@ -196,7 +196,7 @@ def edited(
             continue  # what calsync wrote, or sent just before a crash (state.record_update_intents)
         if name in desired and same(name, desired[name], current[name]):
             continue  # already what calsync writes now (a crash after the write, or by chance)
-        if name not in before.kept and _sent_untrimmed(name, current[name], (last, pending)):
+        if name not in before.kept and _sent_untrimmed(name, current[name], (last, *pending)):
             continue  # what an older calsync sent, as Salesforce stored it (trimmed)
         if converted(name, before.hashes, current, conversions or {}):
             continue  # Salesforce moved the Lead's Event to what the Lead became
