@@ -4,8 +4,6 @@ The engine never names a provider: `calendars(config)` is the one place the cale
 is chosen (Google Calendar, calendar/google/; the engine reads it through the port in
 calendar/source.py) and `salesforce(config)` makes the Salesforce client. The engine's one-off
 runs that build their own state (`resync`, `explain_live`) get both from here, like the cycles.
-Google's "too many requests" answers are counted in `calsync_google_throttled` (metrics.py)
-from the moment this module is imported (the adapter calls `clients.on_throttled`).
 
 `open_cycle` is for one-off runs (`calsync sync`, resync, tests): a fresh state connection,
 checked, closed at the end. The daemon polls each calendar every few minutes (10,000 calendars
@@ -13,7 +11,7 @@ on a 5-minute interval is 33 polls a second), so `reused_cycle` keeps one state 
 worker thread instead (`thread_store`): opened, migrated and checked once, checked again every
 `RECHECK_SECONDS`, closed by `close_thread_stores()` when the daemon stops. Opening, checking
 and closing the database on every poll cost about 2.5 ms of the ~4 ms an idle poll took.
-Google's clients are per process in any case (google_clients.py).
+Google's clients are per process in any case (calendar/google/clients.py).
 """
 
 from __future__ import annotations
@@ -27,21 +25,14 @@ from typing import Any
 
 from calsync.calendar.google import clients as google_clients
 from calsync.calendar.google.api import calendar_factory
-from calsync.calendar.google.quota import Scope
 from calsync.calendar.source import CalendarFactory
 from calsync.core.config import Config
 from calsync.engine import explain, resync as resyncing
 from calsync.engine.cycle import Cycle
 from calsync.salesforce.org import SalesforceOrg
-from calsync.service import metrics
 from calsync.state.store import StateStore
 
 
-def _count_throttle(scope: Scope) -> None:
-    metrics.GOOGLE_THROTTLED.labels(scope).inc()
-
-
-google_clients.on_throttled = _count_throttle
 
 # A long-lived connection re-reads the whole file (PRAGMA quick_check) and proves the disk has
 # room this often, so a damaged file or a full disk still stops the daemon's cycles early.

@@ -188,9 +188,9 @@ def test_user_rate_limit_pauses_only_that_user(google_cfg, google_emu):
 
 
 def test_throttles_count_in_the_metric_by_limit_once_the_service_is_wired(google_cfg, google_emu):
-    """The adapter counts "too many requests" answers through `clients.on_throttled`, which the
-    service's wiring (runtime.py) points at `calsync_google_throttled{scope}` (metrics.py)."""
-    from calsync.service import metrics, runtime  # noqa: F401 - importing runtime wires the hook
+    """The adapter counts "too many requests" answers in `calsync_google_throttled{scope}`
+    (core/telemetry.py, which metrics.py exposes)."""
+    from calsync.service import metrics
 
     clients, fake, base = _budgeted(google_cfg, google_emu, Limits(1000, 1000))
     before = {scope: metrics.value("calsync_google_throttled_total", scope=scope)

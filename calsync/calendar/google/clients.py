@@ -20,8 +20,8 @@ process and per Google configuration (`clients_for`):
   that each retry is counted against the budget and a 429 pauses every thread, not one.
 
 Nothing outside the adapter (this package) imports the Google client libraries. A throttled
-answer is counted through `on_throttled` (the service sets it to its Prometheus counter,
-metrics.py): the adapter does not import the layers above it.
+answer is counted in `calsync_google_throttled{scope}` (core/telemetry.py, the instruments every
+layer may count in).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import google_auth_httplib2
 import httplib2
 from googleapiclient.discovery import build
 
-from calsync.core import network
+from calsync.core import network, telemetry
 from calsync.calendar.google.credentials import (
     installed_app_credentials,
     load_service_account,
@@ -58,15 +58,6 @@ _RETRIED_ERRNOS = frozenset({"WSAETIMEDOUT", "ETIMEDOUT", "EPIPE", "ECONNABORTED
                              "ECONNREFUSED", "ECONNRESET"})
 _RATE_REASONS = {"rateLimitExceeded": "project", "userRateLimitExceeded": "user",
                  "quotaExceeded": "quota"}
-
-
-def _not_counted(scope: Scope) -> None:
-    """The default `on_throttled`: nothing counts throttles until the service says how."""
-
-
-# Called with the limit ("project", "user", "quota") of every "too many requests" answer. The
-# service sets it to its counter (metrics.py, `calsync_google_throttled{scope}`).
-on_throttled: Callable[[Scope], None] = _not_counted
 
 
 class GoogleHttp:
@@ -115,7 +106,7 @@ class GoogleHttp:
             scope = _throttle_scope(status, content)
             if scope is not None:
                 self._budget.throttled(self.user, scope)
-                on_throttled(scope)
+                telemetry.GOOGLE_THROTTLED.labels(scope).inc()
                 if scope != "quota" and attempt < self._retries:
                     continue  # acquire() waits out the pause the throttle set
                 return response, content
