@@ -267,6 +267,8 @@ class Jobs:
         now = dt.datetime.now(dt.timezone.utc)
         soonest = now + schedule.interval
         for job in self.scheduler.get_jobs():
+            if job.id != job_id(job.name):
+                continue  # a one-off job (an admin request): it runs once, whatever the interval
             user = job.name
             failing = backing_off(user)
             changes: dict[str, Any] = {"trigger": schedule.trigger()}

@@ -137,3 +137,28 @@ def test_status_line_limits_the_names_shown():
     assert "5 failing (u0@x.test ×1, u1@x.test ×1, u2@x.test ×1, +2 more)" in line
     assert line.endswith("no run scheduled")
     assert "\n" not in line
+
+
+def test_a_new_interval_retimes_the_calendars_and_never_a_one_off_request():
+    """A reload that changes the interval gives every calendar's job the new trigger; a one-off
+    job (an admin request handed to the daemon, not yet run) keeps its single run: given an
+    interval trigger it would run the request again every interval."""
+    from apscheduler.triggers.date import DateTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from calsync.service.scheduling import Jobs, job_id
+
+    jobs = Jobs(random.Random(1))
+    jobs.create(1, lambda user: None)
+    jobs.scheduler.start(paused=True)  # nothing runs: the jobs stay as added
+    try:
+        jobs.add(["alice@acme.test"], Schedule.for_interval(40 * MIN))
+        jobs.add_once(lambda request: None, ("request",), "request:7")
+        jobs.retime(Schedule.for_interval(10 * MIN), backing_off=lambda user: False)
+        calendar = jobs.scheduler.get_job(job_id("alice@acme.test"))
+        request = jobs.scheduler.get_job("request:7")
+        assert isinstance(calendar.trigger, IntervalTrigger)
+        assert calendar.trigger.interval <= 10 * MIN
+        assert isinstance(request.trigger, DateTrigger)
+    finally:
+        jobs.scheduler.shutdown(wait=False)
