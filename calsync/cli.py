@@ -373,4 +373,4 @@ def auth_google(obj: Context, user: str, no_browser: bool, port: int, timeout: f
 
 # The operator commands kept in their own modules (calsync/commands/); importing them adds them
 # to `main`.
-from calsync.commands import configuration, explain, retry  # noqa: E402,F401
+from calsync.commands import configuration, explain, retry, state  # noqa: E402,F401
