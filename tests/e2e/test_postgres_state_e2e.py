@@ -4,6 +4,7 @@ emulators; the database is a fresh one of the session's throwaway cluster)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 
@@ -12,7 +13,7 @@ from calsync.sandbox.google import GoogleEmulator
 from calsync.sandbox.salesforce import SalesforceEmulator
 from calsync.state.store import StateStore
 
-from conftest import NOW
+NOW = dt.datetime.now(dt.timezone.utc)  # both companies are seeded from the same moment
 
 # What differs between two runs of the same sync: when things happened, and in which order
 # the Events were created (their Ids; calendars sync concurrently).
@@ -48,8 +49,9 @@ def _config(tmp_path, google_emu, sf_emu, company, google_private_key, state: di
 
 
 def test_a_postgresql_state_syncs_as_sqlite_does_and_idles_without_salesforce_calls(
-    tmp_path, pg_url, google_emu, sf_emu, company, google_private_key, tls_dir, cli
+    tmp_path, pg_url, google_emu, sf_emu, google_private_key, tls_dir, cli
 ):
+    company = seed(google_emu.backend, sf_emu.backend, NOW)
     on_pg = tmp_path / "pg"
     on_pg.mkdir()
     config = _config(on_pg, google_emu, sf_emu, company, google_private_key, {"url": pg_url})
