@@ -45,7 +45,7 @@ def sync(obj: Context, users: tuple[str, ...], wait: float) -> None:
         unknown = [u for u in users if u.lower() not in cfg.sync.users]
         if unknown:
             raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
-        lock = WriterLock(cfg.state.path, "sync")
+        lock = WriterLock(cfg.state, "sync")
         lock.acquire(wait)
         with lock, open_cycle(cfg) as cycle:
             started = time.monotonic()
@@ -373,4 +373,4 @@ def auth_google(obj: Context, user: str, no_browser: bool, port: int, timeout: f
 
 # The operator commands kept in their own modules (calsync/commands/); importing them adds them
 # to `main`.
-from calsync.commands import configuration, explain, retry  # noqa: E402,F401
+from calsync.commands import configuration, explain, retry, state  # noqa: E402,F401

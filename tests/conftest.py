@@ -167,3 +167,30 @@ def processes() -> Iterator[list[Any]]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+# -- a throwaway PostgreSQL (tests/postgres_cluster.py) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """One PostgreSQL cluster for the session, started at the first test that needs it; the
+    test skips when PostgreSQL's server binaries are absent."""
+    from postgres_cluster import Cluster, binaries
+
+    if binaries() is None:
+        pytest.skip("no PostgreSQL server binaries (initdb): install Debian's postgresql package")
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        from calsync.state.postgres import close_pools
+
+        close_pools()
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of a fresh, empty database of the session's cluster."""
+    return str(pg_cluster.database())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -55,11 +54,10 @@ def explain(obj: Context, user: str, event_id: str | None, subject: str | None,
         if live:
             results = runtime.explain_live(cfg, user, event_id=event_id, subject=subject, since=start)
         else:
-            path = Path(cfg.state.path)
-            if not path.exists():
-                echo(f"{path} does not exist yet: nothing was synced. Try --live.")
+            if not StateStore.exists(cfg.state):
+                echo(f"{cfg.state.shown} does not exist yet: nothing was synced. Try --live.")
                 sys.exit(EXIT_FAILURE)
-            store = StateStore.reader(path)
+            store = StateStore.reader(cfg.state)
             try:
                 results = [(found, None) for found in explaining.stored(
                     store, user, event_id=event_id, subject=subject, since=start)]

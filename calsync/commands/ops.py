@@ -31,6 +31,7 @@ from typing import Any
 
 from calsync.core import display, logs
 from calsync.core.config import Config
+from calsync.core.config_model import StateConfig
 from calsync.core.errors import AuthError, CalsyncError, NetworkError, StateError
 from calsync.core.model import Written
 from calsync.engine.history import Fate, fates
@@ -196,12 +197,11 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
     calendar, the parked records and the user mapping."""
     now = now or _utcnow()
     interval = dt.timedelta(minutes=config.sync.interval_minutes)
-    path = Path(config.state.path)
     configured = list(config.sync.users)
-    if not path.exists():
+    if not StateStore.exists(config.state):
         calendars = tuple(_never(user) for user in configured)
-        return StatusReport(str(path), False, now, interval, calendars)
-    store = StateStore.reader(path)
+        return StatusReport(config.state.shown, False, now, interval, calendars)
+    store = StateStore.reader(config.state)
     try:
         saved = {c.user: c for c in store.calendars()}
         channels = _channel_expiry(store) if details else {}
@@ -242,13 +242,13 @@ def status(config: Config, *, now: dt.datetime | None = None, details: bool = Tr
             )
         mapping = store.sf_users()
         unmapped = tuple(u for u in configured if u in mapping and mapping[u][0] is None)
-        down = _listeners_down(store, path)
+        down = _listeners_down(store, config.state)
     finally:
         store.close()
-    return StatusReport(str(path), True, now, interval, tuple(found), unmapped, down)
+    return StatusReport(config.state.shown, True, now, interval, tuple(found), unmapped, down)
 
 
-def _listeners_down(store: StateStore, path: Path) -> dict[str, str]:
+def _listeners_down(store: StateStore, path: Path | StateConfig) -> dict[str, str]:
     """The listeners the running daemon recorded as down (none when no daemon runs)."""
     from calsync.state.lock import daemon_holder
 
@@ -488,7 +488,9 @@ SERVICE_STATE_ROOT = Path("/var/lib")  # where systemd's StateDirectory= creates
 
 
 def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Check:
-    path = Path(config.state.path)
+    if config.state.url is not None:
+        return _check_postgres_state(config)
+    path = Path(config.state.location)
     if not path.exists():
         parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
         if not path.parent.exists() and path.parent.parent == state_root:
@@ -529,6 +531,28 @@ def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Ch
         return Check("state database", False, f"{path} (or its directory) is not writable",
                      "give the user calsync runs as write access to the file and its directory")
     return Check("state database", True, f"{path}: {calendars} calendars, {written} Events written")
+
+
+def _check_postgres_state(config: Config) -> Check:
+    """[state] url: the database answers, calsync's tables are intact, and it can be written."""
+    where = config.state.shown
+    try:
+        if not StateStore.exists(config.state):
+            store = StateStore(config.state)  # reachable and writable: the tables are created
+            store.close()
+            return Check("state database", True, f"{where}: reachable; calsync's tables created")
+        store = StateStore(config.state)
+        try:
+            store.check_usable()  # every row read once, and 16 KB written and taken back
+            calendars = len(store.calendars())
+            written = store.count_written()
+        finally:
+            store.close()
+    except StateError as exc:
+        return Check("state database", False, str(exc),
+                     "check the URL, that the server runs, and the password (README.md, \"State"
+                     " in PostgreSQL\")")
+    return Check("state database", True, f"{where}: {calendars} calendars, {written} Events written")
 
 
 def _check_google(config: Config, calendar_for: Callable[[str], Any] | None) -> Iterator[Check]:
@@ -656,7 +680,7 @@ def _token_warning(config: Config) -> Check:
     daemon reads its credentials at start, so a new one means a restart."""
     from calsync.state.lock import daemon_holder
 
-    daemon = daemon_holder(config.state.path)
+    daemon = daemon_holder(config.state)
     who = f"the daemon (pid {daemon}) runs" if daemon else "a daemon would run"
     return Check(
         "Salesforce credential", True,

@@ -65,7 +65,7 @@ from calsync.core.config_model import (
     SyncConfig,
     domains_of,
 )
-from calsync.core.config_secrets import Secret, resolve_secret
+from calsync.core.config_secrets import STATE_PASSWORD, Secret, resolve_secret, state_password
 from calsync.core.config_table import REQUIRED, Table, describe_value, dotted
 from calsync.core.errors import ConfigError
 
@@ -159,6 +159,7 @@ def parse(
         config.salesforce.client_secret,
         config.salesforce.password,
         config.salesforce.security_token,
+        config.state.password,
     ):
         logs.register_secret(secret)
     return config
@@ -177,7 +178,7 @@ _SYNC_KEYS = (
     "concurrency",
     "directory_refresh_minutes",
 )
-_STATE_KEYS = ("path",)
+_STATE_KEYS = ("path", "url")
 _GOOGLE_KEYS = (
     "service_account_file", "oauth_client_file", "token_dir", "api_endpoint", "scopes",
     "timeout_seconds", "requests_per_minute", "requests_per_minute_per_user", "request_share",
@@ -304,7 +305,25 @@ def _user_map(t: Table, users: list[str]) -> MappingProxyType[str, str]:
 
 
 def _state(t: Table, base: Path) -> StateConfig:
-    return StateConfig(path=t.path_value("path", base, REQUIRED))
+    """[state]: `path` (a SQLite file) or `url` (a PostgreSQL database), exactly one."""
+    if "url" not in t:
+        return StateConfig(path=t.path_value("path", base, REQUIRED))
+    if "path" in t:
+        raise t.error("url", "set either path (a SQLite file) or url (PostgreSQL), not both")
+    url = t.string("url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise t.error("url", f"expected a postgresql:// URL (a libpq URI), got {parts.scheme or url!r}://...")
+    if parts.password is not None or re.search(r"(^|[?&])password=", parts.query):
+        # The URL is logged and shown (status, doctor): a password in it would be too.
+        raise t.error(
+            "url",
+            "holds a password, which never goes in the configuration: put it in the systemd"
+            f" credential {STATE_PASSWORD[1]} (or the environment variable {STATE_PASSWORD[0]}),"
+            " or let libpq find it (PGPASSFILE, a ~/.pgpass file, peer authentication over a"
+            " unix socket); then remove it from the URL",
+        )
+    return StateConfig(url=url, password=state_password(t, t.env))
 
 
 def _google(t: Table, base: Path) -> GoogleConfig:

@@ -76,7 +76,23 @@ class SyncConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    path: Path
+    """Exactly one of `path` (a SQLite file, the default engine) or `url` (a PostgreSQL
+    database, a libpq URI without its password; `password` comes from the environment or a
+    credential file, or is left to libpq: PGPASSFILE, peer authentication)."""
+
+    path: Path | None = None
+    url: str | None = None
+    password: Secret | None = None
+
+    @property
+    def location(self) -> str | Path:
+        """What names the database to the state layer: the URL, else the file's path."""
+        return self.url if self.url is not None else self.path  # type: ignore[return-value]
+
+    @property
+    def shown(self) -> str:
+        """The database as messages and logs name it: the file, or the URL (no password)."""
+        return str(self.location)
 
 
 @dataclass(frozen=True)

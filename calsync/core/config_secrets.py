@@ -6,6 +6,10 @@ from the environment (CALSYNC_SALESFORCE_*), else from the systemd credential of
 environment wins, then the credential, then the file. The value is held in a `Secret`, whose
 repr never shows it; `config.parse` registers each with `calsync.core.logs` so no log line
 shows it either.
+
+The password of a PostgreSQL state ([state] url) is never read from the file (the URL is shown
+and logged): it comes from CALSYNC_STATE_PASSWORD, else the credential `state_password`, else
+libpq finds it itself (PGPASSFILE or ~/.pgpass, or none with peer authentication).
 """
 
 from __future__ import annotations
@@ -70,3 +74,26 @@ def resolve_secret(t: Table, key: str, environ: Mapping[str, str], required: boo
             f"credential {credential})",
         )
     return None
+
+
+# The PostgreSQL state's password: environment variable and systemd credential name.
+STATE_PASSWORD = ("CALSYNC_STATE_PASSWORD", "state_password")
+
+
+def state_password(t: Table, environ: Mapping[str, str]) -> Secret | None:
+    """The environment variable, else the systemd credential, else None (libpq's own means)."""
+    variable, credential = STATE_PASSWORD
+    if environ.get(variable):
+        return Secret(environ[variable])
+    directory = credentials.directory(environ)
+    if directory is None or not (directory / credential).exists():
+        return None
+    candidate = directory / credential
+    try:
+        value = candidate.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise t.error("url", f"cannot read systemd credential {candidate}: {reason}") from None
+    if not value:
+        raise t.error("url", f"systemd credential {candidate} is empty")
+    return Secret(value)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from calsync.calendar.source import CalendarFactory, Listing
@@ -236,8 +235,8 @@ def live(
     it), or by subject among the stored decisions and the mirror. `calendar_for` and
     `org_factory` make the adapters (the wiring's, service/runtime.py)."""
     now = now or dt.datetime.now(UTC)
-    path = Path(config.state.path)
-    store = StateStore.snapshot(path) if path.exists() else StateStore(":memory:")
+    exists = StateStore.exists(config.state)
+    store = StateStore.snapshot(config.state) if exists else StateStore(":memory:")
     try:
         cycle = Cycle(config, store, calendar_for=calendar_for, org_factory=org_factory,
                       clock=lambda: now)

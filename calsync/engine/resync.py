@@ -46,7 +46,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from calsync.engine import changes, decisions, mirror, sweep
@@ -170,10 +169,10 @@ def resync(
     now = now or dt.datetime.now(dt.timezone.utc)
     window = window or Window(now - dt.timedelta(days=config.sync.lookback_days))
     if dry_run:
-        exists = Path(config.state.path).exists()
-        store = StateStore.snapshot(config.state.path) if exists else StateStore(":memory:")
+        exists = StateStore.exists(config.state)
+        store = StateStore.snapshot(config.state) if exists else StateStore(":memory:")
     else:
-        store = StateStore(config.state.path)
+        store = StateStore(config.state)
     try:
         if not dry_run:
             store.check_usable()

@@ -102,7 +102,7 @@ def drop(config: Config, users: Sequence[str], event_id: str | None, *, by: str 
     from calsync.engine import parked
     from calsync.state.store import StateStore
 
-    store = StateStore(config.state.path)
+    store = StateStore(config.state)
     try:
         records = parked.select(store, users, event_id)
         if not records:

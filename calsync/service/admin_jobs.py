@@ -58,7 +58,7 @@ class AdminJobs:
         from calsync.service import handoff
 
         self.close()
-        store = StateStore(config.state.path)
+        store = StateStore(config.state)
         self._store = store
         left = handoff.abandon_unfinished(store)
         if left:

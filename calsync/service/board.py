@@ -117,7 +117,7 @@ class Board:
 
 def known_status(config: Config, users: Sequence[str]) -> dict[str, CalendarStatus]:
     """Seed the status from the store, so a restart still shows a calendar's failures."""
-    store = StateStore(config.state.path)
+    store = StateStore(config.state)
     try:
         saved = {c.user: c for c in store.calendars()}
         waiting: dict[str, int] = {}

@@ -259,7 +259,7 @@ class Daemon:
         writer = None
         try:
             new = self._load_config()
-            if new.state.path != old.state.path:
+            if new.state.location != old.state.location:
                 writer = _take_lock(new, 0.0)
                 _open_state(new)
             added = [u for u in new.sync.users if u not in old.sync.users]
@@ -472,7 +472,7 @@ class Wakeup:
 
 def _take_lock(config: Config, wait: float) -> WriterLock:
     """The single-writer lock of the configuration's state database (LockBusy: exit 75)."""
-    writer = WriterLock(config.state.path, "run")
+    writer = WriterLock(config.state, "run")
     writer.acquire(wait)
     return writer
 
@@ -480,7 +480,7 @@ def _take_lock(config: Config, wait: float) -> WriterLock:
 def _open_state(config: Config) -> None:
     """Open (and migrate) the state database once in this thread and check it can be read
     and written; StateError (exit 74, which systemd does not restart) if not."""
-    store = StateStore(config.state.path)
+    store = StateStore(config.state)
     try:
         store.check_usable()
     finally:

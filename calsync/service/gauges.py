@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from calsync.core.config import Config
@@ -55,11 +54,10 @@ def gauges(config: Config, *, now: dt.datetime | None = None) -> Gauges:
     user mapping (for the users without a Salesforce User)."""
     now = now or _utcnow()
     interval = dt.timedelta(minutes=config.sync.interval_minutes)
-    path = Path(config.state.path)
     configured = list(config.sync.users)
-    if not path.exists():
+    if not StateStore.exists(config.state):
         return Gauges(tuple(CalendarGauge(u, None, 0, now) for u in configured), {})
-    store = StateStore.reader(path)
+    store = StateStore.reader(config.state)
     try:
         saved = {c.user: c for c in store.calendars()}
         parked = store.parked_counts()

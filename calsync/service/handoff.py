@@ -40,6 +40,7 @@ from calsync.service.admin import Answer
 from calsync.core.config import Config
 from calsync.core.errors import EXIT_TEMPFAIL
 from calsync.state.lock import LockBusy, WriterLock, daemon_holder
+from calsync.state import requests
 from calsync.state.store import StateStore
 
 POLL_SECONDS = 1.0  # how often the daemon looks for requests
@@ -89,11 +90,11 @@ def run_writer(
     """Run `local()` under the writer lock, or, when the daemon holds it, hand `command` to the
     daemon and return its answer. Another writer that is not the daemon (a hand-run `sync`) is
     waited for up to `wait` seconds, then LockBusy (exit 75), as before."""
-    lock = WriterLock(config.state.path, lock_name)
+    lock = WriterLock(config.state, lock_name)
     try:
         lock.acquire(0.0)
     except LockBusy:
-        pid = daemon_holder(config.state.path)
+        pid = daemon_holder(config.state)
         if pid is None:
             if not wait:
                 raise
@@ -117,7 +118,7 @@ def hand_off(
 ) -> Answer:
     """Hand `command` to the daemon `pid` and wait for its answer (LockBusy when it does not
     take it up in time, or stops before it is done)."""
-    store = StateStore(config.state.path)
+    store = StateStore(config.state)
     try:
         request_id = submit(store, command, arguments, by)
         say(f"calsync run (pid {pid}) is running: handed over to it as request {request_id},"
@@ -131,16 +132,8 @@ def submit(store: StateStore, command: str, arguments: Mapping[str, Any], by: st
            now: dt.datetime | None = None) -> int:
     """Insert a pending request; requests older than KEEP_DAYS go."""
     now = now or _now()
-    with store.transaction():
-        store._exec("DELETE FROM requests WHERE requested_at < ?",
-                    [_iso(now - dt.timedelta(days=KEEP_DAYS))])
-        store._exec(
-            "INSERT INTO requests (command, arguments, requested_by, requested_at, state)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [command, json.dumps(dict(arguments)), by, _iso(now), PENDING],
-        )
-        row = store._rows("SELECT last_insert_rowid() AS id")
-    return int(row[0]["id"])
+    return requests.add_request(store, command, json.dumps(dict(arguments)), by, _iso(now),
+                                _iso(now - dt.timedelta(days=KEEP_DAYS)), PENDING)
 
 
 def await_answer(
@@ -190,19 +183,15 @@ def await_answer(
 
 
 def _row(store: StateStore, request_id: int) -> dict[str, Any]:
-    rows = store._rows("SELECT * FROM requests WHERE id = ?", [request_id])
-    if not rows:
+    row = requests.request(store, request_id)
+    if row is None:
         raise LockBusy(f"request {request_id} disappeared from the state database")
-    return rows[0]
+    return row
 
 
 def _withdraw(store: StateStore, request_id: int) -> bool:
     """Withdraw a request still pending; False when the daemon took it meanwhile."""
-    with store.transaction():
-        store._exec("UPDATE requests SET state = ?, finished_at = ? WHERE id = ? AND state = ?",
-                    [WITHDRAWN, _iso(_now()), request_id, PENDING])
-        changed = store._rows("SELECT changes() AS n")[0]["n"]
-    return bool(changed)
+    return requests.withdraw_request(store, request_id, PENDING, WITHDRAWN, _iso(_now()))
 
 
 # -- the daemon's side -------------------------------------------------------------------------------
@@ -210,7 +199,7 @@ def _withdraw(store: StateStore, request_id: int) -> bool:
 
 def any_pending(store: StateStore) -> bool:
     """The daemon's cheap look, every POLL_SECONDS: one indexed query, no transaction."""
-    return bool(store._rows("SELECT 1 FROM requests WHERE state = ? LIMIT 1", [PENDING]))
+    return requests.any_in(store, PENDING)
 
 
 def take(store: StateStore, pid: int, now: dt.datetime | None = None) -> list[Request]:
@@ -219,14 +208,13 @@ def take(store: StateStore, pid: int, now: dt.datetime | None = None) -> list[Re
     now = now or _now()
     taken = []
     with store.transaction():
-        for row in store._rows("SELECT * FROM requests WHERE state = ? ORDER BY id", [PENDING]):
+        for row in requests.requests_in(store, PENDING):
             at = dt.datetime.fromisoformat(row["requested_at"])
             if now - at > dt.timedelta(seconds=EXPIRE_SECONDS):
                 _close(store, row["id"], EXPIRED, EXIT_TEMPFAIL,
                        ["expired: nobody was waiting for it any more"], now)
                 continue
-            store._exec("UPDATE requests SET state = ?, daemon_pid = ?, taken_at = ? WHERE id = ?",
-                        [TAKEN, pid, _iso(now), row["id"]])
+            requests.take_request(store, row["id"], TAKEN, pid, _iso(now))
             try:
                 arguments = json.loads(row["arguments"])
             except ValueError:
@@ -239,8 +227,7 @@ def take(store: StateStore, pid: int, now: dt.datetime | None = None) -> list[Re
 
 
 def note_progress(store: StateStore, request_id: int, line: str) -> None:
-    with store.transaction():
-        store._exec("UPDATE requests SET progress = ? WHERE id = ?", [line[:500], request_id])
+    requests.note_request_progress(store, request_id, line[:500])
 
 
 def finish(store: StateStore, request_id: int, answer: Answer, now: dt.datetime | None = None) -> None:
@@ -255,7 +242,7 @@ def abandon(store: StateStore, request_id: int, why: str, now: dt.datetime | Non
 
 def abandon_unfinished(store: StateStore, now: dt.datetime | None = None) -> int:
     """At the daemon's start: requests a previous daemon took but never finished."""
-    rows = store._rows("SELECT id FROM requests WHERE state = ?", [TAKEN])
+    rows = requests.requests_in(store, TAKEN)
     for row in rows:
         abandon(store, row["id"], "the daemon stopped before finishing it", now)
     return len(rows)
@@ -263,10 +250,7 @@ def abandon_unfinished(store: StateStore, now: dt.datetime | None = None) -> int
 
 def _close(store: StateStore, request_id: int, state: str, code: int, lines: list[str],
            now: dt.datetime) -> None:
-    store._exec(
-        "UPDATE requests SET state = ?, exit_code = ?, output = ?, finished_at = ? WHERE id = ?",
-        [state, code, json.dumps(lines), _iso(now), request_id],
-    )
+    requests.close_request(store, request_id, state, code, json.dumps(lines), _iso(now))
 
 
 __all__ = ["POLL_SECONDS", "Request", "abandon", "abandon_unfinished", "any_pending", "finish",

@@ -49,7 +49,7 @@ def open_cycle(
     file or a full disk is a StateError here, not after API calls spent for nothing. `clock`
     replaces the wall clock (tests that let time pass).
     """
-    store = StateStore(config.state.path)
+    store = StateStore(config.state)
     try:
         store.check_usable()
         yield _cycle(config, store, clock)
@@ -105,7 +105,7 @@ _stores_lock = threading.Lock()
 def thread_store(config: Config) -> StateStore:
     """This thread's connection to the configuration's state database, checked when opened and
     every RECHECK_SECONDS (StateError when the file is damaged or the disk full)."""
-    path = str(config.state.path)
+    path = config.state.shown
     opened: dict[str, tuple[StateStore, float]] = getattr(_local, "stores", None) or {}
     _local.stores = opened
     now = time.monotonic()
@@ -118,7 +118,7 @@ def thread_store(config: Config) -> StateStore:
     if known is not None and now - known[1] < RECHECK_SECONDS:
         return known[0]
     if known is None:
-        store = StateStore(path, check_same_thread=False)
+        store = StateStore(config.state, check_same_thread=False)
         with _stores_lock:
             _stores.append(store)
     else:

@@ -1,11 +1,12 @@
-"""calsync's state: what it remembers between cycles, in one database (SQLite today).
+"""calsync's state: what it remembers between cycles, in one database (SQLite, or PostgreSQL).
 
 An adapter layer (below the engine, above the rules): the engine keeps what it learnt from
 Google and Salesforce here so that a cycle lists only what changed, writes every Event once,
 survives a crash at any instant, and spends no Salesforce call when nothing changed.
 
-What it holds (tables, created by the named migrations of migrations.py, which sqlite-utils
-records in `_sqlite_migrations`), and the module whose queries own each:
+What it holds (tables, created by the named migrations of migrations.py, recorded in
+`_sqlite_migrations` on SQLite, `_calsync_migrations` on PostgreSQL; tables.py lists them), and
+the module whose queries own each:
 
 - `calendars` (calendars.py): per configured user, the Google sync token, the calendar's time
   zone (m002), when the sweep last settled it (`swept_at`, m011, sweep.py) and the last
@@ -30,8 +31,8 @@ records in `_sqlite_migrations`), and the module whose queries own each:
 - `push_channels` (push_channels.py, m006): the push notification channels (push.py).
 - `owner_keys` (owner_keys.py, m008): the address each Salesforce User's Event keys are hashed
   from, kept across renames (identity.py).
-- `requests` (m010): admin commands handed to the running daemon (service/handoff.py holds
-  its queries).
+- `requests` (m010, requests.py): admin commands handed to the running daemon (service/handoff.py
+  says the protocol).
 
 Error texts (`last_error`, a retry's message) are stored redacted (`logs.redact`), like every
 log line: a token endpoint that echoes the request must not leave a secret in the file.
@@ -49,8 +50,10 @@ How it is built (a newcomer reads in this order):
 - migrations.py, upgrade.py: the schema's named steps; which version brought which, and the
   copy kept before an upgrade. lock.py: the one writer. history.py: refused records' fates.
 
-A second engine (issue 20, PostgreSQL) is one module beside sqlite.py implementing `Engine`,
-and its schema; the concern modules' docstrings name the SQLite-only syntax they still use.
+- postgres.py: `PostgresEngine`, the same for PostgreSQL (psycopg 3, a pool per database,
+  advisory-locked write transactions, the same migrations); postgres_lock.py its writer lock.
+- copy.py, tables.py: a whole state copied between engines (`calsync state copy`, and the
+  private snapshot of a PostgreSQL state).
 
 Import from the modules (`from calsync.state.store import StateStore`); this package exports
 nothing itself, so importing `calsync.state.lock` does not load the store.

@@ -6,8 +6,7 @@ calendar's time zone, when the sweep last settled it (m011), and the last attemp
 error. Error texts are stored redacted (`logs.redact`), like every log line: a token endpoint
 that echoes the request must not leave a secret in the file.
 
-SQLite-only syntax here: `INSERT OR IGNORE` (PostgreSQL: `ON CONFLICT DO NOTHING`) and the
-column `user`, a reserved word in PostgreSQL.
+One SQL for both engines (connection.py): `ON CONFLICT DO NOTHING`, the column `"user"` quoted.
 """
 
 from __future__ import annotations
@@ -29,22 +28,22 @@ class Calendars:
         self.db = db
 
     def calendar(self, user: str) -> CalendarState | None:
-        rows = self.db.rows("SELECT * FROM calendars WHERE user = ?", [user])
+        rows = self.db.rows("SELECT * FROM calendars WHERE \"user\" = ?", [user])
         return _calendar(rows[0]) if rows else None
 
     def calendars(self) -> list[CalendarState]:
-        return [_calendar(r) for r in self.db.rows("SELECT * FROM calendars ORDER BY user")]
+        return [_calendar(r) for r in self.db.rows("SELECT * FROM calendars ORDER BY \"user\"")]
 
     def ensure(self, user: str) -> None:
         """The user's row, created empty when missing (inside the caller's transaction)."""
-        self.db.exec("INSERT OR IGNORE INTO calendars (user) VALUES (?)", [user])
+        self.db.exec("INSERT INTO calendars (\"user\") VALUES (?) ON CONFLICT DO NOTHING", [user])
 
     def record_failure_of_calendar(self, user: str, error: str, at: dt.datetime) -> None:
         with self.db.transaction():
             self.ensure(user)
             self.db.exec(
                 "UPDATE calendars SET last_attempt_at = ?, last_error = ?,"
-                " consecutive_failures = consecutive_failures + 1 WHERE user = ?",
+                " consecutive_failures = consecutive_failures + 1 WHERE \"user\" = ?",
                 [iso(at), logs.redact(error), user],
             )
 
@@ -66,17 +65,17 @@ class Calendars:
                 "UPDATE calendars SET sync_token = ?, token_saved_at = ?, last_attempt_at = ?,"
                 " last_success_at = ?, last_result = ?, last_error = NULL,"
                 " consecutive_failures = 0, time_zone = COALESCE(?, time_zone),"
-                " swept_at = CASE ? WHEN 1 THEN ? WHEN 0 THEN NULL ELSE swept_at END"
-                " WHERE user = ?",
+                " swept_at = CASE ? WHEN 'keep' THEN swept_at ELSE ? END"
+                " WHERE \"user\" = ?",
                 [sync_token, iso(at), iso(at), iso(at), json.dumps(dict(result)), time_zone,
-                 None if swept is None else int(swept), iso(at), user],
+                 "keep" if swept is None else "set", iso(at) if swept else None, user],
             )
 
     def drop_sync_token(self, user: str) -> None:
         with self.db.transaction():
             self.ensure(user)
             self.db.exec(
-                "UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE user = ?",
+                "UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE \"user\" = ?",
                 [user],
             )
 

@@ -9,15 +9,17 @@ that whatever wraps `StateStore.transaction` sees each concern's transactions to
 
 An `Engine` is a `Connection` over one database that can also check itself and close. SQLite's
 is sqlite.py (opening the file, pragmas, WAL, the read-only reader and the private snapshot,
-quick_check, error translation, migrations). A second engine (issue 20: PostgreSQL via
-psycopg 3) is one more module providing the same methods; the concern modules do not change
-except where their docstrings name SQLite-only syntax.
+quick_check, error translation, migrations); PostgreSQL's is postgres.py (psycopg 3, a pool of
+connections, advisory locks, the same migrations). Which one `StateStore` opens depends on the
+state's location: a file path, or a `postgresql://` URL.
 
-The SQL the concerns hold is written for SQLite and kept as portable as it reasonably is:
-parameters are `?` placeholders (qmark; psycopg wants `%s`), and each concern module's docstring
-lists the SQLite-only syntax it still uses (`INSERT OR REPLACE`, `INSERT OR IGNORE`,
-`UPDATE OR IGNORE`, `instr`, a column named `user`, which PostgreSQL reserves). `ON CONFLICT
-... DO UPDATE SET ... excluded.` is shared by both.
+The SQL the concerns hold is written once for both engines (SQLite 3.24 or later, PostgreSQL
+12 or later): parameters are `?` placeholders (qmark; the PostgreSQL engine turns them into
+psycopg's `%s`), upserts are `INSERT ... ON CONFLICT (...) DO UPDATE SET ... excluded.` or `DO
+NOTHING` (never SQLite's `INSERT OR REPLACE` / `OR IGNORE` / `UPDATE OR IGNORE`), and the
+column `user`, which PostgreSQL reserves, is always quoted (`"user"`, which SQLite accepts).
+What still differs between the engines lives in their modules and in migrations.py's
+placeholders, never in a concern.
 
 Values are stored as text where SQLite has no type for them: times as UTC ISO 8601 (`iso`, or
 `iso_exact` with microseconds where order within a second matters), structures as JSON.
@@ -58,7 +60,21 @@ class Engine(Connection, Protocol):
     `.snapshot`); every failure of the database becomes one `StateError` naming it (exit 74).
     """
 
-    path: str  # what names the database in messages (the file; a DSN without its password)
+    path: str  # what names the database in messages (the file; a URL without its password)
+    dialect: str  # migrations.SQLITE or migrations.POSTGRESQL
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a `transaction()` is open (the tests count the outermost ones)."""
+        ...
+
+    def exec_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """One statement for many rows (`state copy`), inside the caller's transaction."""
+        ...
+
+    def applied(self) -> list[str]:
+        """The names of the migrations this database records, in the order they ran."""
+        ...
 
     def check_intact(self) -> None:
         """Read the whole database once; StateError when it is damaged."""

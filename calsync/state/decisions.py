@@ -5,8 +5,9 @@ that skipped it), so `calsync explain` answers offline; replaced at each plannin
 meeting. `subject_folded`: the subject casefolded, for `explain --subject` (SQLite's LIKE folds
 ASCII only); `event_id`: the Google id of the single event or series master.
 
-SQLite-only syntax here: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT (user, ical_uid) DO
-UPDATE`), `instr` (PostgreSQL: `strpos`), the column `user` (reserved in PostgreSQL).
+One SQL for both engines (connection.py): `ON CONFLICT ... DO UPDATE` where SQLite once had
+`INSERT OR REPLACE`, a `LIKE` with its wildcards escaped for the subject search (no `instr`),
+the column `"user"` quoted.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ class Decisions:
         with self.db.transaction():
             for d in decisions:
                 self.db.exec(
-                    "INSERT OR REPLACE INTO decisions (user, ical_uid, event_id, subject,"
+                    "INSERT INTO decisions (\"user\", ical_uid, event_id, subject,"
                     " subject_folded, start, action, reason, decided_at, detail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (\"user\", ical_uid)"
+                    " DO UPDATE SET event_id = excluded.event_id, subject = excluded.subject,"
+                    " subject_folded = excluded.subject_folded, start = excluded.start,"
+                    " action = excluded.action, reason = excluded.reason,"
+                    " decided_at = excluded.decided_at, detail = excluded.detail",
                     [d.user, d.ical_uid, d.event_id, d.subject,
                      d.subject.casefold() if d.subject else None,
                      iso(d.start) if d.start else None, d.action, d.reason, iso(d.decided_at),
@@ -53,7 +58,7 @@ class Decisions:
     ) -> list[StoredDecision]:
         """Stored decisions of `user`'s meetings: by iCalUID, by event id, or whose subject
         contains `subject` (case-insensitive) and starts at or after `since`; by start."""
-        sql, params = "SELECT * FROM decisions WHERE user = ?", [user]
+        sql, params = "SELECT * FROM decisions WHERE \"user\" = ?", [user]
         if ical_uids is not None:
             uids = sorted(set(ical_uids))
             if not uids:
@@ -67,8 +72,10 @@ class Decisions:
             sql += " AND start >= ?"
             params.append(iso(since))
         if subject is not None:  # in SQL: only the matching rows are read whole and parsed
-            sql += " AND instr(COALESCE(subject_folded, ''), ?) > 0"
-            params.append(subject.casefold())
+            # LIKE with the pattern's own wildcards escaped: a substring test both engines
+            # share (SQLite's instr, PostgreSQL's strpos). Both sides are casefolded already.
+            sql += " AND COALESCE(subject_folded, '') LIKE ? ESCAPE '\\'"
+            params.append("%" + _like_escaped(subject.casefold()) + "%")
         rows = self.db.rows(sql + " ORDER BY start, ical_uid", params)
         return [
             StoredDecision(
@@ -79,3 +86,8 @@ class Decisions:
             )
             for r in rows
         ]
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\' (its `%`, `_` and `\\` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

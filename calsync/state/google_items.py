@@ -12,8 +12,9 @@ queues its meetings (`Replans`) before anything is written to Salesforce; `commi
 stores the calendar's sync token (`Calendars.record_listing`) and takes the meetings off the
 queue once their writes are done.
 
-SQLite-only syntax here: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT (user, event_id) DO
-UPDATE`), the column `user` (reserved in PostgreSQL).
+One SQL for both engines (connection.py): an item listed again replaces the row (`ON CONFLICT
+... DO UPDATE`, its `suspect_since` cleared as `INSERT OR REPLACE` did), the column `"user"`
+quoted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class GoogleItems:
         for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             for row in self.db.rows(
-                f"SELECT * FROM google_items WHERE user = ? AND event_id IN ({marks})",
+                f"SELECT * FROM google_items WHERE \"user\" = ? AND event_id IN ({marks})",
                 [user, *chunk],
             ):
                 found[row["event_id"]] = _mirror_row(row)
@@ -55,7 +56,7 @@ class GoogleItems:
         for chunk in chunks(uids):
             marks = ",".join("?" * len(chunk))
             for row in self.db.rows(
-                f"SELECT * FROM google_items WHERE user = ? AND ical_uid IN ({marks})"
+                f"SELECT * FROM google_items WHERE \"user\" = ? AND ical_uid IN ({marks})"
                 " ORDER BY event_id",
                 [user, *chunk],
             ):
@@ -63,18 +64,18 @@ class GoogleItems:
         return found
 
     def mirror_uids(self, user: str) -> set[str]:
-        rows = self.db.rows("SELECT DISTINCT ical_uid FROM google_items WHERE user = ?", [user])
+        rows = self.db.rows("SELECT DISTINCT ical_uid FROM google_items WHERE \"user\" = ?", [user])
         return {r["ical_uid"] for r in rows}
 
     def mirror_rows(self, user: str) -> list[MirrorRow]:
         """Every item known of `user`'s calendar."""
-        rows = self.db.rows("SELECT * FROM google_items WHERE user = ? ORDER BY event_id", [user])
+        rows = self.db.rows("SELECT * FROM google_items WHERE \"user\" = ? ORDER BY event_id", [user])
         return [_mirror_row(r) for r in rows]
 
     def suspects(self, user: str) -> list[MirrorRow]:
         """Items a full listing left out although its window covered them, oldest first."""
         rows = self.db.rows(
-            "SELECT * FROM google_items WHERE user = ? AND suspect_since IS NOT NULL"
+            "SELECT * FROM google_items WHERE \"user\" = ? AND suspect_since IS NOT NULL"
             " ORDER BY suspect_since, event_id",
             [user],
         )
@@ -111,12 +112,12 @@ class GoogleItems:
             for event_id in suspects:
                 self.db.exec(
                     "UPDATE google_items SET suspect_since = COALESCE(suspect_since, ?)"
-                    " WHERE user = ? AND event_id = ?",
+                    " WHERE \"user\" = ? AND event_id = ?",
                     [iso(at), user, event_id],
                 )
             for event_id in deletes:
                 self.db.exec(
-                    "DELETE FROM google_items WHERE user = ? AND"
+                    "DELETE FROM google_items WHERE \"user\" = ? AND"
                     " (event_id = ? OR recurring_event_id = ?)",
                     [user, event_id, event_id],
                 )
@@ -167,9 +168,11 @@ class GoogleItems:
     def _upsert(self, user: str, rows: Iterable[MirrorRow]) -> None:
         for row in rows:
             self.db.exec(
-                "INSERT OR REPLACE INTO google_items"
-                " (user, event_id, ical_uid, recurring_event_id, payload)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO google_items"
+                " (\"user\", event_id, ical_uid, recurring_event_id, payload)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (\"user\", event_id) DO UPDATE SET"
+                " ical_uid = excluded.ical_uid, recurring_event_id = excluded.recurring_event_id,"
+                " payload = excluded.payload, suspect_since = NULL",
                 [user, row.event_id, row.ical_uid, row.recurring_event_id,
                  json.dumps(row.payload, separators=(",", ":"))],
             )

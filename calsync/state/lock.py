@@ -28,7 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from calsync.core.config_model import StateConfig
 from calsync.core.errors import EXIT_NOPERM, CalsyncError, StateError, TransientError
+from calsync.state import postgres_lock
+from calsync.state.postgres import is_url
 from calsync.state.sqlite import private_directory
 
 POLL = 0.1  # seconds between two tries while waiting
@@ -68,21 +71,37 @@ def refuse_foreign_owner(path: str | Path, what: str = "the state database") -> 
     )
 
 
-class WriterLock:
-    """The exclusive lock of one state database, for one process (not re-entrant)."""
+def _located(state: str | Path | StateConfig) -> tuple[str | Path, str | None]:
+    if isinstance(state, StateConfig):
+        return state.location, state.password.reveal() if state.password else None
+    return state, None
 
-    def __init__(self, state_path: str | Path, command: str) -> None:
-        self.state_path = Path(state_path)
-        self.path = Path(f"{state_path}.lock")
+
+class WriterLock:
+    """The exclusive lock of one state database, for one process (not re-entrant). A
+    PostgreSQL state's ([state] url) is an advisory lock in the database (postgres_lock.py)."""
+
+    def __init__(self, state_path: str | Path | StateConfig, command: str) -> None:
+        location, password = _located(state_path)
+        self._pg = (postgres_lock.PostgresLock(str(location), command, password)
+                    if is_url(location) else None)
+        self.shown = self._pg.shown if self._pg else str(location)
+        self.state_path = Path(str(location))  # a SQLite file (unused for a URL)
+        self.path = Path(f"{location}.lock")
         self.command = command
         self._fd: int | None = None
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._fd is not None or (self._pg is not None and self._pg.held)
 
     def acquire(self, wait: float = 0.0) -> None:
         """Take the lock, waiting up to `wait` seconds for its holder; LockBusy if still held."""
+        if self._pg is not None:
+            holder = self._pg.try_acquire(wait)
+            if holder is not None:
+                raise LockBusy(self._busy(holder, wait))
+            return
         refuse_foreign_owner(self.state_path)
         fd = self._open()
         deadline = time.monotonic() + wait
@@ -103,6 +122,8 @@ class WriterLock:
         self._write_holder(fd)
 
     def release(self) -> None:
+        if self._pg is not None:
+            self._pg.release()
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing the descriptor releases the flock
@@ -155,12 +176,13 @@ class WriterLock:
     def _busy(self, holder: dict[str, Any], wait: float) -> str:
         who = "another calsync process"
         if holder.get("command"):
+            on = f" on {holder['host']}" if holder.get("host") else ""
             who = (
-                f"`calsync {holder['command']}` (pid {holder.get('pid', '?')},"
+                f"`calsync {holder['command']}` (pid {holder.get('pid', '?')}{on},"
                 f" since {holder.get('since', '?')})"
             )
         waited = f"after waiting {wait:g} s" if wait else "pass --wait SECONDS to wait for it"
-        text = f"{self.state_path}: {who} is writing this state database; {waited}"
+        text = f"{self.shown}: {who} is writing this state database; {waited}"
         if holder.get("command") == "run":
             text += (
                 " (the daemon syncs every calendar every interval_minutes and holds the database"
@@ -169,13 +191,20 @@ class WriterLock:
         return text
 
 
-def daemon_holder(state_path: str | Path) -> int | None:
+def daemon_holder(state_path: str | Path | StateConfig) -> int | None:
     """The pid of a running `calsync run` holding this state database, else None.
 
     Read from the holder note without touching the lock itself (`doctor` and `status` never
-    take it): the note names the daemon and its pid must still be alive.
+    take it): the note names the daemon and its pid must still be alive. A PostgreSQL state's
+    daemon counts only on this host (its pid means nothing elsewhere).
     """
-    holder = _holder(Path(f"{state_path}.lock"))
+    location, password = _located(state_path)
+    if is_url(location):
+        holder = postgres_lock.holder(str(location), password)
+        if holder.get("host") != postgres_lock.this_host():
+            return None
+    else:
+        holder = _holder(Path(f"{location}.lock"))
     pid = holder.get("pid")
     if holder.get("command") != "run" or not isinstance(pid, int):
         return None

@@ -10,8 +10,8 @@
   until its writes are done (`GoogleItems.apply_listing`, `commit_listing`), so no crash or
   fault between loses one.
 
-SQLite-only syntax here: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT (...) DO UPDATE`),
-`INSERT OR IGNORE` (`ON CONFLICT DO NOTHING`), the column `user` (reserved in PostgreSQL).
+One SQL for both engines (connection.py): `ON CONFLICT ... DO UPDATE` / `DO NOTHING`, the
+column `"user"` quoted.
 """
 
 from __future__ import annotations
@@ -52,33 +52,34 @@ class MeetingIndex:
         with self.db.transaction():
             for entry in entries:
                 pair = [entry.user, entry.ical_uid]
-                self.db.exec("DELETE FROM meeting_links WHERE user = ? AND ical_uid = ?", pair)
+                self.db.exec("DELETE FROM meeting_links WHERE \"user\" = ? AND ical_uid = ?", pair)
                 if entry.empty:
-                    self.db.exec("DELETE FROM meeting_index WHERE user = ? AND ical_uid = ?", pair)
+                    self.db.exec("DELETE FROM meeting_index WHERE \"user\" = ? AND ical_uid = ?", pair)
                     continue
                 start = iso(entry.start) if entry.start is not None else None
                 self.db.exec(
-                    "INSERT OR REPLACE INTO meeting_index (user, ical_uid, start) VALUES (?, ?, ?)",
+                    "INSERT INTO meeting_index (\"user\", ical_uid, start) VALUES (?, ?, ?)"
+                    " ON CONFLICT (\"user\", ical_uid) DO UPDATE SET start = excluded.start",
                     [*pair, start],
                 )
                 links = {(ADDRESS, index_address(a)) for a in entry.addresses}
                 links |= {(RECORD, index_id(i)) for i in entry.record_ids}
                 for kind, value in sorted(links):
                     self.db.exec(
-                        "INSERT OR IGNORE INTO meeting_links (user, ical_uid, kind, value)"
-                        " VALUES (?, ?, ?, ?)",
+                        "INSERT INTO meeting_links (\"user\", ical_uid, kind, value)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         [*pair, kind, value],
                     )
 
     def index_entry(self, user: str, ical_uid: str) -> IndexEntry | None:
         """The stored entry of one meeting (addresses lowercased, ids in 15-character form)."""
         rows = self.db.rows(
-            "SELECT start FROM meeting_index WHERE user = ? AND ical_uid = ?", [user, ical_uid]
+            "SELECT start FROM meeting_index WHERE \"user\" = ? AND ical_uid = ?", [user, ical_uid]
         )
         if not rows:
             return None
         links = self.db.rows(
-            "SELECT kind, value FROM meeting_links WHERE user = ? AND ical_uid = ?", [user, ical_uid]
+            "SELECT kind, value FROM meeting_links WHERE \"user\" = ? AND ical_uid = ?", [user, ical_uid]
         )
         return IndexEntry(
             user=user,
@@ -102,8 +103,8 @@ class MeetingIndex:
             for chunk in chunks(sorted(values)):
                 marks = ",".join("?" * len(chunk))
                 for row in self.db.rows(
-                    "SELECT DISTINCT l.user, l.ical_uid FROM meeting_links AS l"
-                    " JOIN meeting_index AS m ON m.user = l.user AND m.ical_uid = l.ical_uid"
+                    "SELECT DISTINCT l.\"user\", l.ical_uid FROM meeting_links AS l"
+                    " JOIN meeting_index AS m ON m.\"user\" = l.\"user\" AND m.ical_uid = l.ical_uid"
                     f" WHERE l.kind = ? AND l.value IN ({marks})"
                     " AND (m.start IS NULL OR m.start > ?)",
                     [kind, *chunk, after],
@@ -123,7 +124,8 @@ class MeetingIndex:
         with self.db.transaction():
             for key, stamp in seen.items():
                 self.db.exec(
-                    "INSERT OR REPLACE INTO directory_seen (key, stamp) VALUES (?, ?)",
+                    "INSERT INTO directory_seen (key, stamp) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET stamp = excluded.stamp",
                     [key, iso_exact(stamp)],
                 )
             self.db.exec("DELETE FROM directory_seen WHERE stamp <= ?", [iso_exact(forget_up_to)])
@@ -143,12 +145,13 @@ class Replans:
         with self.db.transaction():
             for user, ical_uid in pairs:
                 self.db.exec(
-                    "INSERT OR IGNORE INTO replans (user, ical_uid) VALUES (?, ?)", [user, ical_uid]
+                    "INSERT INTO replans (\"user\", ical_uid) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [user, ical_uid],
                 )
 
     def replans(self, user: str) -> set[str]:
         """iCalUIDs of this user's meetings waiting to be re-planned."""
-        return {r["ical_uid"] for r in self.db.rows("SELECT ical_uid FROM replans WHERE user = ?", [user])}
+        return {r["ical_uid"] for r in self.db.rows("SELECT ical_uid FROM replans WHERE \"user\" = ?", [user])}
 
     def clear_replans(self, user: str, ical_uids: Iterable[str]) -> None:
         uids = sorted(set(ical_uids))
@@ -157,6 +160,6 @@ class Replans:
         with self.db.transaction():
             for chunk in chunks(uids):
                 self.db.exec(
-                    f"DELETE FROM replans WHERE user = ? AND ical_uid IN ({','.join('?' * len(chunk))})",
+                    f"DELETE FROM replans WHERE \"user\" = ? AND ical_uid IN ({','.join('?' * len(chunk))})",
                     [user, *chunk],
                 )

@@ -6,9 +6,9 @@ key is stored on every Event too. An address is the key of one User only; a seco
 arriving with it is keyed from its Id. `move_user` moves a renamed user's rows to the new
 address; `cached_addresses` and `holds_state` tell identity.py which addresses a User had.
 
-Functions of a `Connection` (a `StateStore`), as identity.py calls them. SQLite-only syntax
-here: `UPDATE OR IGNORE` (PostgreSQL has none: an `UPDATE ... WHERE NOT EXISTS` of the same
-key), the column `user` (reserved in PostgreSQL).
+Functions of a `Connection` (a `StateStore`), as identity.py calls them. One SQL for both
+engines (connection.py): SQLite's `UPDATE OR IGNORE`, which PostgreSQL lacks, is written as an
+`UPDATE ... WHERE NOT EXISTS` of the same key; the column `"user"` quoted.
 """
 
 from __future__ import annotations
@@ -57,13 +57,18 @@ def cached_addresses(store: Connection, user_ids: Iterable[str]) -> dict[str, se
 
 
 # Tables whose rows belong to one calendar, by the column naming its user (a rename moves them).
-_USER_TABLES = (("google_items", "user"), ("decisions", "user"), ("meeting_index", "user"),
-                ("meeting_links", "user"), ("replans", "user"))
+USER = '"user"'  # the column, quoted: PostgreSQL reserves the word
+_USER_TABLES = (("google_items", USER), ("decisions", USER), ("meeting_index", USER),
+                ("meeting_links", USER), ("replans", USER))
+
+# The rest of each of those tables' key (beside the user): what makes a row `new` holds already.
+_KEYS = {"google_items": ("event_id",), "decisions": ("ical_uid",), "meeting_index": ("ical_uid",),
+         "meeting_links": ("ical_uid", "kind", "value"), "replans": ("ical_uid",), "calendars": ()}
 
 
 def holds_state(store: Connection, address: str) -> bool:
     """Whether anything of calsync's state is kept under this address."""
-    for table, column in (("calendars", "user"), ("written", "owner"), ("retries", "owner"),
+    for table, column in (("calendars", USER), ("written", "owner"), ("retries", "owner"),
                           *_USER_TABLES):
         if store.rows(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", [address]):
             return True
@@ -82,7 +87,15 @@ def move_user(store: Connection, old: str, new: str) -> None:
     with store.transaction():
         store.exec("UPDATE written SET owner = ? WHERE owner = ?", [new, old])
         store.exec("UPDATE retries SET owner = ? WHERE owner = ?", [new, old])
-        for table, column in (*_USER_TABLES, ("calendars", "user")):
-            store.exec(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", [new, old])
+        for table, column in (*_USER_TABLES, ("calendars", USER)):
+            # UPDATE OR IGNORE, in words both engines share: move the rows whose key `new`
+            # does not hold yet; the rest stay under `old` and go.
+            keys = _KEYS[table]
+            clash = " AND ".join(f"n.{k} = {table}.{k}" for k in keys)
+            store.exec(
+                f"UPDATE {table} SET {column} = ? WHERE {column} = ? AND NOT EXISTS"
+                f" (SELECT 1 FROM {table} AS n WHERE n.{column} = ?{' AND ' + clash if clash else ''})",
+                [new, old, new],
+            )
             store.exec(f"DELETE FROM {table} WHERE {column} = ?", [old])
-        store.exec("UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE user = ?", [new])
+        store.exec("UPDATE calendars SET sync_token = NULL, token_saved_at = NULL WHERE \"user\" = ?", [new])

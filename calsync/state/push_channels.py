@@ -6,8 +6,8 @@ granted; several rows per user while a renewal overlaps the old channel. Kept so
 a crashed daemon left open are known (and stopped or adopted) at the next start (push.py).
 
 Functions of a `Connection` (a `StateStore`), as push.py and the commands call them.
-SQLite-only syntax here: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT (channel_id) DO UPDATE`),
-the column `user` (reserved in PostgreSQL).
+One SQL for both engines (connection.py): `ON CONFLICT (channel_id) DO UPDATE`, the column
+`"user"` quoted.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def push_channels(store: Connection, user: str | None = None) -> list[PushChanne
     sql = "SELECT * FROM push_channels"
     params: list[Any] = []
     if user is not None:
-        sql += " WHERE user = ?"
+        sql += " WHERE \"user\" = ?"
         params.append(user)
     return [_push_channel(r) for r in store.rows(sql + " ORDER BY opened_at, channel_id", params)]
 
@@ -42,8 +42,11 @@ def push_channels(store: Connection, user: str | None = None) -> list[PushChanne
 def save_push_channel(store: Connection, channel: PushChannel) -> None:
     with store.transaction():
         store.exec(
-            "INSERT OR REPLACE INTO push_channels (channel_id, user, token, address, resource_id,"
-            " expires_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO push_channels (channel_id, \"user\", token, address, resource_id,"
+            " expires_at, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id)"
+            " DO UPDATE SET \"user\" = excluded.\"user\", token = excluded.token,"
+            " address = excluded.address, resource_id = excluded.resource_id,"
+            " expires_at = excluded.expires_at, opened_at = excluded.opened_at",
             [channel.channel_id, channel.user, channel.token, channel.address,
              channel.resource_id, iso(channel.expires_at) if channel.expires_at else None,
              iso(channel.opened_at)],

@@ -7,8 +7,8 @@ happened once the retry queue forgot the record (history.py puts the story toget
 
 Functions of a `Connection` (a `StateStore`), as the callers use them: `record_history` inside
 the caller's transaction (`Retries.record_retry`, `calsync retry --drop`), `history` for the
-readers. No SQLite-only syntax here; the table's `id` is SQLite's row id (`INTEGER PRIMARY KEY`,
-an identity column in PostgreSQL), which orders entries as they happened.
+readers. One SQL for both engines; the table's `id` is SQLite's row id (`INTEGER PRIMARY KEY`, an
+identity column in PostgreSQL: migrations.py), which orders entries as they happened.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 - `meta`: small cached facts (the Event describe, the directory refresh watermark, the calsync
   version that last migrated the database) as JSON, with the time they were saved.
 
-SQLite-only syntax here: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT (...) DO UPDATE`).
+One SQL for both engines (connection.py): `ON CONFLICT (...) DO UPDATE`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from calsync.state.connection import Connection, chunks, iso, parse_time
+
+# One row of `meta`, replaced whole (also the write check of store.py, the version of sqlite.py).
+SAVE_META = (
+    "INSERT INTO meta (name, value, saved_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value, saved_at = excluded.saved_at"
+)
 
 
 class SalesforceCache:
@@ -45,8 +51,9 @@ class SalesforceCache:
         with self.db.transaction():
             for address, user_id in found.items():
                 self.db.exec(
-                    "INSERT OR REPLACE INTO sf_users (address, user_id, checked_at)"
-                    " VALUES (?, ?, ?)",
+                    "INSERT INTO sf_users (address, user_id, checked_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (address) DO UPDATE SET user_id = excluded.user_id,"
+                    " checked_at = excluded.checked_at",
                     [address, user_id, iso(at)],
                 )
 
@@ -59,6 +66,6 @@ class SalesforceCache:
     def save_meta(self, name: str, value: Any, at: dt.datetime) -> None:
         with self.db.transaction():
             self.db.exec(
-                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                SAVE_META,
                 [name, json.dumps(value), iso(at)],
             )

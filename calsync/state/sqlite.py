@@ -40,7 +40,8 @@ from calsync import __version__
 from calsync.core.errors import StateError
 from calsync.state import upgrade
 from calsync.state.connection import iso
-from calsync.state.migrations import migrations
+from calsync.state.migrations import SQLITE, migrations
+from calsync.state.salesforce_cache import SAVE_META
 
 
 def state_fault(path: str | Path, exc: sqlite3.Error | OSError, doing: str = "use") -> StateError:
@@ -76,6 +77,8 @@ def _faults(path: str, doing: str = "use") -> Iterator[None]:
 
 class SQLiteEngine:
     """One connection to the state database file. Not shared between threads."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str, conn: sqlite3.Connection) -> None:
         """An engine over an open connection; use `open`, `reader` or `snapshot`."""
@@ -185,10 +188,14 @@ class SQLiteEngine:
         migrations.apply(self.db)
         with self.transaction():
             self.exec(
-                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                SAVE_META,
                 [upgrade.VERSION_META, json.dumps(__version__),
                  iso(dt.datetime.now(dt.timezone.utc))],
             )
+
+    def applied(self) -> list[str]:
+        """The migrations this database records, in the order they ran."""
+        return [m.name for m in migrations.applied(self.db)]
 
     def _written_by(self) -> str | None:
         """The calsync version that last migrated this database (None: before 0.2.0)."""
@@ -245,6 +252,15 @@ class SQLiteEngine:
     def exec(self, sql: str, params: Iterable[Any] = ()) -> None:
         with _faults(self.path, "write"):
             self.db.conn.execute(sql, tuple(params))
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.db.conn.in_transaction
+
+    def exec_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """One statement for many rows (`state copy`), inside the caller's transaction."""
+        with _faults(self.path, "write"):
+            self.db.conn.executemany(sql, [tuple(r) for r in rows])
 
     def close(self) -> None:
         self.db.conn.close()

@@ -42,13 +42,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from calsync.core.config_model import StateConfig
 from calsync.core.model import Written
 from calsync.state.calendars import Calendars
 from calsync.state.connection import Engine, iso
+from calsync.state.copy import copy_state
 from calsync.state.decisions import Decisions
 from calsync.state.google_items import GoogleItems
 from calsync.state.meeting_index import MeetingIndex, Replans, index_address, index_id
 from calsync.state.migrations import migrations
+from calsync.state.postgres import PostgresEngine, is_url
 from calsync.state.owner_keys import (
     cached_addresses, claim_owner_key, holds_state, move_user, owner_keys,
 )
@@ -59,7 +62,7 @@ from calsync.state.records import (
     Retry, StoredDecision,
 )
 from calsync.state.retries import Retries
-from calsync.state.salesforce_cache import SalesforceCache
+from calsync.state.salesforce_cache import SAVE_META, SalesforceCache
 from calsync.state.sqlite import SQLiteEngine, private_directory, state_fault
 from calsync.state.written import WrittenEvents
 
@@ -69,17 +72,48 @@ if TYPE_CHECKING:
 # Bytes `check_usable` writes and deletes: room for them proves the disk is not full.
 WRITE_CHECK_BYTES = 16_384
 
+# Where a state is: a SQLite file's path (":memory:" for none), a `postgresql://` URL, or the
+# configuration's [state] (either, with the PostgreSQL password kept apart from the URL).
+Location = str | Path | StateConfig
+
+
+def _located(where: Location, password: str | None = None) -> tuple[str | Path, str | None]:
+    if isinstance(where, StateConfig):
+        secret = where.password
+        return where.location, (secret.reveal() if secret is not None else password)
+    return where, password
+
 
 class StateStore:
     """One connection to the state database. Not shared between threads: open one per worker."""
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 30.0, check_same_thread: bool = True
+        self, path: Location, *, timeout: float = 30.0, check_same_thread: bool = True,
+        password: str | None = None,
     ) -> None:
-        """The database at `path`, created and migrated as needed (":memory:": a throwaway one).
+        """The database at `path`, created and migrated as needed (":memory:": a throwaway one;
+        a `postgresql://` URL: PostgreSQL, `password` given apart from it).
         `check_same_thread=False`: the daemon keeps one store per worker thread and closes
         them all from the main thread at stop (never two threads using one at once)."""
-        self._attach(SQLiteEngine.open(path, timeout=timeout, check_same_thread=check_same_thread))
+        location, secret = _located(path, password)
+        if is_url(location):
+            self._attach(PostgresEngine.open(str(location), password=secret, timeout=timeout))
+        else:
+            self._attach(
+                SQLiteEngine.open(location, timeout=timeout, check_same_thread=check_same_thread)
+            )
+
+    @staticmethod
+    def exists(path: Location, password: str | None = None) -> bool:
+        """Whether a calsync state is there yet (a file; a migrated PostgreSQL database)."""
+        location, secret = _located(path, password)
+        if not is_url(location):
+            return Path(location).exists()
+        engine = PostgresEngine(str(location), password=secret, read_only=True)
+        try:
+            return engine.created()
+        finally:
+            engine.close()
 
     def _attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -100,7 +134,7 @@ class StateStore:
         return store
 
     @classmethod
-    def reader(cls, path: str | Path) -> "StateStore":
+    def reader(cls, path: Location, password: str | None = None) -> "StateStore":
         """The state database at `path` (which must exist), opened read-only, for the commands
         that only look (status, status --check, explain, doctor) and the daemon's metrics.
 
@@ -108,21 +142,38 @@ class StateStore:
         the queries the caller makes; every query sees the same moment even while the daemon
         writes. A database written by a newer calsync is refused (StateError); one that misses
         migrations of this version is read through a migrated private copy, once. A damaged page
-        is a StateError from the query that meets it. (`SQLiteEngine.reader` says how.)
+        is a StateError from the query that meets it. (`SQLiteEngine.reader` says how;
+        `PostgresEngine.reader` for PostgreSQL, one read-only transaction.)
         """
-        return cls._over(SQLiteEngine.reader(path))
+        location, secret = _located(path, password)
+        if is_url(location):
+            return cls._over(PostgresEngine.reader(str(location), password=secret))
+        return cls._over(SQLiteEngine.reader(location))
 
     @classmethod
-    def snapshot(cls, path: str | Path) -> "StateStore":
+    def snapshot(cls, path: Location, password: str | None = None) -> "StateStore":
         """A private in-memory copy of the state database at `path` (which must exist).
 
         For the commands that plan on a throwaway copy (`resync --dry-run`, `explain --live`,
         whose cycle machinery writes its mirror and caches) and for `reader()` on a database
         that misses migrations. It reads the whole file: the commands that only look use
         `reader()`. A database written by a newer calsync, or a damaged one, is refused
-        (StateError). Whatever is written to the copy is lost when it is closed.
+        (StateError). Whatever is written to the copy is lost when it is closed. A PostgreSQL
+        state is copied into a private SQLite database in memory (copy.py), as it is now.
         """
-        return cls._over(SQLiteEngine.snapshot(path))
+        location, secret = _located(path, password)
+        if not is_url(location):
+            return cls._over(SQLiteEngine.snapshot(location))
+        source = PostgresEngine.reader(str(location), password=secret)
+        copy = SQLiteEngine.open(":memory:")
+        try:
+            copy_state(source, copy)
+        except BaseException:
+            copy.close()
+            raise
+        finally:
+            source.close()
+        return cls._over(copy)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -137,7 +188,7 @@ class StateStore:
         self.engine.check_intact()
         with self.transaction():
             self.exec(
-                "INSERT OR REPLACE INTO meta (name, value, saved_at) VALUES (?, ?, ?)",
+                SAVE_META,
                 ["write check", "x" * WRITE_CHECK_BYTES, iso(dt.datetime.now(dt.timezone.utc))],
             )
         with self.transaction():

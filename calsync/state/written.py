@@ -10,9 +10,9 @@ person's). Per-field hashes, kept fields and removed/canceled marks (m004, m007)
 ownership.py. An Event written at last settles its parked retry (`retries`) and says so in
 `record_history`, in the same transaction.
 
-SQLite-only here: only the column `user` of the tables `orphans` joins (reserved in
-PostgreSQL); `substr`, `COALESCE`, `CASE` and `ON CONFLICT(key) DO UPDATE ... excluded.` mean
-the same in PostgreSQL.
+One SQL for both engines (connection.py): `substr`, `COALESCE`, `CASE` and `ON CONFLICT(key)
+DO UPDATE ... excluded.` mean the same in PostgreSQL; the column `"user"` of the tables
+`orphans` joins is quoted.
 """
 
 from __future__ import annotations
@@ -70,15 +70,15 @@ class WrittenEvents:
         listings (`sweep.due`), never on an idle poll."""
         rows = self.db.rows(
             "SELECT w.key, w.ical_uid, w.sf_id, d.event_id FROM written AS w"
-            " LEFT JOIN decisions AS d ON d.user = w.owner AND d.ical_uid = w.ical_uid"
+            " LEFT JOIN decisions AS d ON d.\"user\" = w.owner AND d.ical_uid = w.ical_uid"
             " WHERE w.owner = ? AND w.sf_id IS NOT NULL AND w.state != 'creating'"
             " AND w.removed_at IS NULL AND w.canceled_at IS NULL"
             " AND (d.action IS NULL OR d.action != 'delete')"
             " AND NOT EXISTS (SELECT 1 FROM google_items AS g"
-            "                 WHERE g.user = w.owner AND g.ical_uid = w.ical_uid)"
+            "                 WHERE g.\"user\" = w.owner AND g.ical_uid = w.ical_uid)"
             " AND NOT EXISTS (SELECT 1 FROM retries AS r WHERE r.key = w.key)"
             " AND NOT EXISTS (SELECT 1 FROM replans AS q"
-            "                 WHERE q.user = w.owner AND q.ical_uid = w.ical_uid)"
+            "                 WHERE q.\"user\" = w.owner AND q.ical_uid = w.ical_uid)"
             " ORDER BY w.updated_at, w.key LIMIT ?",
             [owner, limit],
         )

@@ -394,6 +394,52 @@ def test_state_path_is_required() -> None:
     assert refused(without("state", "path")).endswith("state.path: required key missing")
 
 
+PG_URL = "postgresql://calsync@db.acme.test:5432/calsync?sslmode=verify-full"
+
+
+def pg_state(**values: object) -> dict:
+    data = minimal()
+    data["state"] = dict(values)
+    return data
+
+
+def test_state_url_names_a_postgresql_state_instead_of_a_path() -> None:
+    cfg = ok(pg_state(url=PG_URL))
+    assert (cfg.state.url, cfg.state.path, cfg.state.password) == (PG_URL, None, None)
+    assert cfg.state.location == PG_URL and cfg.state.shown == PG_URL
+    assert ok(minimal()).state.url is None  # SQLite stays the default
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"path": "/var/lib/calsync/state.db", "url": PG_URL}, "not both"),
+    ({"url": "mysql://db/calsync"}, "expected a postgresql:// URL"),
+    ({"url": 5432}, "expected a string"),
+])
+def test_a_state_is_a_path_or_a_postgresql_url_exactly(state, message) -> None:
+    text = refused(pg_state(**state))
+    assert "state.url" in text and message in text, text
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://calsync:hunter2-secret@db.acme.test/calsync",
+    "postgresql://db.acme.test/calsync?user=calsync&password=hunter2-secret",
+])
+def test_a_password_in_the_url_is_refused_saying_where_it_goes(url) -> None:
+    text = refused(pg_state(url=url))
+    assert "state.url" in text and "never goes in the configuration" in text
+    assert "state_password" in text and "CALSYNC_STATE_PASSWORD" in text and "PGPASSFILE" in text
+    assert "hunter2-secret" not in text
+
+
+def test_the_state_password_comes_from_the_environment_or_a_credential(tmp_path: Path) -> None:
+    cfg = ok(pg_state(url=PG_URL), {"CALSYNC_STATE_PASSWORD": "env-db-secret"})
+    assert cfg.state.password is not None and cfg.state.password.reveal() == "env-db-secret"
+    assert "env-db-secret" not in repr(cfg) and logs.redact("pw env-db-secret") != "pw env-db-secret"
+    (tmp_path / "state_password").write_text("cred-db-secret\n")
+    cfg = ok(pg_state(url=PG_URL), {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert cfg.state.password.reveal() == "cred-db-secret"
+
+
 # --- [google] ------------------------------------------------------------------------------------
 
 

@@ -45,8 +45,8 @@ def old_rows(path, rows, users):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "state.db")
+def store(location):
+    s = StateStore(location)
     yield s
     s.close()
 

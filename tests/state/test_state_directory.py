@@ -16,8 +16,8 @@ OPP = "006RO0000000001AAA"
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "state.db")
+def store(location):
+    s = StateStore(location)
     yield s
     s.close()
 
@@ -27,7 +27,7 @@ def entry(uid: str, *, addresses=(), ids=(), start=NOW, user="alice@acme.test") 
 
 
 def test_the_directory_migration_is_named_m003_directory(store):
-    assert "m003_directory" in {m.name for m in migrations.applied(store.db)}
+    assert "m003_directory" in set(store.engine.applied())
 
 
 def test_index_entry_round_trips_with_lowercased_addresses_and_15_char_ids(store):

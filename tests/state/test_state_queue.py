@@ -16,8 +16,8 @@ ALICE = "alice@acme.test"
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "state.db")
+def store(location):
+    s = StateStore(location)
     yield s
     s.close()
 
@@ -28,7 +28,7 @@ def _transactions(store: StateStore) -> list[None]:
     inner = store.transaction
 
     def counting():
-        if not store.db.conn.in_transaction:
+        if not store.engine.in_transaction:
             seen.append(None)
         return inner()
 

@@ -17,8 +17,8 @@ text = st.text(min_size=1, max_size=40)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "state.db")
+def store(location):
+    s = StateStore(location)
     yield s
     s.close()
 
