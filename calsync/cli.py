@@ -136,7 +136,7 @@ def run(obj: Context, interval_seconds: float | None, wait: float) -> None:
     sys.exit(code)
 
 
-# -- operator commands: status, doctor, resync, auth (logic in ops.py, resync.py, auth.py) -------
+# -- operator commands: status, doctor, resync, auth (logic in commands/status.py, commands/doctor.py, engine/resync.py, calendar/google/auth.py) -------
 
 
 @main.command()
@@ -169,7 +169,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
     """
     import json
 
-    from calsync.commands import monitoring, ops
+    from calsync.commands import monitoring, status as reporting
 
     if (max_age is not None or max_failures is not None) and not check:
         raise click.UsageError("--max-age and --max-failures go with --check")
@@ -182,7 +182,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
             echo(monitoring.unknown(f"--max-age: {exc}")[1])
             sys.exit(monitoring.UNKNOWN)
         try:
-            code, line = monitoring.check(ops.status(obj.config(secrets=False), details=False), limit,
+            code, line = monitoring.check(reporting.status(obj.config(secrets=False), details=False), limit,
                                           max_failures=max_failures or monitoring.MAX_FAILURES)
         except CalsyncError as exc:
             code, line = monitoring.unknown(str(exc))
@@ -194,7 +194,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
         unknown = [u for u in chosen if u not in cfg.sync.users]
         if unknown:
             raise click.UsageError(f"not a configured user: {', '.join(unknown)}")
-        whole = ops.status(cfg)
+        whole = reporting.status(cfg)
     except CalsyncError as exc:
         _fail(exc)
         return
@@ -203,7 +203,7 @@ def status(obj: Context, as_json: bool, users: tuple[str, ...], failing: bool, c
         for line in json.dumps(report.to_json(), indent=2).splitlines():
             echo(line)
     else:
-        for line in ops.render_status(report, whole):
+        for line in reporting.render_status(report, whole):
             echo(line)
     sys.exit(EXIT_OK)
 
@@ -216,7 +216,7 @@ def doctor(obj: Context) -> None:
     Prints each check as `ok` or `FAIL` with what to do. Writes nothing. Exit status 0 when
     every check passes, 1 when any fails, 78 when the configuration does not load.
     """
-    from calsync.commands import ops
+    from calsync.commands import doctor as checking
 
     try:
         cfg = obj.config()
@@ -226,11 +226,11 @@ def doctor(obj: Context) -> None:
         sys.exit(exc.exit_code)
     echo(f"ok   configuration: {obj.config_path} ({len(cfg.sync.users)} users)")
     checks = []
-    for check in ops.doctor(cfg, config_path=obj.config_path):
+    for check in checking.doctor(cfg, config_path=obj.config_path):
         checks.append(check)
         for line in check.lines():
             echo(line)
-    sys.exit(ops.exit_code(checks))
+    sys.exit(checking.exit_code(checks))
 
 
 @main.command()

@@ -22,7 +22,7 @@ def check_config(obj: Context) -> None:
     status 0, or 78 naming the key. Warns (exit 0) about a secret in a configuration file
     others can read and a listener bound to all addresses.
     """
-    from calsync.commands.ops import config_warnings
+    from calsync.commands.doctor import config_warnings
 
     try:
         cfg = obj.config()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from calsync.commands.ops import StatusReport
+from calsync.commands.status import StatusReport
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}

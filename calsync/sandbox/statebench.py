@@ -211,11 +211,11 @@ print(min(rounds))
 _OLD_STATUS = """
 import sys
 from calsync.core import config
-from calsync.commands import ops
+from calsync.commands import status as reporting
 from calsync.state.store import StateStore
 cfg = config.load(sys.argv[1], secrets=False)
 StateStore.reader = classmethod(lambda cls, path: cls.snapshot(path))  # the copy status made
-ops.status(cfg)
+reporting.status(cfg)
 """
 
 

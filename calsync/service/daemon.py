@@ -501,7 +501,7 @@ def _ignore_signal(signum: int, frame: Any) -> None:
     """Installed for SIGTERM/SIGINT/SIGHUP so the wakeup fd gets them; the loop acts on them."""
 
 
-# The daemon's public names, wherever they live now (commands/ops.py, cli.py and tests import
+# The daemon's public names, wherever they live now (commands/status.py, cli.py and tests import
 # them from here).
 __all__ = [
     "CalendarRun",

@@ -21,7 +21,7 @@ import pytest
 from calsync.core import config as config_module
 from calsync.engine import explain
 from calsync.service import metrics
-from calsync.commands import ops
+from calsync.commands import status as ops
 from calsync.sandbox.statebench import pad, padded_event_id, run_measured
 from calsync.state.store import StateStore
 

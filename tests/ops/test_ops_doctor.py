@@ -100,7 +100,7 @@ def test_before_the_first_start_doctor_says_what_systemd_will_create(make_config
     """The systemd install before `systemctl start`: /var/lib/calsync does not exist yet. doctor
     says systemd creates it (or tmpfiles.d now), a warning, not a FAIL."""
     from calsync.core import config as config_module
-    from calsync.commands import ops
+    from calsync.commands import doctor as ops
 
     root = tmp_path / "var-lib"
     root.mkdir()

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from calsync.core import config as config_module
-from calsync.commands import ops
+from calsync.commands import doctor as ops
 from calsync.cli import main
 from calsync.service.push import ChannelBook, Listener
 from calsync.sandbox.salesforce.tls import ensure_certificates
