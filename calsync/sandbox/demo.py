@@ -298,7 +298,9 @@ def run_sandbox(
         echo(f"  Salesforce API calls: {result.salesforce_calls}")
         echo("")
         echo("Salesforce Events that landed:")
-        echo(table(describe_events(salesforce.backend)))
+        # One line per call: `calsync`'s echo escapes control characters, a newline included.
+        for line in table(describe_events(salesforce.backend)).splitlines():
+            echo(line)
         if serve:
             echo("")
             echo(f"Emulators keep running; try `calsync --config {path} sync`. Ctrl-C stops.")

@@ -105,6 +105,18 @@ def test_sandbox_command_syncs_the_demo_company(cli, tmp_path):
     assert (tmp_path / "sbx" / "calsync.toml").exists()
 
 
+def test_sandbox_prints_one_event_per_line(cli, tmp_path):
+    # echo escapes control characters (data from outside never reaches the terminal raw): a
+    # table handed to it whole came out on one line with literal "\\n" between the rows.
+    done = cli("sandbox", "--dir", str(tmp_path / "sbx"), "--google-port", "0", "--salesforce-port", "0")
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.split("Salesforce Events that landed:", 1)[1].strip().splitlines()
+    assert "\\n" not in done.stdout
+    assert rows[0].split()[:2] == ["Assigned", "To"]
+    assert sum(1 for row in rows if "Globex renewal: pricing review" in row) == 2
+    assert len(rows) >= 4
+
+
 def test_scripts_resync_passes_global_options_wherever_they_are(make_config, tmp_path):
     import os
     import subprocess
