@@ -540,4 +540,9 @@ def test_unanswered_updates_and_a_persons_edits_together(sent, edits, from_sent,
         if name in ours or ownership.same(name, value, old[name]):
             assert name not in found
         elif not any(ownership.same(name, value, body.get(name)) for body in stored):
-            assert name in found
+            # Only trailing whitespace added to a value calsync sent reads as calsync's: an older
+            # calsync hashed its text without it (ownership._sent_untrimmed), so the two cannot
+            # be told apart.
+            sent_before = [old[name], *(body.get(name) for body in stored)]
+            if not any(v is not None and value.rstrip() == str(v).rstrip() for v in sent_before):
+                assert name in found
