@@ -159,7 +159,7 @@ class BreakingOrg:
 
 def run_cycle(world: World, injection: Injection | None = None) -> None:
     config = config_module.load(world.config)
-    store = CountingStore(config.state.path)
+    store = CountingStore(config.state.location)
     try:
         store.check_usable()
         store.injection = injection
@@ -187,7 +187,7 @@ def play(world: World, script: str, injection: Injection | None) -> None:
             run_cycle(world)
     run_cycle(world, injection or Injection())
     world.apply(after)
-    store = StateStore(config_module.load(world.config).state.path)
+    store = StateStore(config_module.load(world.config).state.location)
     try:  # parked records are due after a delay: due now
         store._exec("UPDATE retries SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
     finally:
