@@ -197,9 +197,13 @@ def play(world: World, script: str, injection: Injection | None) -> None:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One CA for every Salesforce emulator, one service-account key for every Google one."""
-    return {"tls": tmp_path_factory.mktemp("tls"), "google_key": generate_private_key_pem()}
+def keys(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """One CA for every Salesforce emulator, one service-account key for every Google one; with
+    CALSYNC_TEST_STATE=postgres, a fresh PostgreSQL database for each world's state."""
+    found: dict[str, Any] = {"tls": tmp_path_factory.mktemp("tls"), "google_key": generate_private_key_pem()}
+    if os.environ.get("CALSYNC_TEST_STATE") == "postgres":
+        found["new_state"] = request.getfixturevalue("pg_cluster").database
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -249,6 +249,7 @@ def test_resync_removes_the_duplicates_an_older_version_left_after_a_rename(cli,
     assert "created 0, updated 0, deleted 0" in again.stdout and {r["Id"][:15] for r in events(sf_emu)} == left
 
 
+@pytest.mark.sqlite_only("rebuilds a state file as a calsync before issue 16 left it (SQLite only then)")
 def test_a_sync_after_the_upgrade_removes_them_too_and_keeps_one_a_person_changed(
     sync, sf_emu, google_emu, company, damaged, caplog
 ):
