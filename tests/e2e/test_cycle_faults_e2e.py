@@ -114,7 +114,7 @@ class CountingStore(StateStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self.injection is not None and not self.db.conn.in_transaction:
+        if self.injection is not None and not self.engine.in_transaction:
             if self.injection.hit("state") == "crash":
                 raise Crash()
         with super().transaction():
