@@ -77,6 +77,7 @@ def daemon_log(tmp_path: Path) -> list[dict[str, str]]:
             if line.startswith("ts=") or "msg=" in line]
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_retry_beside_the_daemon_writes_the_record_without_stopping_it(running, cli, sf_emu, tmp_path):
     path, proc = running()
     done = cli("--config", str(path), "retry", "--user", "bob@acme.test", timeout=60)

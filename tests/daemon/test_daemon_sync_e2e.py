@@ -51,6 +51,7 @@ def subjects(sf_emu) -> dict[str, list[dict]]:
     return found
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listener, sf_emu, google_emu, company, tmp_path, state_location):
     proc = daemon()
     listener.wait_for("READY", "1", timeout=15)

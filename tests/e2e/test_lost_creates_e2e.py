@@ -254,6 +254,7 @@ def test_a_legacy_event_nobody_touched_follows_google_and_goes_with_its_meeting(
     assert not _external_events(sf_emu)
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_reconciling_fails_the_calendars_rather_than_create_again(make_config, sync, sf_emu, integration):
     path = make_config(salesforce={"access_token": integration})
     lose_the_next_create(sf_emu)

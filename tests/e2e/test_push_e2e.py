@@ -103,6 +103,7 @@ def test_a_change_reaches_salesforce_in_seconds(push_daemon, google_emu, sf_emu,
     assert proc.wait(20) == 0
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_channels_open_renew_before_expiry_and_stop(push_daemon, google_emu, make_config, tmp_path, state_location):
     push = google_emu.backend.push
     push.max_ttl = dt.timedelta(seconds=8)  # Google grants less than asked
