@@ -246,6 +246,10 @@ def pg_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture
-def pg_url(pg_cluster: Any) -> str:
-    """The URL of a fresh, empty database of the session's cluster."""
-    return str(pg_cluster.database())
+def pg_url(pg_cluster: Any) -> Iterator[str]:
+    """The URL of a fresh, empty database of the session's cluster. At the end this process's
+    pooled connections are closed (the cluster allows 200; each database has its own pool)."""
+    yield str(pg_cluster.database())
+    from calsync.state.postgres import close_pools
+
+    close_pools()

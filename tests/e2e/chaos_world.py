@@ -74,6 +74,11 @@ class World:
     def stop(self) -> None:
         self.google.stop()
         self.salesforce.stop()
+        if "url = " in self.config.read_text():
+            from calsync.state.postgres import close_pools
+
+            close_pools()  # this process's idle connections to the world's database: the
+            # cluster allows 200, and the fault tests start a world per step (reopened on use)
 
     def apply(self, changes: list[Change]) -> None:
         backend = self.google.backend
