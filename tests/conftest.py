@@ -66,6 +66,54 @@ def company(google_emu: GoogleEmulator, sf_emu: SalesforceEmulator) -> DemoCompa
     return seed(google_emu.backend, sf_emu.backend, NOW)
 
 
+# `CALSYNC_TEST_STATE=postgres` runs the tests that take their state from `state_location`
+# (make_config's [state], most e2e and daemon tests) on PostgreSQL: a fresh database of the
+# session's throwaway cluster per test instead of tmp_path/state.db. Unset (or "sqlite"), nothing
+# changes. A test parametrises `state_engine` itself to run on both in the normal suite.
+STATE_ENGINES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): the test's subject is SQLite's own (a file, its journal, its"
+        " progress handler); skipped when its state is on PostgreSQL",
+    )
+
+
+def _env_engine() -> str:
+    import os
+
+    engine = os.environ.get("CALSYNC_TEST_STATE", "") or "sqlite"
+    if engine not in STATE_ENGINES:
+        raise pytest.UsageError(f"CALSYNC_TEST_STATE={engine!r}: expected one of {STATE_ENGINES}")
+    return engine
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("sqlite_only")
+    if marker is not None and _env_engine() == "postgres":
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else ''}")
+
+
+@pytest.fixture
+def state_engine() -> str:
+    """The state engine of this test: $CALSYNC_TEST_STATE, SQLite by default (a test
+    parametrised on `state_engine` overrides it)."""
+    return _env_engine()
+
+
+@pytest.fixture
+def state_location(state_engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """Where this test's state is: tmp_path/state.db, or a fresh PostgreSQL database's URL."""
+    if state_engine == "postgres":
+        marker = request.node.get_closest_marker("sqlite_only")
+        if marker is not None:
+            pytest.skip(f"SQLite only: {marker.args[0] if marker.args else ''}")
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_path / "state.db"
+
+
 @pytest.fixture
 def make_config(
     tmp_path: Path,
@@ -73,11 +121,13 @@ def make_config(
     sf_emu: SalesforceEmulator,
     company: DemoCompany,
     google_private_key: str,
+    state_location: str | Path,
 ) -> Callable[..., Path]:
     """make_config(**overrides) -> path of a calsync.toml for the emulators.
 
     Overrides go into their TOML table by key: sync={"users": [...]}, salesforce={...}.
-    A value of None removes the key.
+    A value of None removes the key. The [state] is `state_location` (a path or a URL); a
+    `state={"path": ...}` override replaces it whole.
     """
     key = google_emu.backend.create_service_account(private_key_pem=google_private_key)
     key_file = tmp_path / "google-service-account.json"
@@ -95,7 +145,10 @@ def make_config(
                 "private_events": "skip",
                 "activity_datetime_field": ACTIVITY_FIELD,
             },
-            "state": {"path": str(tmp_path / "state.db")},
+            "state": (
+                {"url": state_location} if isinstance(state_location, str)
+                else {"path": str(state_location)}
+            ),
             "google": {"service_account_file": str(key_file), "api_endpoint": google_emu.url + "/"},
             "salesforce": {
                 "instance_url": sf_emu.url,
@@ -104,6 +157,8 @@ def make_config(
                 "ca_bundle": str(sf_emu.ca_file),
             },
         }
+        if "path" in overrides.get("state", {}) or "url" in overrides.get("state", {}):
+            tables["state"] = {}  # the test names its own state: exactly one of path and url
         for table, values in overrides.items():
             for name, value in values.items():
                 if value is None:
@@ -191,6 +246,10 @@ def pg_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture
-def pg_url(pg_cluster: Any) -> str:
-    """The URL of a fresh, empty database of the session's cluster."""
-    return str(pg_cluster.database())
+def pg_url(pg_cluster: Any) -> Iterator[str]:
+    """The URL of a fresh, empty database of the session's cluster. At the end this process's
+    pooled connections are closed (the cluster allows 200; each database has its own pool)."""
+    yield str(pg_cluster.database())
+    from calsync.state.postgres import close_pools
+
+    close_pools()

@@ -95,6 +95,17 @@ def translate(sql: str) -> str:
     return "".join(out)
 
 
+def bind(params: Iterable[Any]) -> tuple[Any, ...]:
+    """The parameters as PostgreSQL takes them: its text cannot hold a NUL character (SQLite's
+    can), and a calendar's text may (a meeting's summary, location, description: any Unicode
+    Google accepts). A NUL becomes U+FFFD, the replacement character, so the row is written
+    instead of failing the whole cycle, and of every cycle after it (a state that refused the
+    meeting's decision would never let its calendar sync again). What is stored with it is
+    shown (explain's subject) or hashed before storing, never compared with Google's text."""
+    return tuple(p.replace("\x00", "\ufffd") if isinstance(p, str) and "\x00" in p else p
+                 for p in params)
+
+
 def fault(name: str, exc: BaseException, doing: str = "use") -> StateError:
     """One line naming the state database and what is wrong with it (exit 74)."""
     if isinstance(exc, psycopg_pool.PoolTimeout):
@@ -302,7 +313,7 @@ class PostgresEngine:
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with _faults(self.path, "read"):
-            cursor = self.conn.execute(translate(sql), tuple(params))
+            cursor = self.conn.execute(translate(sql), bind(params))
             if cursor.description is None:
                 return []
             names = [d.name for d in cursor.description]
@@ -310,7 +321,7 @@ class PostgresEngine:
 
     def exec(self, sql: str, params: Iterable[Any] = ()) -> None:
         with _faults(self.path, "write"):
-            self.conn.execute(translate(sql), tuple(params))
+            self.conn.execute(translate(sql), bind(params))
 
     @property
     def in_transaction(self) -> bool:
@@ -320,7 +331,7 @@ class PostgresEngine:
         """One statement for many rows (`state copy`), inside the caller's transaction."""
         with _faults(self.path, "write"):
             with self.conn.cursor() as cursor:
-                cursor.executemany(translate(sql), [tuple(r) for r in rows])
+                cursor.executemany(translate(sql), [bind(r) for r in rows])
 
     def close(self) -> None:
         conn, self.conn = self.conn, None  # type: ignore[assignment]

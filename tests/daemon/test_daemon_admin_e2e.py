@@ -77,6 +77,7 @@ def daemon_log(tmp_path: Path) -> list[dict[str, str]]:
             if line.startswith("ts=") or "msg=" in line]
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_retry_beside_the_daemon_writes_the_record_without_stopping_it(running, cli, sf_emu, tmp_path):
     path, proc = running()
     done = cli("--config", str(path), "retry", "--user", "bob@acme.test", timeout=60)
@@ -154,12 +155,12 @@ def test_a_daemon_that_does_not_take_the_request_up_gives_75(make_config, tmp_pa
     after the pick-up time and never runs later."""
     path = make_config()
     cfg = config_module.load(path)
-    StateStore(cfg.state.path).close()  # the database exists, migrated
+    StateStore(cfg.state.location).close()  # the database exists, migrated
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from calsync.state.lock import WriterLock;"
-         " WriterLock(sys.argv[1], 'run').acquire(); print('locked', flush=True); time.sleep(60)",
-         str(cfg.state.path), "calsync"],
+         " lock = WriterLock(sys.argv[1], 'run'); lock.acquire(); print('locked', flush=True); time.sleep(60)",
+         str(cfg.state.location), "calsync"],
         stdout=subprocess.PIPE, text=True)
     processes.append(holder)
     assert holder.stdout.readline().strip() == "locked"
@@ -167,7 +168,7 @@ def test_a_daemon_that_does_not_take_the_request_up_gives_75(make_config, tmp_pa
     with pytest.raises(LockBusy, match="did not take up request") as caught:
         handoff.hand_off(cfg, RETRY, {"users": [], "event_id": None}, holder.pid, pickup=0.5)
     assert caught.value.exit_code == EXIT_TEMPFAIL and time.monotonic() - started < 10
-    store = StateStore(cfg.state.path)
+    store = StateStore(cfg.state.location)
     try:
         assert handoff.take(store, os.getpid()) == []  # withdrawn: a later daemon never runs it
     finally:

@@ -51,7 +51,8 @@ def subjects(sf_emu) -> dict[str, list[dict]]:
     return found
 
 
-def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listener, sf_emu, google_emu, company, tmp_path):
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
+def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listener, sf_emu, google_emu, company, tmp_path, state_location):
     proc = daemon()
     listener.wait_for("READY", "1", timeout=15)
     wait_until(lambda: len(sf_emu.backend.list_records("Event")) == 7, timeout=20)
@@ -68,7 +69,7 @@ def test_daemon_syncs_and_a_changed_meeting_lands_on_a_later_run(daemon, listene
     listener.wait_for("STOPPING", "1", timeout=2)
     from calsync.state.store import StateStore
 
-    store = StateStore(tmp_path / "state.db")  # make_config's state path
+    store = StateStore(state_location)  # make_config's state
     saved = {c.user: c for c in store.calendars()}
     assert set(saved) == set(company.users)
     assert all(c.sync_token and c.last_success_at for c in saved.values())

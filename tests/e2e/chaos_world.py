@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,12 @@ class World:
 
     @classmethod
     def start(
-        cls, directory: Path, external_id: bool, tls: Path | None = None, google_key: str | None = None
+        cls, directory: Path, external_id: bool, tls: Path | None = None, google_key: str | None = None,
+        new_state: Callable[[], str] | None = None,
     ) -> "World":
         """`tls`: where the Salesforce emulator keeps its CA; `google_key`: the service account's
-        private key (PEM). Both can be shared between worlds: making them is slow."""
+        private key (PEM). Both can be shared between worlds: making them is slow. `new_state`:
+        a fresh PostgreSQL database's URL for the world's state (else state.db beside it)."""
         directory.mkdir(parents=True, exist_ok=True)
         google = GoogleEmulator().start()
         salesforce = SalesforceEmulator(state_dir=tls or directory / "tls").start()
@@ -60,6 +63,10 @@ class World:
         path = write_config(directory, google.url, salesforce.url, key, str(salesforce.ca_file), token)
         if not external_id:
             path.write_text(path.read_text().replace('external_id_field = "Calsync_Key__c"\n', ""))
+        if new_state is not None:
+            text = path.read_text()
+            assert '[state]\npath = "state.db"\n' in text
+            path.write_text(text.replace('[state]\npath = "state.db"\n', f'[state]\nurl = "{new_state()}"\n'))
         world = cls(directory, google, salesforce, path)
         world.ids = {label: event_id for label, event_id in company.meetings.items()}
         return world
@@ -67,6 +74,11 @@ class World:
     def stop(self) -> None:
         self.google.stop()
         self.salesforce.stop()
+        if "url = " in self.config.read_text():
+            from calsync.state.postgres import close_pools
+
+            close_pools()  # this process's idle connections to the world's database: the
+            # cluster allows 200, and the fault tests start a world per step (reopened on use)
 
     def apply(self, changes: list[Change]) -> None:
         backend = self.google.backend

@@ -72,6 +72,7 @@ def test_sigkill_while_the_create_is_in_flight_leaves_no_duplicate(make_config, 
     assert sync(path).salesforce_calls == 0
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_sigkill_at_random_instants_then_a_clean_run_converges(make_config, sync, sf_emu, google_emu, company):
     path = make_config()
     rng = random.Random(20261125)

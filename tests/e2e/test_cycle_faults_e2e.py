@@ -114,7 +114,7 @@ class CountingStore(StateStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self.injection is not None and not self.db.conn.in_transaction:
+        if self.injection is not None and not self.engine.in_transaction:
             if self.injection.hit("state") == "crash":
                 raise Crash()
         with super().transaction():
@@ -159,7 +159,7 @@ class BreakingOrg:
 
 def run_cycle(world: World, injection: Injection | None = None) -> None:
     config = config_module.load(world.config)
-    store = CountingStore(config.state.path)
+    store = CountingStore(config.state.location)
     try:
         store.check_usable()
         store.injection = injection
@@ -187,7 +187,7 @@ def play(world: World, script: str, injection: Injection | None) -> None:
             run_cycle(world)
     run_cycle(world, injection or Injection())
     world.apply(after)
-    store = StateStore(config_module.load(world.config).state.path)
+    store = StateStore(config_module.load(world.config).state.location)
     try:  # parked records are due after a delay: due now
         store._exec("UPDATE retries SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
     finally:
@@ -197,9 +197,13 @@ def play(world: World, script: str, injection: Injection | None) -> None:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One CA for every Salesforce emulator, one service-account key for every Google one."""
-    return {"tls": tmp_path_factory.mktemp("tls"), "google_key": generate_private_key_pem()}
+def keys(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """One CA for every Salesforce emulator, one service-account key for every Google one; with
+    CALSYNC_TEST_STATE=postgres, a fresh PostgreSQL database for each world's state."""
+    found: dict[str, Any] = {"tls": tmp_path_factory.mktemp("tls"), "google_key": generate_private_key_pem()}
+    if os.environ.get("CALSYNC_TEST_STATE") == "postgres":
+        found["new_state"] = request.getfixturevalue("pg_cluster").database
+    return found
 
 
 @pytest.fixture(scope="module")

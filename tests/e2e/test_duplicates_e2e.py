@@ -3,10 +3,11 @@ leave them) are found by resync and by a full listing: one kept, the others dele
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 
 import pytest
+
+from calsync.state.store import StateStore
 
 COPIED = ("OwnerId", "Subject", "StartDateTime", "EndDateTime", "IsAllDayEvent", "ActivityDate",
           "DurationInMinutes", "WhoId", "WhatId", "Type", "ShowAs", "Location", "Description")
@@ -23,8 +24,11 @@ def events(sf_emu):
 
 
 def recorded_ids(state):
-    with sqlite3.connect(state) as db:
-        return {r[0][:15] for r in db.execute("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
+    store = StateStore(state)  # a file or a URL (tests/conftest.py state_location)
+    try:
+        return {r["sf_id"][:15] for r in store.rows("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")}
+    finally:
+        store.close()
 
 
 def copies_per_meeting(sf_emu):
@@ -32,7 +36,7 @@ def copies_per_meeting(sf_emu):
 
 
 @pytest.fixture
-def planted(cli, make_config, sf_emu, tmp_path):
+def planted(cli, make_config, sf_emu, tmp_path, state_location):
     """A synced company, then three duplicates of two Events and two look-alikes that are not."""
     path = make_config()
     assert cli("--config", str(path), "sync").returncode == 0
@@ -41,7 +45,7 @@ def planted(cli, make_config, sf_emu, tmp_path):
     other_users = [r["OwnerId"] for r in events(sf_emu) if r["OwnerId"] != first["OwnerId"]]
     keep = [plant(sf_emu, first, Subject=first["Subject"] + " (notes)"),  # another subject
             plant(sf_emu, first, OwnerId=other_users[0])]  # another owner
-    return path, {e[:15] for e in extras}, {k[:15] for k in keep}, tmp_path / "state.db"
+    return path, {e[:15] for e in extras}, {k[:15] for k in keep}, state_location
 
 
 def test_resync_lists_duplicates_in_a_dry_run_then_deletes_each_with_a_log_line(cli, sf_emu, planted):
@@ -76,6 +80,7 @@ def test_a_full_listing_deletes_duplicates_too(sync, sf_emu, google_emu, planted
     assert not extras & {r["Id"][:15] for r in events(sf_emu)}
 
 
+@pytest.mark.sqlite_only("deletes the state file and its -wal/-shm beside it")
 def test_a_lost_state_database_takes_over_the_oldest_and_deletes_the_rest(sync, sf_emu, planted):
     path, extras, _, state = planted
     originals = recorded_ids(state)

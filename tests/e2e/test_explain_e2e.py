@@ -169,7 +169,7 @@ def test_explain_reads_while_a_writer_holds_the_state_and_needs_no_secret(sync, 
     sync(path)
     text = path.read_text().replace('access_token = "', 'removed = "')
     path.write_text(text.replace("removed = ", "# removed = "))  # the token only the service has
-    state = config_module.load(make_config()).state.path
+    state = config_module.load(make_config()).state.location
     with WriterLock(state, "run"):  # the daemon runs
         done = explain(path, "--user", "alice@acme.test", "--event-id", company.meetings["external"])
     assert done.exit_code == 0, done.output

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
+
 
 def by_subject(sf_emu):
     found: dict[str, list[dict]] = {}
@@ -101,3 +103,28 @@ def test_invitations_whose_rule_never_matches_are_planned_in_milliseconds(
     skipped = [r.fields for r in caplog.records if r.getMessage() == "skipped"]
     assert sum(f["reason"] == "recurrence has no occurrence" for f in skipped) == len(HOSTILE_RULES)
     assert not any(row["Subject"].startswith("Gone") for row in sf_emu.backend.list_records("Event"))
+
+
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])
+def test_a_nul_in_a_meetings_text_syncs_on_either_state_engine_and_the_next_cycle_is_idle(
+    sync, make_config, sf_emu, google_emu, company, state_engine
+):
+    """PostgreSQL's text cannot hold a NUL (SQLite's can): a meeting with one in any of its
+    texts must neither fail its calendar on every cycle nor be written again and again."""
+    day = dt.date.today() + dt.timedelta(days=4)
+    google_emu.backend.create_event("alice@acme.test", {
+        "summary": "\x00Nul\x00 review\x00", "location": "Room\x00 7", "description": "\x00",
+        "start": {"dateTime": f"{day}T10:00:00Z"}, "end": {"dateTime": f"{day}T11:00:00Z"},
+        "attendees": ["alice@acme.test", {"email": "hank@globex.test", "displayName": "Ha\x00nk"}],
+    })
+    path = make_config()
+    first = sync(path)
+    assert first.ok, {u: c.error for u, c in first.calendars.items()}
+    (row,) = by_subject(sf_emu)["Nul review"]
+    assert row["Location"] == "Room 7" and row["Description"] is None
+    idle = sync(path)
+    assert idle.ok and idle.salesforce_calls == 0
+    google_emu.backend.invalidate_sync_tokens()  # a full listing sees the meeting unchanged
+    again = sync(path)
+    assert again.ok and sum(c.created + c.updated for c in again.calendars.values()) == 0
+    assert len(by_subject(sf_emu)["Nul review"]) == 1

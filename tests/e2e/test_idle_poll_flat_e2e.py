@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from calsync.core import config as config_module
 from calsync.service.runtime import open_cycle
 
@@ -53,6 +55,7 @@ def _grow(path) -> None:
                                                          "summary": "x" * 200})])
 
 
+@pytest.mark.sqlite_only("counts SQLite's virtual-machine instructions (its progress handler)")
 def test_an_idle_poll_does_the_same_work_on_a_large_state(make_config, sync):
     path = make_config(sync={"directory_refresh_minutes": 10080})
     assert sync(path).ok  # the first sync (and its sweep, its directory refresh)

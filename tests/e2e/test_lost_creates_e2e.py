@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calsync.core import config as config_module
 from calsync.sandbox.server import Fault
+from calsync.state.store import StateStore
 
 COLLECTIONS = "/services/data/v59.0/composite/sobjects"
 DEMO_EVENTS = 7
@@ -56,11 +57,26 @@ def assert_one_event_per_meeting_and_owner(sf_emu, expected: int | None = DEMO_E
     assert expected is None or len(rows) == expected, (len(rows), expected)
 
 
+def _state_rows(path, sql: str) -> list[tuple]:
+    """The rows of `sql` on the state of the configuration at `path` (SQLite or PostgreSQL)."""
+    store = StateStore(config_module.load(path).state)
+    try:
+        return [tuple(r.values()) for r in store.rows(sql)]
+    finally:
+        store.close()
+
+
+def _state_exec(path, sql: str) -> None:
+    store = StateStore(config_module.load(path).state)
+    try:
+        store.exec(sql)
+    finally:
+        store.close()
+
+
 def assert_state_claims_every_event(path, sf_emu) -> None:
-    state = path.parent / "state.db"
-    with sqlite3.connect(state) as db:
-        claimed = [r[0][:15] for r in db.execute("SELECT sf_id FROM written WHERE sf_id IS NOT NULL")]
-        pending = db.execute("SELECT COUNT(*) FROM written WHERE state = 'creating'").fetchone()[0]
+    claimed = [r[0][:15] for r in _state_rows(path, "SELECT sf_id FROM written WHERE sf_id IS NOT NULL")]
+    pending = _state_rows(path, "SELECT COUNT(*) FROM written WHERE state = 'creating'")[0][0]
     assert pending == 0
     assert sorted(claimed) == sorted(r["Id"][:15] for r in live_events(sf_emu))
 
@@ -187,8 +203,7 @@ def test_a_lost_create_rewritten_by_a_trigger_is_adopted_and_its_values_are_not_
 
 def _legacy(path) -> None:
     """Make every state row look written before per-field ownership (m004): no hashes."""
-    with sqlite3.connect(path.parent / "state.db") as db:
-        db.execute("UPDATE written SET hashes = NULL, kept = NULL, pending_hashes = NULL")
+    _state_exec(path, "UPDATE written SET hashes = NULL, kept = NULL, pending_hashes = NULL")
 
 
 def test_a_legacy_event_a_rep_edited_seconds_after_calsync_keeps_the_edits_and_is_retired(
@@ -239,6 +254,7 @@ def test_a_legacy_event_nobody_touched_follows_google_and_goes_with_its_meeting(
     assert not _external_events(sf_emu)
 
 
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
 def test_reconciling_fails_the_calendars_rather_than_create_again(make_config, sync, sf_emu, integration):
     path = make_config(salesforce={"access_token": integration})
     lose_the_next_create(sf_emu)
@@ -286,8 +302,7 @@ def test_lost_answers_never_give_two_events_whatever_the_skew_and_the_automation
         result = sync(path)
         assert result.ok, {u: c.error for u, c in result.calendars.items()}
         assert_one_event_per_meeting_and_owner(sf_emu, expected if sync_kind == "incremental" else None)
-    with sqlite3.connect(state) as db:
-        claimed = sorted(r[0][:15] for r in db.execute("SELECT sf_id FROM written WHERE sf_id IS NOT NULL"))
+    claimed = sorted(r[0][:15] for r in _state_rows(path, "SELECT sf_id FROM written WHERE sf_id IS NOT NULL"))
     assert claimed == sorted(r["Id"][:15] for r in live_events(sf_emu))
 
 

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 from calsync.sandbox.server import Fault
+from calsync.state.store import StateStore
 
 
 def events(sf_emu):
     return sorted((r["OwnerId"], r["Subject"]) for r in sf_emu.backend.list_records("Event"))
 
 
-def stored_tokens(path):
-    with sqlite3.connect(path) as db:
-        return dict(db.execute("SELECT user, sync_token FROM calendars"))
+def stored_tokens(location):
+    store = StateStore(location)  # the state's file or URL (tests/conftest.py state_location)
+    try:
+        return {r["user"]: r["sync_token"] for r in store.rows('SELECT "user", sync_token FROM calendars')}
+    finally:
+        store.close()
 
 
 def test_a_full_listing_with_a_malformed_page_deletes_nothing_and_stores_no_token(
-    make_config, sync, sf_emu, google_emu, tmp_path
+    make_config, sync, sf_emu, google_emu, tmp_path, state_location
 ):
     path = make_config()
     assert sync(path).ok
@@ -35,20 +38,23 @@ def test_a_full_listing_with_a_malformed_page_deletes_nothing_and_stores_no_toke
     assert "malformed page" in failed[0].error and "items is a string, not a list" in failed[0].error
     assert failed[0].full_sync and failed[0].google_calls == 2  # the 410, then the bad page
     assert events(sf_emu) == before  # nothing deleted
-    assert stored_tokens(tmp_path / "state.db")[failed[0].user] is None  # no token stored
+    assert stored_tokens(state_location)[failed[0].user] is None  # no token stored
     again = sync(path)
     assert again.ok and events(sf_emu) == before
-    assert "bogus" not in stored_tokens(tmp_path / "state.db").values()
+    assert "bogus" not in stored_tokens(state_location).values()
 
 
 def test_a_stored_token_google_refuses_with_400_is_dropped_for_a_full_listing(
-    make_config, sync, sf_emu, tmp_path, caplog
+    make_config, sync, sf_emu, tmp_path, caplog, state_location
 ):
     path = make_config()
     assert sync(path).ok
     before = events(sf_emu)
-    with sqlite3.connect(tmp_path / "state.db") as db:
-        db.execute("UPDATE calendars SET sync_token = 'bogus' WHERE user = 'alice@acme.test'")
+    store = StateStore(state_location)
+    try:
+        store.exec("""UPDATE calendars SET sync_token = 'bogus' WHERE "user" = 'alice@acme.test'""")
+    finally:
+        store.close()
     with caplog.at_level(logging.WARNING, logger="calsync"):
         result = sync(path)
     assert result.ok, {u: c.error for u, c in result.calendars.items()}
@@ -56,7 +62,7 @@ def test_a_stored_token_google_refuses_with_400_is_dropped_for_a_full_listing(
     warned = [r for r in caplog.records if r.getMessage() == "sync token expired, full sync"]
     assert len(warned) == 1 and "refused" in warned[0].fields["error"]
     assert events(sf_emu) == before
-    assert stored_tokens(tmp_path / "state.db")["alice@acme.test"] not in (None, "bogus")
+    assert stored_tokens(state_location)["alice@acme.test"] not in (None, "bogus")
     assert not sync(path).calendars["alice@acme.test"].full_sync
 
 

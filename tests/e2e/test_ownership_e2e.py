@@ -141,14 +141,14 @@ def test_a_crash_after_an_update_landed_is_not_taken_for_a_persons_edit(sync, ma
     path = make_config()
     assert sync(path).ok
     row = _event(sf_emu, lambda r: r["Subject"] == "Before the crash")
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     before = store.written([k for k in store.written_for_owner(ALICE)])
     store.close()
     google_emu.backend.update_event(made["id"], {"summary": "After the crash"})
     assert sync(path).ok
     # The update landed; now put the state back as if the process died before recording the
     # answer: the row as it was, with the hashes of the update sent (recorded before the call).
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     for w in store.written(before).values():
         store._exec("UPDATE written SET fingerprint = ?, hashes = ?, pending_hashes = ? WHERE key = ?",
                     [before[w.key].fingerprint, json.dumps(dict(before[w.key].hashes or {})),

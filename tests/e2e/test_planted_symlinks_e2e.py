@@ -32,6 +32,7 @@ def _untouched(victim: Path) -> None:
     assert not victim.is_symlink()
 
 
+@pytest.mark.sqlite_only("the lock file beside a SQLite state (PostgreSQL's lock is an advisory lock)")
 def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_kept(cli, make_config, tmp_path):
     victim = _victim(tmp_path)
     path = make_config()
@@ -42,6 +43,7 @@ def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_kept(cli, make_
     _untouched(victim)
 
 
+@pytest.mark.sqlite_only("the state file and its -wal")
 @pytest.mark.parametrize("suffix", ["", "-wal"])
 def test_a_state_database_planted_as_a_link_is_refused(cli, make_config, sync, tmp_path, suffix):
     path = make_config()
@@ -80,6 +82,7 @@ def test_a_token_file_replaces_a_planted_link(tmp_path):
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
 
 
+@pytest.mark.sqlite_only("the modes of the SQLite state file and its lock file")
 def test_files_calsync_creates_have_their_documented_modes(cli, make_config, tmp_path):
     old = os.umask(0o022)  # an admin's shell, not the unit's UMask=0077
     try:

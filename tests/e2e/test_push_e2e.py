@@ -103,7 +103,8 @@ def test_a_change_reaches_salesforce_in_seconds(push_daemon, google_emu, sf_emu,
     assert proc.wait(20) == 0
 
 
-def test_channels_open_renew_before_expiry_and_stop(push_daemon, google_emu, make_config, tmp_path):
+@pytest.mark.parametrize("state_engine", ["sqlite", "postgres"])  # CI runs it on both
+def test_channels_open_renew_before_expiry_and_stop(push_daemon, google_emu, make_config, tmp_path, state_location):
     push = google_emu.backend.push
     push.max_ttl = dt.timedelta(seconds=8)  # Google grants less than asked
     proc, _, path = push_daemon(interval=600)
@@ -131,7 +132,7 @@ def test_channels_open_renew_before_expiry_and_stop(push_daemon, google_emu, mak
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert push.live() == []
-    store = StateStore(tmp_path / "state.db")
+    store = StateStore(state_location)
     try:
         assert push_channels(store) == []
     finally:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from calsync.core import config as config_module
 from calsync.core.logs import parse_line
 from calsync.sandbox.demo import KEY_FIELD
@@ -52,6 +54,7 @@ def test_every_action_line_names_the_meetings_subject_and_start(cli, make_config
         dt.datetime.fromisoformat(line["start"]) if "T" in line["start"] else dt.date.fromisoformat(line["start"])
 
 
+@pytest.mark.sqlite_only("restores the state from a copy of its file")
 def test_an_upsert_that_finds_its_event_says_adopted(cli, make_config, google_emu, company, tmp_path):
     """A state restored from a backup older than a meeting: the incremental listing sees the
     meeting as new, the upsert on the External ID finds the Event already there."""

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from calsync.core import config as config_module
 from calsync.cli import main
 from calsync.state.lock import WriterLock
+from calsync.state.store import StateStore
 from calsync.core.logs import parse_line
 
 RULE = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
@@ -105,12 +106,12 @@ def test_retry_drop_stops_retrying_and_logs_it(cli, make_config, sync, sf_emu, g
     (line,) = [parse_line(l) for l in done.stderr.splitlines() if 'msg="stopped retrying"' in l]
     assert (line["user"], line["status_code"], line["subject"]) == ("bob@acme.test", RULE, "Intro call (moved)")
     assert run(path, "status", "--check").exit_code == 0
-    state = config_module.load(path).state.path
+    state = config_module.load(path).state.location
     updates = sf_emu.backend.calls_by_kind().get("collections", 0)
     assert sync(path).ok  # the next cycle does not plan it again
     assert sf_emu.backend.calls_by_kind().get("collections", 0) == updates
     assert "waiting for retry: none" in run(path, "status").stdout.split("bob@acme.test")[1]
-    assert state.exists()
+    assert StateStore.exists(state)
 
 
 def test_retry_is_refused_beside_a_lock_holder_that_is_no_running_daemon(make_config, sync, sf_emu, google_emu, company):
@@ -120,7 +121,7 @@ def test_retry_is_refused_beside_a_lock_holder_that_is_no_running_daemon(make_co
     path = make_config()
     refuse_bobs_intro_call(path, sync, sf_emu, google_emu, company)
     sync(path)
-    with WriterLock(config_module.load(path).state.path, "run"):
+    with WriterLock(config_module.load(path).state.location, "run"):
         done = run(path, "retry", "--drop", "--user", "bob@acme.test")
     assert done.exit_code == 75
     assert "`calsync run`" in done.output

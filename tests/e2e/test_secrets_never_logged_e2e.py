@@ -11,7 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from calsync.core import config as config_module
 from calsync.sandbox.server import Fault
+from calsync.state.store import StateStore
+from calsync.state.tables import TABLES
 
 PASSWORD = "Tr0ub4dor&3-horse"
 SECURITY_TOKEN = "SECTOKEN8WqPz1"
@@ -111,7 +114,15 @@ def every_form(secret):
 
 
 def state_bytes(config_path):
-    state = Path(re.search(r'path = "([^"]+)"', config_path.read_text()).group(1))
+    """All the state holds: a SQLite file and its -wal/-shm, or every row of a PostgreSQL one."""
+    found = re.search(r'path = "([^"]+)"', config_path.read_text())
+    if found is None:  # [state] url: the rows of every table, as text
+        store = StateStore(config_module.load(config_path).state)
+        try:
+            return "".join(repr(store.rows(f"SELECT * FROM {table}")) for table in TABLES).encode()
+        finally:
+            store.close()
+    state = Path(found.group(1))
     return b"".join(p.read_bytes() for p in state.parent.glob(state.name + "*") if p.is_file())
 
 
@@ -164,7 +175,6 @@ def test_a_google_token_endpoint_echoing_the_refresh_leaks_nothing(cli, make_con
 def test_debug_trace_is_one_redacted_line_per_request(cli, make_config, sf_emu):
     """`--log-level debug`: one line per HTTP request (method, host, path without its query,
     status, ms; Sforce-Limit-Info for Salesforce), and never a secret or a Google token."""
-    import sqlite3
 
     path = make_config()
     first = cli("--config", str(path), "--log-level", "debug", "sync")
@@ -188,8 +198,10 @@ def test_debug_trace_is_one_redacted_line_per_request(cli, make_config, sf_emu):
     assert not any("?" in t["path"] for t in trace)
     json_trace = [json.loads(l) for l in second.stderr.splitlines() if '"http request"' in l]
     assert json_trace and all(line["level"] == "debug" for line in json_trace)
-    state = re.search(r'path = "([^"]+)"', path.read_text()).group(1)
-    with sqlite3.connect(state) as db:
-        tokens = [row[0] for row in db.execute("SELECT sync_token FROM calendars")]
+    store = StateStore(config_module.load(path).state)
+    try:
+        tokens = [row["sync_token"] for row in store.rows("SELECT sync_token FROM calendars")]
+    finally:
+        store.close()
     assert all(tokens)
     assert_clean([first.stdout + first.stderr, second.stdout + second.stderr], secrets_of(path, tokens))

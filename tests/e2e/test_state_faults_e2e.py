@@ -16,6 +16,10 @@ import pytest
 from calsync.core.errors import StateError
 from calsync.state.store import StateStore
 
+# Every fault here is a SQLite file's (damaged pages, a full disk, a read-only directory, a
+# SQLite busy timeout, SQLITE_FULL): a PostgreSQL state has none of them.
+pytestmark = pytest.mark.sqlite_only("the faults of a SQLite file (damaged pages, full disk, read-only directory)")
+
 
 def state_of(config_path: Path) -> Path:
     import tomllib

@@ -22,7 +22,7 @@ ALICE, BOB = "alice@acme.test", "bob@acme.test"
 
 def _lose_from_the_mirror(path, ical_uids, swept_at: str | None = None) -> None:
     """The state the bug left: Events written, their meetings unknown to the mirror."""
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     try:
         with store.transaction():
             for uid in ical_uids:
@@ -69,7 +69,7 @@ def test_an_event_whose_meeting_is_still_there_is_kept_and_its_meeting_mirrored_
     assert sync(path).ok
     weekly = company.meetings["weekly"]  # a series: all its items come back, by iCalUID
     uid = _uid(google_emu, weekly)
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     try:
         rows_before = store.mirror_by_uids(ALICE, [uid])[uid]
     finally:
@@ -78,7 +78,7 @@ def test_an_event_whose_meeting_is_still_there_is_kept_and_its_meeting_mirrored_
     _lose_from_the_mirror(path, [uid])
     assert sync(path).ok
     assert _subjects(sf_emu) == events
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     try:
         assert {r.event_id for r in store.mirror_by_uids(ALICE, [uid])[uid]} == {r.event_id for r in rows_before}
         assert store.orphans(ALICE, 10) == []
@@ -134,7 +134,7 @@ def test_the_sweep_spends_at_most_its_budget_per_cycle(make_config, sync, google
     for meeting in lost:
         google_emu.backend.delete_event(meeting)
     monkeypatch.setattr(sweep, "MAX_CALLS", 2)  # one gone Event a cycle (events.get, then by iCalUID)
-    store = StateStore(config_module.load(path).state.path)
+    store = StateStore(config_module.load(path).state.location)
     try:
         for left in (2, 1, 0):
             result = sync(path)

@@ -204,7 +204,7 @@ def test_refused_record_is_parked_and_retried_next_cycle(sync, make_config, sf_e
     from calsync.core.config import load
     from calsync.state.store import StateStore
 
-    store = StateStore(load(path).state.path)
+    store = StateStore(load(path).state.location)
     (retry,) = store.retries()
     assert retry.status_code == "UNABLE_TO_LOCK_ROW"
     # Make it due now, as the next cycle after the delay would see it.
@@ -298,6 +298,7 @@ def test_activity_field_is_not_written_retroactively(sync, make_config, sf_emu, 
     assert written["Globex onsite"] is None
 
 
+@pytest.mark.sqlite_only("deletes the state file and its -wal/-shm beside it")
 def test_lost_state_database_does_not_duplicate_events(sync, make_config, sf_emu, tmp_path):
     path = make_config()
     sync(path)
