@@ -81,6 +81,9 @@ def _located(where: Location, password: str | None = None) -> tuple[str | Path, 
     if isinstance(where, StateConfig):
         secret = where.password
         return where.location, (secret.reveal() if secret is not None else password)
+    if where is None:
+        # `config.state.path` of a PostgreSQL configuration: never a SQLite file named "None".
+        raise ValueError("no state location: give the [state] configuration, a path or a URL")
     return where, password
 
 
