@@ -174,8 +174,7 @@ def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Ch
         store = StateStore.reader(path)
         try:
             store.check_intact()  # doctor reads every page once (no copy of the file)
-            calendars = len(store.calendars())
-            written = store.count_written()
+            calendars, written = _held(store)
         finally:
             store.close()
     except StateError as exc:
@@ -186,6 +185,11 @@ def _check_state(config: Config, *, state_root: Path = SERVICE_STATE_ROOT) -> Ch
         return Check("state database", False, f"{path} (or its directory) is not writable",
                      "give the user calsync runs as write access to the file and its directory")
     return Check("state database", True, f"{path}: {calendars} calendars, {written} Events written")
+
+
+def _held(store: StateStore) -> tuple[int, int]:
+    """What a state holds, as the check reports it: calendars and Events written."""
+    return len(store.calendars()), store.count_written()
 
 
 def _check_postgres_state(config: Config) -> Check:
@@ -199,8 +203,7 @@ def _check_postgres_state(config: Config) -> Check:
         store = StateStore(config.state)
         try:
             store.check_usable()  # every row read once, and 16 KB written and taken back
-            calendars = len(store.calendars())
-            written = store.count_written()
+            calendars, written = _held(store)
         finally:
             store.close()
     except StateError as exc:

@@ -11,8 +11,7 @@ which counts every call (`calls`) wherever it was made. SOQL text is built in so
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,35 +27,9 @@ __all__ = ["ChangedRecord", "LeadsFound", "SalesforceOrg", "SalesforceUser", "Wr
 class SalesforceOrg:
     """A session with one org. Counts the API calls it makes (`calls`)."""
 
-    def __init__(
-        self,
-        instance_url: str,
-        *,
-        auth: str = "access_token",
-        access_token: str | None = None,
-        login_url: str = "https://login.salesforce.com",
-        username: str | None = None,
-        consumer_key: str | None = None,
-        private_key: str | None = None,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        password: str | None = None,
-        security_token: str | None = None,
-        ca_bundle: str | None = None,
-        api_version: str = "59.0",
-        min_remaining: int = 0,
-        sleep: Callable[[float], None] = time.sleep,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
-    ) -> None:
-        self._connection = Connection(
-            instance_url, auth=auth, access_token=access_token, login_url=login_url,
-            username=username, consumer_key=consumer_key, private_key=private_key,
-            client_id=client_id, client_secret=client_secret, password=password,
-            security_token=security_token, ca_bundle=ca_bundle, api_version=api_version,
-            min_remaining=min_remaining, sleep=sleep, connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+    def __init__(self, instance_url: str, **options: Any) -> None:
+        """`options`: the login, timeouts and limits of `Connection` (connection.py), by name."""
+        self._connection = Connection(instance_url, **options)
         self._reader = Reader(self._connection)
         self._writer = Writer(self._connection)
 

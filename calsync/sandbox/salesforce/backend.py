@@ -115,27 +115,10 @@ class SalesforceBackend:
     def multiday_events(self, value: bool) -> None:
         self.store.multiday_events = value
 
-    def add_custom_field(
-        self,
-        object_name: str,
-        name: str,
-        type: str,  # noqa: A002 - the describe word
-        *,
-        length: int | None = None,
-        label: str | None = None,
-        external_id: bool = False,
-        unique: bool = False,
-        createable: bool = True,
-        updateable: bool = True,
-        nillable: bool = True,
-        reference_to: tuple[str, ...] | list[str] = (),
-        picklist_values: tuple[str, ...] | list[str] = (),
-    ) -> FieldDef:
-        """Add a custom field (`X__c`) to an object; existing rows get null."""
-        return self.store.add_custom_field(
-            object_name, name, type, length=length, label=label, external_id=external_id, unique=unique,
-            createable=createable, updateable=updateable, nillable=nillable, reference_to=reference_to,
-            picklist_values=picklist_values)
+    def add_custom_field(self, object_name: str, name: str, type: str, **options: Any) -> FieldDef:  # noqa: A002
+        """Add a custom field (`X__c`) to an object; existing rows get null (`OrgStore.add_custom_field`,
+        its options by name)."""
+        return self.store.add_custom_field(object_name, name, type, **options)
 
     def add_trigger(self, object_name: str, *, on: Iterable[str] = ("insert",), subject_prefix: str = "",
                     subject_suffix: str = "", set_fields: dict[str, Any] | None = None) -> Trigger:
